@@ -1,0 +1,133 @@
+//! Documents exchanged across the Wasm boundary (see `policies-wasm/ABI.md`).
+//!
+//! Host and guest both use these types, so the two sides cannot drift apart.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// What `tollgate_describe` returns.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Description {
+    pub abi: i32,
+    pub rules: Vec<RuleInfo>,
+}
+
+/// One rule a module exports.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleInfo {
+    pub name: String,
+    /// Whether the rule can answer with a patch.
+    #[serde(default)]
+    pub mutating: bool,
+}
+
+/// What `tollgate_validate_settings` returns.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SettingsCheck {
+    pub valid: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+/// A read of cluster objects through the `lookup` host call.
+///
+/// `name` present means get-one; absent means list, optionally restricted to
+/// one namespace and to objects carrying all of `labels`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LookupQuery {
+    pub api_version: String,
+    pub kind: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+}
+
+impl LookupQuery {
+    /// List every object of a type.
+    pub fn list(api_version: &str, kind: &str) -> Self {
+        Self {
+            api_version: api_version.to_owned(),
+            kind: kind.to_owned(),
+            ..Self::default()
+        }
+    }
+
+    /// Get one object by name (`namespace` is `None` for cluster-scoped kinds).
+    pub fn get(api_version: &str, kind: &str, namespace: Option<&str>, name: &str) -> Self {
+        Self {
+            namespace: namespace.map(str::to_owned),
+            name: Some(name.to_owned()),
+            ..Self::list(api_version, kind)
+        }
+    }
+
+    pub fn in_namespace(mut self, namespace: &str) -> Self {
+        self.namespace = Some(namespace.to_owned());
+        self
+    }
+
+    pub fn with_label(mut self, key: &str, value: &str) -> Self {
+        self.labels.insert(key.to_owned(), value.to_owned());
+        self
+    }
+
+    /// Whether an object (of this query's type) is selected by the query's
+    /// namespace, name and labels. Backends use this so they agree on meaning.
+    pub fn selects(&self, object: &serde_json::Value) -> bool {
+        let meta = &object["metadata"];
+        let field = |k: &str| meta[k].as_str();
+        if let Some(ns) = &self.namespace {
+            if field("namespace") != Some(ns.as_str()) {
+                return false;
+            }
+        }
+        if let Some(name) = &self.name {
+            if field("name") != Some(name.as_str()) {
+                return false;
+            }
+        }
+        self.labels
+            .iter()
+            .all(|(k, v)| meta["labels"][k].as_str() == Some(v.as_str()))
+    }
+}
+
+/// The answer to a lookup, as the host writes it into guest memory.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LookupResult<'a> {
+    #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
+    pub objects: Option<&'a serde_json::value::RawValue>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// Log levels of the `log` host call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(i32)]
+pub enum LogLevel {
+    Error = 0,
+    Warn = 1,
+    Info = 2,
+    Debug = 3,
+}
+
+impl LogLevel {
+    pub fn from_i32(v: i32) -> Option<Self> {
+        Some(match v {
+            0 => Self::Error,
+            1 => Self::Warn,
+            2 => Self::Info,
+            3 => Self::Debug,
+            _ => return None,
+        })
+    }
+}

@@ -1,0 +1,59 @@
+//! Cluster context for Tollgate policies.
+//!
+//! Context-aware policies read other cluster objects through the `lookup`
+//! host call. This crate decides what a policy may read ([`AllowList`]) and
+//! serves the reads: from watch-backed in-memory caches in a cluster
+//! ([`watch`]), from a directory of saved objects offline ([`snapshot`]), or
+//! from nothing at all ([`EmptyContext`]). Reads never make an API round trip
+//! on the request path.
+
+pub mod allow;
+pub mod rbac;
+pub mod snapshot;
+pub mod watch;
+
+pub use allow::{AllowList, Grant, ResourceType};
+pub use tollgate_sdk::wire::LookupQuery;
+
+/// Why a lookup was not served.
+#[derive(Debug, thiserror::Error)]
+pub enum LookupError {
+    /// The query is outside the policy's `context` allow-list.
+    #[error("policy {policy} may not read {api_version} {kind}{}", namespace.as_deref().map(|n| format!(" in namespace {n}")).unwrap_or_default())]
+    NotAllowed {
+        policy: String,
+        api_version: String,
+        kind: String,
+        namespace: Option<String>,
+    },
+    /// The backend cannot answer (for instance a cache that has not synced).
+    #[error("cluster context unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// A source of cluster objects.
+///
+/// Implementations answer from memory: they are called on the request path,
+/// inside a policy's CPU deadline.
+pub trait ClusterContext: Send + Sync {
+    /// The objects `query` selects, as a JSON array (`[]` when the type is
+    /// unknown or not served by this cluster: an absent API group is "no
+    /// objects", not an error).
+    fn lookup(&self, query: &LookupQuery) -> Result<Vec<u8>, LookupError>;
+
+    /// Whether every cache has synced at least once (for `/readyz`).
+    fn is_ready(&self) -> bool {
+        true
+    }
+}
+
+/// A cluster with no objects: used when neither a kubeconfig nor a snapshot
+/// is given.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct EmptyContext;
+
+impl ClusterContext for EmptyContext {
+    fn lookup(&self, _: &LookupQuery) -> Result<Vec<u8>, LookupError> {
+        Ok(b"[]".to_vec())
+    }
+}

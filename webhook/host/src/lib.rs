@@ -1,0 +1,21 @@
+//! Tollgate's policy host.
+//!
+//! Loads a policy configuration ([`config`]) into an immutable [`PolicySet`]:
+//! each distinct Wasm module compiled once (deduplicated by sha256, cached on
+//! disk), each policy's settings validated by its module. At admission time
+//! the set selects the policies whose [`matcher`] accepts a request — without
+//! deserialising the objects — and evaluates each one in a fresh, isolated
+//! instance under a CPU deadline and a memory cap ([`sandbox`]).
+
+pub mod config;
+pub mod input;
+pub mod matcher;
+pub mod policy;
+pub mod sandbox;
+
+pub use config::{Config, ConfigError, FailurePolicy, Mode, PolicyConfig};
+pub use input::GuestInput;
+pub use matcher::{Endpoint, RequestMeta};
+pub use policy::{LoadError, Policy, PolicySet};
+pub use sandbox::{EvalError, FailureCause, Sandbox, SandboxLimits};
+pub use tollgate_sdk::Verdict;
