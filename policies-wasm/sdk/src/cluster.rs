@@ -131,7 +131,8 @@ impl Cluster for MemoryCluster {
                     && query.selects(o)
             })
             .collect();
-        let json = serde_json::to_vec(&selected).map_err(|e| LookupError::Malformed(e.to_string()))?;
+        let json =
+            serde_json::to_vec(&selected).map_err(|e| LookupError::Malformed(e.to_string()))?;
         Ok(Objects::from_json(json))
     }
 }

@@ -64,7 +64,11 @@ impl RuleEntry {
 }
 
 fn parse_settings<S: Settings>(json: &[u8]) -> Result<S, String> {
-    let json = if json.is_empty() { b"{}".as_slice() } else { json };
+    let json = if json.is_empty() {
+        b"{}".as_slice()
+    } else {
+        json
+    };
     let settings: S = serde_json::from_slice(json).map_err(|e| format!("settings: {e}"))?;
     settings.validate().map_err(|e| format!("settings: {e}"))?;
     Ok(settings)
@@ -149,7 +153,9 @@ mod wasm {
     /// Sends panic messages to the host log, so a failure verdict can say
     /// why the guest trapped instead of just "unreachable".
     fn install_panic_hook() {
-        std::panic::set_hook(Box::new(|info| crate::log::error(&format!("panic: {info}"))));
+        std::panic::set_hook(Box::new(|info| {
+            crate::log::error(&format!("panic: {info}"))
+        }));
     }
 
     pub fn alloc(len: i32) -> i32 {
@@ -196,7 +202,12 @@ mod wasm {
         rules
             .iter()
             .find(|r| r.name.as_bytes() == name)
-            .ok_or_else(|| format!("this module has no rule {:?}", String::from_utf8_lossy(name)))
+            .ok_or_else(|| {
+                format!(
+                    "this module has no rule {:?}",
+                    String::from_utf8_lossy(name)
+                )
+            })
     }
 
     pub fn describe(rules: &[RuleEntry]) -> i64 {
@@ -214,7 +225,13 @@ mod wasm {
 
     /// # Safety
     /// The pointer/length pairs must be ranges the host wrote.
-    pub unsafe fn validate_settings(rules: &[RuleEntry], rp: i32, rl: i32, sp: i32, sl: i32) -> i64 {
+    pub unsafe fn validate_settings(
+        rules: &[RuleEntry],
+        rp: i32,
+        rl: i32,
+        sp: i32,
+        sl: i32,
+    ) -> i64 {
         // SAFETY: per the function's contract.
         let (rule, settings) = unsafe { (bytes(rp, rl), bytes(sp, sl)) };
         json(&match find(rules, rule) {

@@ -25,16 +25,18 @@ pub mod log;
 mod object;
 mod request;
 mod settings;
-pub mod version;
 mod verdict;
+pub mod version;
 pub mod wire;
+mod workload;
 
 pub use cluster::{Cluster, LookupError, MemoryCluster, NoCluster, Objects};
 pub use export::RuleEntry;
 pub use object::*;
-pub use request::{GroupVersionKind, Operation, Request};
+pub use request::{GroupVersionKind, GroupVersionResource, Operation, Request, UserInfo};
 pub use settings::{NoSettings, Settings};
 pub use verdict::{PatchOp, Verdict};
+pub use workload::DEFAULT_DEPLOYMENT_STRATEGY;
 
 /// The ABI version this SDK implements (see `policies-wasm/ABI.md`).
 pub const ABI_VERSION: i32 = 1;

@@ -252,7 +252,7 @@ pub struct ContainerStatus<'a> {
 }
 
 /// `null` reads as the type's default (`labels: null` is an empty map).
-fn null_as_default<'de, D, T>(d: D) -> Result<T, D::Error>
+pub(crate) fn null_as_default<'de, D, T>(d: D) -> Result<T, D::Error>
 where
     D: Deserializer<'de>,
     T: Deserialize<'de> + Default,

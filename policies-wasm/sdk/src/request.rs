@@ -36,6 +36,18 @@ pub struct Request<'a> {
     pub old_object: Option<Object<'a>>,
     #[serde(default)]
     pub dry_run: Option<bool>,
+    /// Who made the request: rules exempt the cluster's own controllers.
+    #[serde(borrow, default)]
+    pub user_info: UserInfo<'a>,
+}
+
+/// `request.userInfo`: the authenticated user.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+pub struct UserInfo<'a> {
+    #[serde(borrow, default)]
+    pub username: Cow<'a, str>,
+    #[serde(borrow, default, deserialize_with = "crate::object::null_as_default")]
+    pub groups: Vec<Cow<'a, str>>,
 }
 
 impl<'a> Request<'a> {

@@ -1,7 +1,7 @@
 //! Typed policy settings.
 
-use serde::de::DeserializeOwned;
 use serde::Deserialize;
+use serde::de::DeserializeOwned;
 
 /// A rule's settings: deserialised from the policy configuration's
 /// `settings` (JSON, `{}` when absent) and checked once when the

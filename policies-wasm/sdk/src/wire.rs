@@ -84,15 +84,15 @@ impl LookupQuery {
     pub fn selects(&self, object: &serde_json::Value) -> bool {
         let meta = &object["metadata"];
         let field = |k: &str| meta[k].as_str();
-        if let Some(ns) = &self.namespace {
-            if field("namespace") != Some(ns.as_str()) {
-                return false;
-            }
+        if let Some(ns) = &self.namespace
+            && field("namespace") != Some(ns.as_str())
+        {
+            return false;
         }
-        if let Some(name) = &self.name {
-            if field("name") != Some(name.as_str()) {
-                return false;
-            }
+        if let Some(name) = &self.name
+            && field("name") != Some(name.as_str())
+        {
+            return false;
         }
         self.labels
             .iter()

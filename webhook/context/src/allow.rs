@@ -1,5 +1,7 @@
 //! What a policy may read: its `context:` allow-list.
 
+use std::collections::BTreeSet;
+
 use serde::{Deserialize, Serialize};
 
 use crate::{LookupError, LookupQuery};
@@ -70,4 +72,13 @@ impl AllowList {
             kind: g.kind.clone(),
         })
     }
+}
+
+/// Every resource type some policy may read: what the watch backend caches
+/// and the ClusterRole grants.
+pub fn resource_types<'a>(lists: impl IntoIterator<Item = &'a AllowList>) -> BTreeSet<ResourceType> {
+    lists
+        .into_iter()
+        .flat_map(AllowList::resource_types)
+        .collect()
 }

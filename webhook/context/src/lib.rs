@@ -8,11 +8,17 @@
 //! on the request path.
 
 pub mod allow;
+pub mod metrics;
 pub mod rbac;
 pub mod snapshot;
+mod store;
 pub mod watch;
 
-pub use allow::{AllowList, Grant, ResourceType};
+pub use allow::{AllowList, Grant, ResourceType, resource_types};
+pub use metrics::ContextMetrics;
+pub use snapshot::{SnapshotContext, SnapshotError};
+pub use store::ObjectError;
+pub use watch::{WatchContext, WatchOptions};
 pub use tollgate_sdk::wire::LookupQuery;
 
 /// Why a lookup was not served.

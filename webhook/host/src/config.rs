@@ -19,9 +19,13 @@
 //!     - {apiVersion: apps/v1, kind: ReplicaSet, namespaces: [kube-system]}
 //!   bulkyFields: false
 //! ```
-// TODO(host helper): types below are the agreed shape; fill in parsing,
-// defaults and validation with errors naming the policy and the field.
+//!
+//! Each list item is parsed on its own so an error names the policy it is in
+//! (and the path of the field, e.g. `match.operations[1]`), then the whole
+//! list is checked: ids unique and non-empty, timeouts in (0, 30s], label
+//! selectors well formed.
 
+use std::collections::HashSet;
 use std::path::Path;
 use std::time::Duration;
 
@@ -155,17 +159,116 @@ pub enum ConfigError {
     },
 }
 
+/// The longest `timeout` a policy may have: far beyond any sane admission
+/// deadline (the API server caps webhooks at 30s).
+pub const MAX_TIMEOUT: Duration = Duration::from_secs(30);
+
 impl Config {
     /// Reads and checks a configuration file.
     pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
-        let _ = path;
-        todo!("host helper")
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Self::from_yaml(&text, &path.display().to_string())
     }
 
     /// Parses a configuration from YAML text; `origin` names it in errors.
     pub fn from_yaml(text: &str, origin: &str) -> Result<Self, ConfigError> {
-        let _ = (text, origin);
-        todo!("host helper")
+        let parse_error = |message: String| ConfigError::Parse {
+            path: origin.to_owned(),
+            message,
+        };
+        let document: serde_yaml_ng::Value =
+            serde_yaml_ng::from_str(text).map_err(|e| parse_error(e.to_string()))?;
+        let items = match document {
+            // An empty file is an empty configuration.
+            serde_yaml_ng::Value::Null => Vec::new(),
+            serde_yaml_ng::Value::Sequence(items) => items,
+            _ => {
+                return Err(parse_error(
+                    "expected a list of policies (`- id: ...` items)".to_owned(),
+                ));
+            }
+        };
+        let policies = items
+            .into_iter()
+            .enumerate()
+            .map(|(index, item)| {
+                let name = item_name(&item, index);
+                serde_path_to_error::deserialize::<_, PolicyConfig>(item)
+                    .map_err(|e| parse_error(format!("{name}: {}: {}", e.path(), e.inner())))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let config = Self { policies };
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks what the types alone cannot: unique non-empty ids, a module,
+    /// timeouts in range and well-formed label selectors.
+    /// [`crate::PolicySet::load`] calls it too, for hand-built configurations.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let mut seen = HashSet::new();
+        for (index, policy) in self.policies.iter().enumerate() {
+            let invalid = |field: &'static str, message: String| ConfigError::Invalid {
+                policy: if policy.id.is_empty() {
+                    format!("#{}", index + 1)
+                } else {
+                    policy.id.clone()
+                },
+                field,
+                message,
+            };
+            if policy.id.trim().is_empty() {
+                return Err(invalid("id", "must not be empty".to_owned()));
+            }
+            if !seen.insert(policy.id.as_str()) {
+                return Err(invalid("id", "is used by an earlier policy".to_owned()));
+            }
+            if policy.module.trim().is_empty() {
+                return Err(invalid("module", "must not be empty".to_owned()));
+            }
+            if policy.rule.as_deref().is_some_and(|r| r.trim().is_empty()) {
+                return Err(invalid(
+                    "rule",
+                    "must not be empty (omit it to use the id)".to_owned(),
+                ));
+            }
+            if policy.timeout.is_zero() || policy.timeout > MAX_TIMEOUT {
+                return Err(invalid(
+                    "timeout",
+                    format!("{:?} is outside (0, {MAX_TIMEOUT:?}]", policy.timeout),
+                ));
+            }
+            crate::matcher::Matcher::compile(&policy.matches)
+                .map_err(|e| invalid(e.field, e.message))?;
+        }
+        Ok(())
+    }
+}
+
+impl PolicyConfig {
+    /// The module rule this policy runs.
+    pub fn rule_name(&self) -> &str {
+        self.rule.as_deref().unwrap_or(&self.id)
+    }
+
+    /// The settings document handed to the guest: `{}` when none is configured.
+    pub fn settings_json(&self) -> Vec<u8> {
+        match &self.settings {
+            serde_json::Value::Null => b"{}".to_vec(),
+            // Serialising a `Value` cannot fail (its keys are strings).
+            settings => serde_json::to_vec(settings).unwrap_or_else(|_| b"{}".to_vec()),
+        }
+    }
+}
+
+/// How an error names a list item: by its id when it has a readable one.
+fn item_name(item: &serde_yaml_ng::Value, index: usize) -> String {
+    match item.get("id").and_then(serde_yaml_ng::Value::as_str) {
+        Some(id) if !id.is_empty() => format!("policy {id}"),
+        _ => format!("policy #{}", index + 1),
     }
 }
 
@@ -173,13 +276,39 @@ fn default_timeout() -> Duration {
     Duration::from_secs(1)
 }
 
+/// Parses `250ms`, `2s`, `1.5s`, `1m`.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .ok_or_else(|| format!("{text:?} has no unit (write 250ms, 2s or 1m)"))?;
+    let (number, unit) = text.split_at(split);
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} does not start with a number"))?;
+    let scale = match unit {
+        "ms" => 1e-3,
+        "s" => 1.0,
+        "m" => 60.0,
+        _ => {
+            return Err(format!(
+                "{text:?} has unknown unit {unit:?} (use ms, s or m)"
+            ));
+        }
+    };
+    Duration::try_from_secs_f64(value * scale).map_err(|e| format!("{text:?}: {e}"))
+}
+
 mod duration_text {
     use std::time::Duration;
 
-    use serde::{Deserialize, Deserializer};
+    use serde::{Deserialize, Deserializer, de::Error};
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        let _ = String::deserialize(d)?;
-        todo!("host helper: parse 250ms / 2s / 1.5s")
+        let text = String::deserialize(d)?;
+        super::parse_duration(&text).map_err(D::Error::custom)
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -9,13 +9,14 @@
 
 pub mod config;
 pub mod input;
+mod json;
 pub mod matcher;
 pub mod policy;
 pub mod sandbox;
 
 pub use config::{Config, ConfigError, FailurePolicy, Mode, PolicyConfig};
 pub use input::GuestInput;
-pub use matcher::{Endpoint, RequestMeta};
+pub use matcher::{Endpoint, Matcher, RequestMeta};
 pub use policy::{LoadError, Policy, PolicySet};
-pub use sandbox::{EvalError, FailureCause, Sandbox, SandboxLimits};
+pub use sandbox::{EvalError, FailureCause, ModuleOrigin, Sandbox, SandboxLimits};
 pub use tollgate_sdk::Verdict;

@@ -1,7 +1,11 @@
 //! Host-side matching: which policies a request enters.
 
+use serde::Deserialize;
 use serde_json::value::RawValue;
 use tollgate_sdk::Operation;
+
+use crate::config::{LabelSelectorConfig, MatchConfig};
+use crate::json::{CowStr, Members};
 
 /// The endpoint a review arrived on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -36,3 +40,197 @@ pub struct RequestMeta<'a> {
     pub object: Option<&'a RawValue>,
     pub old_object: Option<&'a RawValue>,
 }
+
+/// A policy's `match:` compiled for fast checks. Absent criteria hold.
+#[derive(Debug, Clone, Default)]
+pub struct Matcher {
+    kinds: Vec<KindPattern>,
+    operations: Vec<Operation>,
+    namespaces: Vec<String>,
+    names: Vec<String>,
+    selector: Option<LabelSelector>,
+}
+
+/// A `match:` that cannot be compiled, naming the field.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct MatchError {
+    pub field: &'static str,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Default)]
+struct KindPattern {
+    group: Option<String>,
+    version: Option<String>,
+    kind: Option<String>,
+}
+
+impl KindPattern {
+    fn matches(&self, group: &str, version: &str, kind: &str) -> bool {
+        let holds =
+            |pattern: &Option<String>, value: &str| pattern.as_deref().is_none_or(|p| p == value);
+        holds(&self.group, group) && holds(&self.version, version) && holds(&self.kind, kind)
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+struct LabelSelector {
+    match_labels: Vec<(String, String)>,
+    expressions: Vec<Requirement>,
+}
+
+#[derive(Debug, Clone)]
+struct Requirement {
+    key: String,
+    op: SelectorOp,
+    values: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SelectorOp {
+    In,
+    NotIn,
+    Exists,
+    DoesNotExist,
+}
+
+impl Matcher {
+    /// Compiles a `match:`; errors name the offending field.
+    pub fn compile(config: &MatchConfig) -> Result<Self, MatchError> {
+        Ok(Self {
+            kinds: config
+                .kinds
+                .iter()
+                .map(|k| KindPattern {
+                    group: pattern(&k.group),
+                    version: pattern(&k.version),
+                    kind: pattern(&k.kind),
+                })
+                .collect(),
+            operations: config.operations.clone(),
+            namespaces: config.namespaces.clone(),
+            names: config.names.clone(),
+            selector: config
+                .label_selector
+                .as_ref()
+                .map(LabelSelector::compile)
+                .transpose()?,
+        })
+    }
+
+    /// Whether every criterion holds for `request`.
+    pub fn matches(&self, request: &RequestMeta<'_>) -> bool {
+        let listed = |list: &[String], value: Option<&str>| {
+            list.is_empty() || value.is_some_and(|v| list.iter().any(|l| l == v))
+        };
+        (self.kinds.is_empty()
+            || self
+                .kinds
+                .iter()
+                .any(|k| k.matches(request.group, request.version, request.kind)))
+            && (self.operations.is_empty() || self.operations.contains(&request.operation))
+            && listed(&self.namespaces, request.namespace)
+            && listed(&self.names, request.name)
+            && self.selector.as_ref().is_none_or(|s| s.matches(request))
+    }
+}
+
+/// `*` and absent both mean "any".
+fn pattern(value: &Option<String>) -> Option<String> {
+    value.as_ref().filter(|v| v.as_str() != "*").cloned()
+}
+
+impl LabelSelector {
+    fn compile(config: &LabelSelectorConfig) -> Result<Self, MatchError> {
+        let invalid = |message: String| MatchError {
+            field: "match.labelSelector.matchExpressions",
+            message,
+        };
+        let expressions = config
+            .match_expressions
+            .iter()
+            .map(|e| {
+                let op = match e.operator.as_str() {
+                    "In" => SelectorOp::In,
+                    "NotIn" => SelectorOp::NotIn,
+                    "Exists" => SelectorOp::Exists,
+                    "DoesNotExist" => SelectorOp::DoesNotExist,
+                    other => {
+                        return Err(invalid(format!(
+                            "key {}: unknown operator {other:?} (In, NotIn, Exists, DoesNotExist)",
+                            e.key
+                        )));
+                    }
+                };
+                let needs_values = matches!(op, SelectorOp::In | SelectorOp::NotIn);
+                if needs_values == e.values.is_empty() {
+                    return Err(invalid(format!(
+                        "key {}: operator {} {} values",
+                        e.key,
+                        e.operator,
+                        if needs_values { "needs" } else { "takes no" }
+                    )));
+                }
+                Ok(Requirement {
+                    key: e.key.clone(),
+                    op,
+                    values: e.values.clone(),
+                })
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(Self {
+            match_labels: config.match_labels.clone().into_iter().collect(),
+            expressions,
+        })
+    }
+
+    /// Applies to the object's labels (`oldObject`'s for DELETE, which has
+    /// no `object`). Only `metadata.labels` is parsed from the raw object.
+    fn matches(&self, request: &RequestMeta<'_>) -> bool {
+        let raw = match request.operation {
+            Operation::Delete => request.old_object.or(request.object),
+            _ => request.object.or(request.old_object),
+        };
+        let labels = raw.map(object_labels).unwrap_or_default();
+        let get = |key: &str| labels.iter().find(|(k, _)| **k == *key).map(|(_, v)| &**v);
+        self.match_labels
+            .iter()
+            .all(|(k, v)| get(k) == Some(v.as_str()))
+            && self.expressions.iter().all(|r| {
+                let value = get(&r.key);
+                match r.op {
+                    SelectorOp::In => value.is_some_and(|v| r.values.iter().any(|x| x == v)),
+                    SelectorOp::NotIn => value.is_none_or(|v| r.values.iter().all(|x| x != v)),
+                    SelectorOp::Exists => value.is_some(),
+                    SelectorOp::DoesNotExist => value.is_none(),
+                }
+            })
+    }
+}
+
+/// `metadata.labels` of a raw object; an object without labels (or not an
+/// object at all, e.g. `null`) has none. Everything else is skipped by the
+/// parser, not materialised.
+fn object_labels(raw: &RawValue) -> Vec<(CowStr<'_>, CowStr<'_>)> {
+    #[derive(Deserialize)]
+    struct Object<'a> {
+        #[serde(borrow, default)]
+        metadata: Option<Metadata<'a>>,
+    }
+    #[derive(Deserialize)]
+    struct Metadata<'a> {
+        #[serde(borrow, default)]
+        labels: Option<Members<'a, CowStr<'a>>>,
+    }
+    serde_json::from_str::<Option<Object<'_>>>(raw.get())
+        .ok()
+        .flatten()
+        .and_then(|o| o.metadata)
+        .and_then(|m| m.labels)
+        .map(|l| l.0)
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests;

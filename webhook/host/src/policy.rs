@@ -1,15 +1,19 @@
 //! Loaded policies and the immutable set that serves reviews.
 
-use std::path::Path;
+use std::collections::{BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tollgate_context::{AllowList, ClusterContext};
+use tollgate_context::{AllowList, ClusterContext, Grant, ResourceType};
 use tollgate_sdk::Verdict;
 
-use crate::config::{Config, FailurePolicy, Mode};
-use crate::matcher::{Endpoint, RequestMeta};
-use crate::sandbox::{CompiledModule, EvalError, Sandbox};
+use crate::config::{Config, FailurePolicy, Mode, PolicyConfig};
+use crate::matcher::{Endpoint, Matcher, RequestMeta};
+use crate::sandbox::{CompiledModule, EvalError, ModuleOrigin, Sandbox};
+
+/// The prefix naming a module embedded in the binary.
+pub const BUILTIN_PREFIX: &str = "builtin:";
 
 /// Why a configuration could not be loaded. The previous set keeps serving.
 #[derive(Debug, thiserror::Error)]
@@ -40,14 +44,34 @@ pub struct Policy {
     rule: String,
     settings: Vec<u8>,
     module: Arc<CompiledModule>,
-    // host helper: compiled matcher
+    origin: ModuleOrigin,
+    matcher: Matcher,
 }
 
 impl Policy {
     /// Whether this policy enters `request` on `endpoint`.
     pub fn selects(&self, endpoint: Endpoint, request: &RequestMeta<'_>) -> bool {
-        let _ = (endpoint, request);
-        todo!("host helper")
+        (endpoint == Endpoint::Validate || self.mutate) && self.matcher.matches(request)
+    }
+
+    /// The module rule this policy runs.
+    pub fn rule(&self) -> &str {
+        &self.rule
+    }
+
+    /// The settings handed to the guest (serialised once, at load).
+    pub fn settings_json(&self) -> &[u8] {
+        &self.settings
+    }
+
+    /// Where this policy's compiled module came from when the set loaded.
+    pub fn module_origin(&self) -> ModuleOrigin {
+        self.origin
+    }
+
+    /// The module's sha256, hex.
+    pub fn module_digest(&self) -> String {
+        hex::encode(self.module.digest())
     }
 
     /// Evaluates the policy; `deadline` is the earlier of the policy timeout
@@ -58,8 +82,14 @@ impl Policy {
         deadline: Instant,
         context: &dyn ClusterContext,
     ) -> Result<Verdict, EvalError> {
-        self.module
-            .evaluate(&self.rule, request, &self.settings, deadline, &self.allow, context)
+        self.module.evaluate(
+            &self.rule,
+            request,
+            &self.settings,
+            deadline,
+            &self.allow,
+            context,
+        )
     }
 }
 
@@ -67,6 +97,7 @@ impl Policy {
 /// whole, so a review is always evaluated by one consistent set.
 pub struct PolicySet {
     policies: Vec<Policy>,
+    module_paths: Vec<PathBuf>,
 }
 
 /// Where `builtin:NAME` modules come from (the binary embeds them).
@@ -82,13 +113,75 @@ impl PolicySet {
         builtins: Builtins<'_>,
         base_dir: &Path,
     ) -> Result<Self, LoadError> {
-        let _ = (config, sandbox, builtins, base_dir);
-        todo!("host helper")
+        config.validate()?;
+        // Each distinct module source is read and loaded once per set.
+        let mut loaded: HashMap<&str, (Arc<CompiledModule>, ModuleOrigin)> = HashMap::new();
+        let mut module_paths = Vec::new();
+        let mut policies = Vec::with_capacity(config.policies.len());
+        for pc in &config.policies {
+            let module_error = |message: String| LoadError::Module {
+                policy: pc.id.clone(),
+                module: pc.module.clone(),
+                message,
+            };
+            let (module, origin) = match loaded.get(pc.module.as_str()) {
+                Some((module, _)) => (module.clone(), ModuleOrigin::Memory),
+                None => {
+                    let wasm = match module_source(&pc.module, base_dir) {
+                        ModuleSource::Builtin(name) => std::borrow::Cow::Borrowed(
+                            builtin(builtins, name).map_err(&module_error)?,
+                        ),
+                        ModuleSource::File(path) => {
+                            let bytes = std::fs::read(&path).map_err(|e| {
+                                module_error(format!("cannot read {}: {e}", path.display()))
+                            })?;
+                            module_paths.push(path);
+                            std::borrow::Cow::Owned(bytes)
+                        }
+                    };
+                    let (module, origin) = sandbox
+                        .load_module(&wasm)
+                        .map_err(|e| module_error(e.to_string()))?;
+                    loaded.insert(&pc.module, (module.clone(), origin));
+                    (module, origin)
+                }
+            };
+            policies.push(Policy::load(pc, module, origin, &module_error)?);
+        }
+        Ok(Self {
+            policies,
+            module_paths,
+        })
     }
 
     /// All policies, in configuration order.
     pub fn policies(&self) -> &[Policy] {
         &self.policies
+    }
+
+    /// The policy with this id.
+    pub fn get(&self, id: &str) -> Option<&Policy> {
+        self.policies.iter().find(|p| p.id == id)
+    }
+
+    /// The module files this set was loaded from (not built-ins): what a
+    /// hot reload watches besides the configuration file.
+    pub fn module_paths(&self) -> &[PathBuf] {
+        &self.module_paths
+    }
+
+    /// Every policy's `context:` grants (the union of the allow-lists), for
+    /// the watch caches and the RBAC they need.
+    pub fn grants(&self) -> impl Iterator<Item = &Grant> {
+        self.policies.iter().flat_map(|p| p.allow.grants.iter())
+    }
+
+    /// The distinct resource types some policy may read.
+    pub fn resource_types(&self) -> BTreeSet<ResourceType> {
+        self.policies
+            .iter()
+            .flat_map(|p| p.allow.resource_types())
+            .collect()
     }
 
     /// The policies that enter `request` on `endpoint`, in configuration order.
@@ -97,6 +190,95 @@ impl PolicySet {
         endpoint: Endpoint,
         request: &'r RequestMeta<'r>,
     ) -> impl Iterator<Item = &'s Policy> + use<'s, 'r> {
-        self.policies.iter().filter(move |p| p.selects(endpoint, request))
+        self.policies
+            .iter()
+            .filter(move |p| p.selects(endpoint, request))
     }
+}
+
+impl Policy {
+    /// Binds one configured policy to its loaded module: the rule must
+    /// exist (and be mutating if `mutate: true`) and accept the settings.
+    fn load(
+        pc: &PolicyConfig,
+        module: Arc<CompiledModule>,
+        origin: ModuleOrigin,
+        module_error: &dyn Fn(String) -> LoadError,
+    ) -> Result<Self, LoadError> {
+        let rule = pc.rule_name();
+        let Some(info) = module.rule(rule) else {
+            let known: Vec<&str> = module.rules().iter().map(|r| r.name.as_str()).collect();
+            return Err(module_error(format!(
+                "has no rule {rule:?} (it exports: {})",
+                known.join(", ")
+            )));
+        };
+        if pc.mutate && !info.mutating {
+            return Err(module_error(format!(
+                "rule {rule:?} cannot repair (not mutating), but the policy sets mutate: true"
+            )));
+        }
+        let settings = pc.settings_json();
+        let check = module
+            .validate_settings(rule, &settings)
+            .map_err(|e| LoadError::Settings {
+                policy: pc.id.clone(),
+                message: e.to_string(),
+            })?;
+        if !check.valid {
+            return Err(LoadError::Settings {
+                policy: pc.id.clone(),
+                message: check
+                    .message
+                    .unwrap_or_else(|| "rejected by the module".to_owned()),
+            });
+        }
+        let matcher = Matcher::compile(&pc.matches).map_err(|e| {
+            LoadError::Config(crate::config::ConfigError::Invalid {
+                policy: pc.id.clone(),
+                field: e.field,
+                message: e.message,
+            })
+        })?;
+        Ok(Self {
+            id: pc.id.clone(),
+            mode: pc.mode,
+            mutate: pc.mutate,
+            failure_policy: pc.failure_policy,
+            timeout: pc.timeout,
+            bulky_fields: pc.bulky_fields,
+            allow: AllowList::new(pc.id.clone(), pc.context.clone()),
+            rule: rule.to_owned(),
+            settings,
+            module,
+            origin,
+            matcher,
+        })
+    }
+}
+
+enum ModuleSource<'a> {
+    Builtin(&'a str),
+    File(PathBuf),
+}
+
+fn module_source<'a>(module: &'a str, base_dir: &Path) -> ModuleSource<'a> {
+    match module.strip_prefix(BUILTIN_PREFIX) {
+        Some(name) => ModuleSource::Builtin(name),
+        None => ModuleSource::File(base_dir.join(module)),
+    }
+}
+
+fn builtin<'b>(builtins: Builtins<'b>, name: &str) -> Result<&'b [u8], String> {
+    builtins
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, bytes)| *bytes)
+        .ok_or_else(|| {
+            let known: Vec<String> = builtins
+                .iter()
+                .map(|(n, _)| format!("{BUILTIN_PREFIX}{n}"))
+                .collect();
+            format!("unknown built-in module (known: {})", known.join(", "))
+        })
 }

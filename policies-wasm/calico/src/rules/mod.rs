@@ -1,0 +1,51 @@
+//! The rules of SPEC §3, one file per rule. Each is a plain function
+//! `fn(&Request, &Settings, &dyn Cluster) -> Verdict`, exported in `lib.rs`.
+
+pub mod r01_controller_recreate;
+pub mod r02_controller_single_replica;
+pub mod r03_controller_one_active;
+pub mod r04_controller_replicaset_first;
+pub mod r05_node_one_at_a_time;
+pub mod r06_node_pod_cordoned;
+pub mod r07_node_uncordon_ready;
+pub mod r08_kdd_v25_migration;
+pub mod r09_v1_networkpolicy_semantics;
+pub mod r10_v3_needs_v265;
+pub mod r11_pinned_images;
+pub mod r12_version_skew;
+pub mod r13_config_restart;
+pub mod r14_default_deny_shape;
+
+use serde::Deserialize;
+use tollgate_sdk::{Object, Operation, Request, Settings};
+
+use crate::identify::Identity;
+
+/// Settings of the rules that only need to recognise Calico's workloads.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase", default)]
+pub struct IdentitySettings {
+    pub identity: Identity,
+}
+
+impl Settings for IdentitySettings {
+    fn validate(&self) -> Result<(), String> {
+        self.identity.validate()
+    }
+}
+
+/// The object of a CREATE or UPDATE (not a subresource write).
+pub(crate) fn written<'r, 'a>(req: &'r Request<'a>) -> Option<&'r Object<'a>> {
+    match req.operation {
+        Operation::Create | Operation::Update if !req.is_scale() => req.object.as_ref(),
+        _ => None,
+    }
+}
+
+/// The old and new object of an UPDATE (not a subresource write).
+pub(crate) fn updated<'r, 'a>(req: &'r Request<'a>) -> Option<(&'r Object<'a>, &'r Object<'a>)> {
+    match (req.operation, req.is_scale()) {
+        (Operation::Update, false) => req.old_object.as_ref().zip(req.object.as_ref()),
+        _ => None,
+    }
+}

@@ -1,0 +1,245 @@
+//! `policies.yaml` against the module: ids, mutation, settings, and that each
+//! policy's `context` grants exactly the reads its rule makes.
+
+mod support;
+
+use serde_json::{Value, json};
+use support::*;
+use tollgate_sdk::wire::LookupQuery;
+
+const MUTATING: [&str; 4] = [
+    "controller-recreate",
+    "controller-single-replica",
+    "node-one-at-a-time",
+    "default-deny-shape",
+];
+
+#[test]
+fn one_policy_per_rule_in_order_with_the_spec_ids() {
+    let ids: Vec<&str> = policies()
+        .iter()
+        .map(|p| p["id"].as_str().unwrap())
+        .collect();
+    let rules: Vec<&str> = tollgate_calico::rules().iter().map(|r| r.name).collect();
+    assert_eq!(ids, rules);
+    assert_eq!(
+        ids,
+        [
+            "controller-recreate",
+            "controller-single-replica",
+            "controller-one-active",
+            "controller-replicaset-first",
+            "node-one-at-a-time",
+            "node-pod-cordoned",
+            "node-uncordon-ready",
+            "kdd-v2.5-migration",
+            "v1-networkpolicy-semantics",
+            "v3-needs-v2.6.5",
+            "pinned-images",
+            "version-skew",
+            "config-restart",
+            "default-deny-shape",
+        ]
+    );
+    for rule in tollgate_calico::rules() {
+        let p = policy(rule.name);
+        assert_eq!(p["module"], "builtin:calico");
+        assert_eq!(
+            rule.mutating,
+            MUTATING.contains(&rule.name),
+            "{}",
+            rule.name
+        );
+        assert_eq!(
+            p["mutate"] == true,
+            rule.mutating,
+            "{}: mutate only where the rule can",
+            rule.name
+        );
+        assert!(["enforce", "warn", "audit"].contains(&p["mode"].as_str().unwrap()));
+        assert!(["fail", "ignore"].contains(&p["failurePolicy"].as_str().unwrap()));
+        assert!(
+            !p["match"]["kinds"].as_array().unwrap().is_empty(),
+            "{}",
+            rule.name
+        );
+        assert!(
+            !p["match"]["operations"].as_array().unwrap().is_empty(),
+            "{}",
+            rule.name
+        );
+    }
+}
+
+#[test]
+fn configured_and_default_settings_are_valid_and_typos_are_not() {
+    for rule in tollgate_calico::rules() {
+        let configured = serde_json::to_vec(&policy(rule.name)["settings"]).unwrap();
+        let check = rule.check_settings(&configured);
+        assert!(check.valid, "{}: {:?}", rule.name, check.message);
+        assert!(rule.check_settings(b"{}").valid, "{}", rule.name);
+        assert!(rule.check_settings(b"").valid, "{}", rule.name);
+        let typo = rule.check_settings(br#"{"namespacez": "x"}"#);
+        assert!(
+            !typo.valid && typo.message.unwrap().contains("unknown field"),
+            "{}",
+            rule.name
+        );
+        assert!(!rule.check_settings(b"[1]").valid, "{}", rule.name);
+        if rule.name != "config-restart" {
+            assert!(
+                !rule
+                    .check_settings(br#"{"identity": {"nodeImage": ""}}"#)
+                    .valid,
+                "{}",
+                rule.name
+            );
+            assert!(
+                rule.check_settings(br#"{"identity": {"namespace": "calico-system"}}"#)
+                    .valid,
+                "{}",
+                rule.name
+            );
+        }
+    }
+}
+
+#[test]
+fn bad_requests_are_errors_not_verdicts() {
+    for rule in tollgate_calico::rules() {
+        assert!(
+            rule.evaluate(b"{not json", b"{}", &cluster([])).is_err(),
+            "{}",
+            rule.name
+        );
+        assert!(
+            rule.evaluate(b"{}", b"{\"bogus\": 1}", &cluster([]))
+                .is_err(),
+            "{}",
+            rule.name
+        );
+        // An empty request is readable and concerns nothing.
+        assert!(
+            rule.evaluate(b"{}", b"{}", &cluster([])).unwrap().allowed,
+            "{}",
+            rule.name
+        );
+    }
+}
+
+fn covered(grants: &[Value], q: &LookupQuery) -> Option<usize> {
+    grants.iter().position(|g| {
+        g["apiVersion"] == q.api_version.as_str()
+            && g["kind"] == q.kind.as_str()
+            && match (g["namespaces"].as_array(), &q.namespace) {
+                (None, _) => true,
+                (Some(list), Some(ns)) => list.iter().any(|n| n == ns.as_str()),
+                (Some(_), None) => false,
+            }
+    })
+}
+
+/// A cluster where every lookup path of every rule is taken.
+fn rich_cluster() -> tollgate_sdk::MemoryCluster {
+    let mut objects = vec![
+        stored(&doc(
+            "v2.5/etcd/calico.yaml",
+            "Deployment",
+            "calico-policy-controller",
+        )),
+        stored(&doc(
+            "v1.6/policy-controller.yaml",
+            "ReplicaSet",
+            "calico-policy-controller",
+        )),
+        stored(&doc("v2.5/kdd/calico.yaml", "DaemonSet", "calico-node")),
+        node("node-01", true, &[]),
+        calico_pod(
+            "calico-node-a",
+            "node-01",
+            "quay.io/calico/node:v2.5.1",
+            true,
+        ),
+        namespace("web", false),
+        network_policy("web", "p", json!({"podSelector": {}})),
+        json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "namespace": "apps"},
+               "spec": {"template": {"spec": {"containers": [{"name": "web", "image": "nginx:1"}]}}}}),
+    ];
+    for kind in ["GlobalConfig", "IpPool", "GlobalBgpConfig", "GlobalBgpPeer"] {
+        objects.push(calico_data("projectcalico.org/v1", kind, "x"));
+    }
+    cluster(objects)
+}
+
+fn exercising_requests() -> Vec<Value> {
+    let ds = |dir: &str| doc(&format!("{dir}/calico.yaml"), "DaemonSet", "calico-node");
+    let mut requests: Vec<Value> = std::fs::read_dir(shared_dir().join("reviews"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|f| f.ends_with(".json"))
+        .map(|f| review(&f))
+        .collect();
+    requests.extend([
+        update(&stored(&ds("v2.4/kdd")), &served(&ds("v2.5/kdd"))),
+        update(&stored(&ds("v2.3/etcd")), &served(&ds("v2.4/etcd"))),
+        create(&served(&doc(
+            "v2.6/etcd/calico.yaml",
+            "Deployment",
+            "calico-kube-controllers",
+        ))),
+        scale("deployments", "apps", "web", 1, 2),
+        scale("replicasets", "apps", "web-rs", 1, 2),
+    ]);
+    requests
+}
+
+#[test]
+fn context_grants_exactly_what_each_rule_reads() {
+    let inner = rich_cluster();
+    for rule in tollgate_calico::rules() {
+        let grants = policy(rule.name)["context"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let recording = Recording::new(&inner);
+        for request in exercising_requests() {
+            run(rule.name, &request, &recording);
+        }
+        let mut used = vec![false; grants.len()];
+        for q in recording.queries.borrow().iter() {
+            let i = covered(&grants, q)
+                .unwrap_or_else(|| panic!("{}: reads {q:?} without a grant", rule.name));
+            used[i] = true;
+        }
+        for (grant, used) in grants.iter().zip(used) {
+            assert!(used, "{}: grant {grant} is never used", rule.name);
+        }
+    }
+}
+
+#[test]
+fn every_violation_in_the_reviews_is_routed_to_its_policy() {
+    let c = rich_cluster();
+    for request in exercising_requests() {
+        for rule in tollgate_calico::rules() {
+            let v = run(rule.name, &request, &c);
+            if v.allowed && v.warnings.is_empty() {
+                continue;
+            }
+            let m = &policy(rule.name)["match"];
+            let kinds = m["kinds"].as_array().unwrap();
+            let routed = kinds.iter().any(|k| {
+                k["group"] == request["kind"]["group"] && k["kind"] == request["kind"]["kind"]
+            });
+            assert!(routed, "{}: {} not matched", rule.name, request["kind"]);
+            assert!(
+                m["operations"]
+                    .as_array()
+                    .unwrap()
+                    .contains(&request["operation"]),
+                "{}",
+                rule.name
+            );
+        }
+    }
+}

@@ -1,0 +1,316 @@
+//! Operations (SPEC §2.3) through the real binary: the zero-flag default,
+//! TLS versions and ALPN, certificate reload, health, readiness, metrics,
+//! graceful shutdown.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use reqwest::Version;
+use reqwest::tls::Version as TlsVersion;
+use serde_json::json;
+use support::{Launch, Server, client_trusting, eventually, object, response, review, review_with};
+
+#[tokio::test]
+async fn with_no_flags_it_serves_the_built_in_pack_on_a_generated_development_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = Launch::in_dir(dir.path()).start();
+    let state = dir.path().join("state/tollgate");
+    for file in ["ca.pem", "tls.crt", "tls.key"] {
+        let path = state.join(file);
+        assert!(path.is_file(), "{} missing", path.display());
+        assert!(
+            first.banner.contains(&path.display().to_string()),
+            "banner:\n{}",
+            first.banner
+        );
+    }
+    assert!(
+        first.banner.contains("curl --cacert"),
+        "banner:\n{}",
+        first.banner
+    );
+
+    // The built-in pack is serving: R1 repairs a RollingUpdate controller.
+    let mut controller = object("apps/v1", "Deployment", "calico-policy-controller");
+    controller["metadata"]["namespace"] = json!("kube-system");
+    controller["spec"] = json!({
+        "replicas": 1,
+        "strategy": {"type": "RollingUpdate"},
+        "template": {"spec": {"containers": [{"name": "calico-policy-controller", "image": "quay.io/calico/kube-policy-controller:v0.7.0"}]}}
+    });
+    let request = review(
+        "builtin-1",
+        ("apps", "v1", "Deployment"),
+        "CREATE",
+        controller,
+    );
+    let answer = first.review("/validate?timeout=10s", &request).await;
+    let response_ = response(&request, &answer);
+    assert_eq!(response_["allowed"], false, "{answer}");
+    let message = response_["status"]["message"].as_str().unwrap();
+    assert!(message.starts_with("controller-recreate: "), "{message}");
+
+    // The banner's curl example works as printed.
+    let curl = first
+        .banner
+        .lines()
+        .find(|l| l.trim_start().starts_with("curl "))
+        .expect("curl line");
+    let output = std::process::Command::new("sh")
+        .args(["-c", curl])
+        .output()
+        .unwrap();
+    let answer: serde_json::Value = serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&output.stderr)));
+    assert_eq!(answer["response"]["allowed"], true, "{answer}");
+
+    // Generated once: a second run reuses it, so clients keep trusting it.
+    let ca = std::fs::read(state.join("ca.pem")).unwrap();
+    drop(first);
+    let second = Launch::in_dir(dir.path()).start();
+    assert_eq!(std::fs::read(state.join("ca.pem")).unwrap(), ca);
+    let (status, _) = second.get("/healthz").await;
+    assert_eq!(status, 200);
+}
+
+#[tokio::test]
+async fn speaks_tls_1_2_and_1_3_with_h2_and_http_1_1() {
+    let server = Server::start(&["--policies", &policies_file()]);
+    let cases = [
+        ("TLS 1.3, h2", TlsVersion::TLS_1_3, false, Version::HTTP_2),
+        ("TLS 1.2, h2", TlsVersion::TLS_1_2, false, Version::HTTP_2),
+        (
+            "TLS 1.3, http/1.1",
+            TlsVersion::TLS_1_3,
+            true,
+            Version::HTTP_11,
+        ),
+        (
+            "TLS 1.2, http/1.1",
+            TlsVersion::TLS_1_2,
+            true,
+            Version::HTTP_11,
+        ),
+    ];
+    for (case, tls, http1, http) in cases {
+        let client = server.client_with(|b| {
+            let b = b.min_tls_version(tls).max_tls_version(tls);
+            if http1 { b.http1_only() } else { b }
+        });
+        let response = client.get(server.url("/healthz")).send().await.expect(case);
+        assert_eq!(response.version(), http, "{case}");
+        assert_eq!(response.text().await.unwrap(), "ok\n", "{case}");
+    }
+}
+
+/// The built-in pack's default configuration, served from a file (the test
+/// guests are not needed here).
+fn policies_file() -> String {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("server-tests");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("builtin.yaml");
+    std::fs::write(&path, "- id: r1\n  module: builtin:calico\n  rule: controller-recreate\n  mutate: true\n  match: {kinds: [{group: apps, kind: Deployment}]}\n").unwrap();
+    path.display().to_string()
+}
+
+#[tokio::test]
+async fn health_readiness_and_metrics() {
+    let server = Server::start(&["--policies", &policies_file()]);
+    assert_eq!(
+        server.get("/healthz").await,
+        (reqwest::StatusCode::OK, "ok\n".to_owned())
+    );
+    assert_eq!(
+        server.get("/readyz").await,
+        (reqwest::StatusCode::OK, "ready\n".to_owned())
+    );
+
+    let request = review(
+        "m-1",
+        ("", "v1", "ConfigMap"),
+        "CREATE",
+        object("v1", "ConfigMap", "x"),
+    );
+    server.review("/mutate", &request).await;
+    let response = server
+        .client()
+        .get(server.url("/metrics"))
+        .send()
+        .await
+        .unwrap();
+    let content_type = response.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        content_type.starts_with("application/openmetrics-text"),
+        "{content_type}"
+    );
+    let text = response.text().await.unwrap();
+    for line in [
+        "tollgate_policies_loaded 1",
+        r#"tollgate_unmatched_reviews_total{endpoint="mutate"} 1"#,
+        r#"tollgate_review_duration_seconds_count{endpoint="mutate"} 1"#,
+        "# TYPE tollgate_review_duration_seconds histogram",
+        r#"tollgate_reloads_total{result="error"} 0"#,
+        r#"tollgate_certificate_reloads_total{result="ok"} 0"#,
+    ] {
+        assert!(text.contains(line), "missing {line} in\n{text}");
+    }
+}
+
+/// A CA and a certificate it signs for localhost, written under `dir/name`.
+struct Issued {
+    ca: PathBuf,
+    cert: PathBuf,
+    key: PathBuf,
+}
+
+fn issue(dir: &Path, name: &str) -> Issued {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+    let out = dir.join(name);
+    std::fs::create_dir_all(&out).unwrap();
+    let mut ca = CertificateParams::default();
+    ca.distinguished_name
+        .push(DnType::CommonName, format!("{name} CA"));
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca_key = KeyPair::generate().unwrap();
+    let ca_cert = ca.self_signed(&ca_key).unwrap();
+    let leaf = CertificateParams::new(vec!["localhost".into(), "127.0.0.1".into()]).unwrap();
+    let leaf_key = KeyPair::generate().unwrap();
+    let leaf_cert = leaf.signed_by(&leaf_key, &Issuer::new(ca, ca_key)).unwrap();
+    let issued = Issued {
+        ca: out.join("ca.pem"),
+        cert: out.join("tls.crt"),
+        key: out.join("tls.key"),
+    };
+    std::fs::write(&issued.ca, ca_cert.pem()).unwrap();
+    std::fs::write(&issued.cert, leaf_cert.pem()).unwrap();
+    std::fs::write(&issued.key, leaf_key.serialize_pem()).unwrap();
+    issued
+}
+
+/// Replaces `to` with `from` by rename, as kubelet and editors do.
+fn replace(from: &Path, to: &Path) {
+    let tmp = to.with_extension("new");
+    std::fs::copy(from, &tmp).unwrap();
+    std::fs::rename(&tmp, to).unwrap();
+}
+
+async fn healthy_with(ca: &Path, server: &Server) -> bool {
+    let client = client_trusting(&std::fs::read(ca).unwrap(), |b| b);
+    client.get(server.url("/healthz")).send().await.is_ok()
+}
+
+#[tokio::test]
+async fn certificate_and_key_are_re_read_when_the_files_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let old = issue(dir.path(), "old");
+    let new = issue(dir.path(), "new");
+    let serving = issue(dir.path(), "serving");
+    replace(&old.cert, &serving.cert);
+    replace(&old.key, &serving.key);
+    let server = Launch::new()
+        .tls(&serving.cert, &serving.key, &old.ca)
+        .arg("--policies")
+        .arg(policies_file())
+        .start();
+    assert!(healthy_with(&old.ca, &server).await);
+    assert!(!healthy_with(&new.ca, &server).await);
+
+    // A broken pair is refused and the old certificate keeps serving.
+    std::fs::write(&serving.key, "not a key").unwrap();
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert!(healthy_with(&old.ca, &server).await);
+
+    replace(&new.key, &serving.key);
+    replace(&new.cert, &serving.cert);
+    eventually(
+        Duration::from_secs(10),
+        "the new certificate is served",
+        || healthy_with(&new.ca, &server),
+    )
+    .await;
+    assert!(!healthy_with(&old.ca, &server).await);
+    let client = client_trusting(&std::fs::read(&new.ca).unwrap(), |b| b);
+    let metrics = client.get(server.url("/metrics")).send().await.unwrap();
+    let metrics = metrics.text().await.unwrap();
+    assert!(
+        support::metric(
+            &metrics,
+            r#"tollgate_certificate_reloads_total{result="ok"}"#
+        ) >= 1.0
+    );
+    assert!(
+        support::metric(
+            &metrics,
+            r#"tollgate_certificate_reloads_total{result="error"}"#
+        ) >= 1.0
+    );
+}
+
+#[tokio::test]
+async fn sigterm_answers_in_flight_reviews_then_exits() {
+    let policies = "- id: slow\n  module: guests.wasm\n  rule: spin\n  timeout: 2s\n  match: {kinds: [{kind: Slow}]}\n";
+    let mut server = Launch::new().policies(policies).start();
+    let client = server.client();
+    let url = server.url("/validate?timeout=10s");
+    let request = review(
+        "slow-1",
+        ("example.com", "v1", "Slow"),
+        "CREATE",
+        object("example.com/v1", "Slow", "s"),
+    );
+    let in_flight = {
+        let (client, url, request) = (client.clone(), url.clone(), request.clone());
+        tokio::spawn(async move { review_with(&client, &url, &request).await })
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let signalled = Instant::now();
+    server.terminate();
+
+    // New connections are refused once shutdown has begun.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let fresh = server.client();
+    assert!(fresh.get(server.url("/healthz")).send().await.is_err());
+
+    let answer = in_flight.await.unwrap();
+    let response = response(&request, &answer);
+    let message = response["status"]["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("slow: policy failed (deadline)"),
+        "{message}"
+    );
+    let status = server.wait(Duration::from_secs(10));
+    assert!(status.success(), "{status:?}\n{}", server.logs());
+    assert!(signalled.elapsed() < Duration::from_secs(5));
+}
+
+#[tokio::test]
+async fn json_logs_carry_the_uid_the_policy_and_the_verdict() {
+    let policies =
+        "- id: gate\n  module: guests.wasm\n  rule: deny\n  match: {kinds: [{kind: Secret}]}\n";
+    let server = Launch::new()
+        .policies(policies)
+        .arg("--log-format")
+        .arg("json")
+        .start();
+    let request = review(
+        "json-log-1",
+        ("", "v1", "Secret"),
+        "CREATE",
+        object("v1", "Secret", "s"),
+    );
+    server.review("/validate", &request).await;
+    let logs = server.logs();
+    let entry = logs
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|e| e["uid"] == "json-log-1" && e["policy"] == "gate")
+        .unwrap_or_else(|| panic!("no JSON log entry for the review:\n{logs}"));
+    assert_eq!(entry["verdict"], "deny", "{entry}");
+    assert_eq!(entry["mode"], "enforce", "{entry}");
+    assert_eq!(entry["message"], "policy evaluated", "{entry}");
+}

@@ -1,0 +1,413 @@
+//! Shared helpers of the end-to-end tests: start the real `tollgate` binary
+//! on a free port with its own state and cache directories, talk to it over
+//! TLS, build reviews.
+
+#![allow(dead_code)] // each test binary uses a different subset
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+/// How long a server may take to compile its policies and listen.
+const START_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// A server process under test; killed when dropped.
+pub struct Server {
+    child: Child,
+    pub addr: SocketAddr,
+    /// Everything printed on stdout up to "listening" (the banner).
+    pub banner: String,
+    pub dir: PathBuf,
+    ca: PathBuf,
+    _tmp: Option<tempfile::TempDir>,
+}
+
+/// How to start a server.
+pub struct Launch {
+    /// Owned unless the test keeps the directory across servers.
+    tmp: Option<tempfile::TempDir>,
+    dir: PathBuf,
+    args: Vec<String>,
+    ca: Option<PathBuf>,
+}
+
+impl Default for Launch {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Launch {
+    pub fn new() -> Self {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        Self {
+            dir: tmp.path().to_path_buf(),
+            tmp: Some(tmp),
+            args: Vec::new(),
+            ca: None,
+        }
+    }
+
+    /// A server using `dir` (which the test keeps) for its state and cache.
+    pub fn in_dir(dir: &Path) -> Self {
+        Self {
+            tmp: None,
+            dir: dir.to_path_buf(),
+            args: Vec::new(),
+            ca: None,
+        }
+    }
+
+    /// The directory holding state, cache, logs and any test files.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn arg(mut self, arg: impl Into<String>) -> Self {
+        self.args.push(arg.into());
+        self
+    }
+
+    /// Writes the hostile test guests to `guests.wasm` and `yaml` to
+    /// `policies.yaml` in the test directory, and serves them.
+    pub fn policies(self, yaml: &str) -> Self {
+        write_guests(self.dir());
+        let path = self.dir().join("policies.yaml");
+        std::fs::write(&path, yaml).expect("write policies");
+        self.arg("--policies").arg(path.display().to_string())
+    }
+
+    /// Serves `cert`/`key` and trusts `ca` instead of the development CA.
+    pub fn tls(mut self, cert: &Path, key: &Path, ca: &Path) -> Self {
+        self.ca = Some(ca.to_path_buf());
+        self.arg("--cert")
+            .arg(cert.display().to_string())
+            .arg("--key")
+            .arg(key.display().to_string())
+    }
+
+    pub fn start(self) -> Server {
+        let dir = self.dir.clone();
+        let ca = self
+            .ca
+            .clone()
+            .unwrap_or_else(|| dir.join("state/tollgate/ca.pem"));
+        let (child, addr, banner) = spawn(&dir, &self.args);
+        Server {
+            child,
+            addr,
+            banner,
+            dir,
+            ca,
+            _tmp: self.tmp,
+        }
+    }
+}
+
+/// Writes `tollgate_guests::TEST_GUESTS` to `dir/guests.wasm`.
+pub fn write_guests(dir: &Path) -> PathBuf {
+    let path = dir.join("guests.wasm");
+    std::fs::write(&path, tollgate_guests::TEST_GUESTS).expect("write guests");
+    path
+}
+
+fn spawn(dir: &Path, args: &[String]) -> (Child, SocketAddr, String) {
+    let stderr = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("stderr.log"))
+        .expect("log file");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tollgate"))
+        .args(["--listen", "127.0.0.1:0"])
+        .args(args)
+        .env("XDG_STATE_HOME", dir.join("state"))
+        .env("XDG_CACHE_HOME", dir.join("cache"))
+        .env("RUST_LOG", "tollgate=debug,info")
+        .stdout(Stdio::piped())
+        .stderr(stderr)
+        .spawn()
+        .expect("start tollgate");
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let started = Instant::now();
+    let mut banner = String::new();
+    loop {
+        let left = START_TIMEOUT.saturating_sub(started.elapsed());
+        match rx.recv_timeout(left) {
+            Ok(line) => {
+                banner.push_str(&line);
+                banner.push('\n');
+                if let Some(addr) = line.strip_prefix("tollgate: listening on https://") {
+                    // The rest of the banner follows immediately.
+                    while let Ok(line) = rx.recv_timeout(Duration::from_millis(200)) {
+                        banner.push_str(&line);
+                        banner.push('\n');
+                    }
+                    return (child, addr.parse().expect("address"), banner);
+                }
+            }
+            Err(_) => {
+                let _ = child.kill();
+                let status = child.wait();
+                let log = std::fs::read_to_string(dir.join("stderr.log")).unwrap_or_default();
+                panic!("tollgate did not start ({status:?}); stdout:\n{banner}\nstderr:\n{log}");
+            }
+        }
+    }
+}
+
+impl Server {
+    /// Starts `tollgate` with `args` and its development certificate.
+    pub fn start(args: &[&str]) -> Self {
+        args.iter().fold(Launch::new(), |l, a| l.arg(*a)).start()
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("https://{}{path}", self.addr)
+    }
+
+    pub fn ca_pem(&self) -> Vec<u8> {
+        std::fs::read(&self.ca).expect("CA file")
+    }
+
+    /// A client trusting this server's CA; `configure` picks protocols.
+    pub fn client_with(
+        &self,
+        configure: impl FnOnce(reqwest::ClientBuilder) -> reqwest::ClientBuilder,
+    ) -> reqwest::Client {
+        client_trusting(&self.ca_pem(), configure)
+    }
+
+    pub fn client(&self) -> reqwest::Client {
+        self.client_with(|b| b)
+    }
+
+    /// POSTs raw bytes; returns the status and body text.
+    pub async fn post(&self, path: &str, body: impl Into<reqwest::Body>) -> (StatusCode, String) {
+        let response = self
+            .client()
+            .post(self.url(path))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .expect("request");
+        let status = response.status();
+        (status, response.text().await.expect("body"))
+    }
+
+    /// POSTs a review and returns the answering AdmissionReview (asserting
+    /// HTTP 200).
+    pub async fn review(&self, path: &str, review: &Value) -> Value {
+        review_with(&self.client(), &self.url(path), review).await
+    }
+
+    pub async fn get(&self, path: &str) -> (StatusCode, String) {
+        let response = self
+            .client()
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("request");
+        let status = response.status();
+        (status, response.text().await.expect("body"))
+    }
+
+    pub async fn metrics(&self) -> String {
+        let (status, text) = self.get("/metrics").await;
+        assert_eq!(status, StatusCode::OK);
+        text
+    }
+
+    /// The server's log so far.
+    pub fn logs(&self) -> String {
+        std::fs::read_to_string(self.dir.join("stderr.log")).unwrap_or_default()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn terminate(&self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.pid().to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success());
+    }
+
+    /// Waits for the process to exit.
+    pub fn wait(&mut self, timeout: Duration) -> ExitStatus {
+        let started = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return status;
+            }
+            assert!(
+                started.elapsed() < timeout,
+                "tollgate did not exit within {timeout:?}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A client trusting only `ca_pem`.
+pub fn client_trusting(
+    ca_pem: &[u8],
+    configure: impl FnOnce(reqwest::ClientBuilder) -> reqwest::ClientBuilder,
+) -> reqwest::Client {
+    let ca = reqwest::Certificate::from_pem(ca_pem).expect("CA");
+    configure(
+        reqwest::Client::builder()
+            .use_rustls_tls()
+            .tls_built_in_root_certs(false)
+            .add_root_certificate(ca)
+            .timeout(Duration::from_secs(60)),
+    )
+    .build()
+    .expect("client")
+}
+
+/// POSTs `review` with `client` and returns the answer (asserting HTTP 200).
+pub async fn review_with(client: &reqwest::Client, url: &str, review: &Value) -> Value {
+    let response = client.post(url).json(review).send().await.expect("request");
+    let status = response.status();
+    let text = response.text().await.expect("body");
+    assert_eq!(status, StatusCode::OK, "{url}: {text}");
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("answer is not JSON ({e}): {text}"))
+}
+
+/// An AdmissionReview (v1) of `operation` on `object` of kind `gvk`.
+pub fn review(uid: &str, gvk: (&str, &str, &str), operation: &str, object: Value) -> Value {
+    let (group, version, kind) = gvk;
+    let name = object["metadata"]["name"].clone();
+    let namespace = object["metadata"]["namespace"].clone();
+    let (object, old_object) = if operation == "DELETE" {
+        (Value::Null, object)
+    } else {
+        (object, Value::Null)
+    };
+    json!({
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "request": {
+            "uid": uid,
+            "kind": {"group": group, "version": version, "kind": kind},
+            "resource": {"group": group, "version": version, "resource": format!("{}s", kind.to_lowercase())},
+            "requestKind": {"group": group, "version": version, "kind": kind},
+            "operation": operation,
+            "name": name,
+            "namespace": namespace,
+            "userInfo": {"username": "kubernetes-admin", "groups": ["system:masters"]},
+            "object": object,
+            "oldObject": old_object,
+            "dryRun": false,
+        }
+    })
+}
+
+/// A small namespaced object.
+pub fn object(api_version: &str, kind: &str, name: &str) -> Value {
+    json!({
+        "apiVersion": api_version,
+        "kind": kind,
+        "metadata": {"name": name, "namespace": "default", "labels": {"app": "demo"}},
+    })
+}
+
+/// The `response` of an answer, after checking its envelope echoes `request`.
+pub fn response<'a>(request: &Value, answer: &'a Value) -> &'a Value {
+    assert_eq!(answer["apiVersion"], request["apiVersion"], "{answer}");
+    assert_eq!(answer["kind"], "AdmissionReview", "{answer}");
+    assert_eq!(
+        answer["response"]["uid"], request["request"]["uid"],
+        "{answer}"
+    );
+    &answer["response"]
+}
+
+/// The decoded JSONPatch of a response, checking `patchType`.
+pub fn patch_of(response: &Value) -> Option<Value> {
+    let patch = response.get("patch")?.as_str()?;
+    assert_eq!(response["patchType"], "JSONPatch", "{response}");
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(patch)
+        .expect("patch is base64");
+    Some(serde_json::from_slice(&bytes).expect("patch is JSON"))
+}
+
+/// Applies `patch` to the request's object, asserting it applies cleanly.
+pub fn apply_patch(request: &Value, patch: &Value) -> Value {
+    let mut object = request["request"]["object"].clone();
+    let ops: json_patch::Patch = serde_json::from_value(patch.clone()).expect("RFC 6902 patch");
+    json_patch::patch(&mut object, &ops).expect("the patch applies to request.object");
+    object
+}
+
+/// Polls `check` until it holds or `timeout` passes.
+pub async fn eventually<F, Fut>(timeout: Duration, what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let started = Instant::now();
+    while !check().await {
+        assert!(started.elapsed() < timeout, "timed out waiting for: {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A metric's value in a Prometheus text exposition (`line_prefix` is the
+/// name with its labels), or 0 when absent.
+pub fn metric(text: &str, line_prefix: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(line_prefix)?.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// A raw TLS connection (ALPN `http/1.1`) for speaking HTTP by hand: slow
+/// and malformed clients.
+pub async fn raw_tls(server: &Server) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, ServerName};
+
+    let mut roots = rustls::RootCertStore::empty();
+    let ca = CertificateDer::from_pem_slice(&server.ca_pem()).expect("CA PEM");
+    roots.add(ca).expect("CA");
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("protocol versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
+    let tcp = tokio::net::TcpStream::connect(server.addr)
+        .await
+        .expect("connect");
+    let name = ServerName::try_from("localhost").expect("name");
+    connector.connect(name, tcp).await.expect("TLS handshake")
+}

@@ -1,0 +1,456 @@
+//! The in-memory object store both backends answer from.
+//!
+//! Objects are kept pre-serialised, so answering a lookup copies bytes and
+//! never serialises: a list is the matching objects joined into a JSON array.
+//! A small parsed index (namespace, name, labels) filters without reparsing;
+//! its meaning is exactly [`LookupQuery::selects`] (tested below), so every
+//! backend agrees with the SDK on what a query selects.
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde_json::{Map, Value};
+
+use crate::{LookupQuery, ResourceType};
+
+/// The annotation `kubectl apply` writes: a full copy of the object that no
+/// rule reads.
+const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
+/// Why an object cannot be stored.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ObjectError {
+    #[error("not a mapping")]
+    NotAnObject,
+    #[error("missing {0}")]
+    Missing(&'static str),
+    #[error("{0} is not a string")]
+    NotAString(&'static str),
+    #[error("{0} is not a mapping")]
+    NotAMapping(&'static str),
+}
+
+/// Where an object lives: `namespace` is `None` for cluster-scoped objects.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(crate) struct ObjectKey {
+    pub namespace: Option<String>,
+    pub name: String,
+}
+
+/// One object, serialised once when it is stored.
+#[derive(Debug)]
+pub(crate) struct StoredObject {
+    /// String-valued labels sorted by key. Other label values never match a
+    /// query (as in `selects`), so they need no index entry.
+    labels: Box<[(Box<str>, Box<str>)]>,
+    json: Box<str>,
+}
+
+impl StoredObject {
+    /// Prepares `object` for storage as an object of type `ty`: sets its
+    /// apiVersion and kind (list items from the API server carry neither),
+    /// drops the fields no rule reads, and indexes it.
+    pub fn new(ty: &ResourceType, mut object: Value) -> Result<(ObjectKey, Self), ObjectError> {
+        let map = object.as_object_mut().ok_or(ObjectError::NotAnObject)?;
+        map.insert("apiVersion".into(), Value::String(ty.api_version.clone()));
+        map.insert("kind".into(), Value::String(ty.kind.clone()));
+        let meta = match map.get_mut("metadata") {
+            Some(Value::Object(meta)) => meta,
+            Some(_) => return Err(ObjectError::NotAMapping("metadata")),
+            None => return Err(ObjectError::Missing("metadata")),
+        };
+        strip(meta);
+        let key = ObjectKey {
+            namespace: optional_string(meta, "namespace", "metadata.namespace")?,
+            name: optional_string(meta, "name", "metadata.name")?
+                .ok_or(ObjectError::Missing("metadata.name"))?,
+        };
+        let mut labels: Vec<(Box<str>, Box<str>)> = match meta.get("labels") {
+            Some(Value::Object(labels)) => labels
+                .iter()
+                .filter_map(|(k, v)| Some((k.as_str().into(), v.as_str()?.into())))
+                .collect(),
+            _ => Vec::new(),
+        };
+        labels.sort_unstable();
+        let json = serde_json::to_string(&object)
+            .expect("a serde_json::Value always serialises")
+            .into_boxed_str();
+        Ok((
+            key,
+            Self {
+                labels: labels.into_boxed_slice(),
+                json,
+            },
+        ))
+    }
+
+    fn label(&self, key: &str) -> Option<&str> {
+        self.labels
+            .binary_search_by(|(k, _)| k.as_ref().cmp(key))
+            .ok()
+            .map(|i| self.labels[i].1.as_ref())
+    }
+
+    fn has_labels(&self, wanted: &BTreeMap<String, String>) -> bool {
+        wanted
+            .iter()
+            .all(|(k, v)| self.label(k) == Some(v.as_str()))
+    }
+
+    /// The stored JSON text.
+    #[cfg(test)]
+    pub fn json(&self) -> &str {
+        &self.json
+    }
+}
+
+/// Removes what no rule reads but costs memory on every object.
+fn strip(meta: &mut Map<String, Value>) {
+    meta.remove("managedFields");
+    if let Some(Value::Object(annotations)) = meta.get_mut("annotations") {
+        annotations.remove(LAST_APPLIED);
+        if annotations.is_empty() {
+            meta.remove("annotations");
+        }
+    }
+}
+
+fn optional_string(
+    meta: &Map<String, Value>,
+    key: &str,
+    field: &'static str,
+) -> Result<Option<String>, ObjectError> {
+    match meta.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(_) => Err(ObjectError::NotAString(field)),
+    }
+}
+
+/// All objects of one resource type, ordered by namespace (cluster-scoped
+/// first) and name, so answers are deterministic.
+#[derive(Debug, Default)]
+pub(crate) struct TypeStore {
+    cluster: BTreeMap<Box<str>, StoredObject>,
+    namespaced: BTreeMap<Box<str>, BTreeMap<Box<str>, StoredObject>>,
+    len: usize,
+}
+
+impl TypeStore {
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Stores `object`, returning the one it replaces.
+    pub fn insert(&mut self, key: ObjectKey, object: StoredObject) -> Option<StoredObject> {
+        let names = match key.namespace {
+            None => &mut self.cluster,
+            Some(ns) => self.namespaced.entry(ns.into()).or_default(),
+        };
+        let old = names.insert(key.name.into(), object);
+        if old.is_none() {
+            self.len += 1;
+        }
+        old
+    }
+
+    pub fn remove(&mut self, key: &ObjectKey) -> Option<StoredObject> {
+        let old = match &key.namespace {
+            None => self.cluster.remove(key.name.as_str()),
+            Some(ns) => {
+                let names = self.namespaced.get_mut(ns.as_str())?;
+                let old = names.remove(key.name.as_str());
+                if names.is_empty() {
+                    self.namespaced.remove(ns.as_str());
+                }
+                old
+            }
+        };
+        if old.is_some() {
+            self.len -= 1;
+        }
+        old
+    }
+
+    #[cfg(test)]
+    pub fn get(&self, key: &ObjectKey) -> Option<&StoredObject> {
+        match &key.namespace {
+            None => self.cluster.get(key.name.as_str()),
+            Some(ns) => self.namespaced.get(ns.as_str())?.get(key.name.as_str()),
+        }
+    }
+
+    /// The objects `query` selects (its apiVersion and kind are the caller's
+    /// business), as a JSON array.
+    pub fn select(&self, query: &LookupQuery) -> Vec<u8> {
+        let mut hits: Vec<&StoredObject> = Vec::new();
+        let name = query.name.as_deref();
+        match &query.namespace {
+            Some(ns) => {
+                if let Some(names) = self.namespaced.get(ns.as_str()) {
+                    take(&mut hits, names, name);
+                }
+            }
+            None => {
+                take(&mut hits, &self.cluster, name);
+                for names in self.namespaced.values() {
+                    take(&mut hits, names, name);
+                }
+            }
+        }
+        if !query.labels.is_empty() {
+            hits.retain(|o| o.has_labels(&query.labels));
+        }
+        join(&hits)
+    }
+}
+
+/// Adds the object called `name` in `names`, or all of them.
+fn take<'a>(
+    hits: &mut Vec<&'a StoredObject>,
+    names: &'a BTreeMap<Box<str>, StoredObject>,
+    name: Option<&str>,
+) {
+    match name {
+        Some(name) => hits.extend(names.get(name)),
+        None => hits.extend(names.values()),
+    }
+}
+
+/// `[a,b,...]` in one exactly sized allocation.
+fn join(objects: &[&StoredObject]) -> Vec<u8> {
+    let size = 2 + objects.len().saturating_sub(1) + objects.iter().map(|o| o.json.len()).sum::<usize>();
+    let mut out = Vec::with_capacity(size);
+    out.push(b'[');
+    for (i, o) in objects.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(o.json.as_bytes());
+    }
+    out.push(b']');
+    out
+}
+
+/// A map keyed by apiVersion and kind that a query's borrowed strings can
+/// index without allocating.
+#[derive(Debug)]
+pub(crate) struct ByType<V>(HashMap<String, HashMap<String, V>>);
+
+impl<V> Default for ByType<V> {
+    fn default() -> Self {
+        Self(HashMap::new())
+    }
+}
+
+impl<V> ByType<V> {
+    pub fn get(&self, api_version: &str, kind: &str) -> Option<&V> {
+        self.0.get(api_version)?.get(kind)
+    }
+
+    pub fn entry(&mut self, ty: &ResourceType) -> &mut V
+    where
+        V: Default,
+    {
+        self.0
+            .entry(ty.api_version.clone())
+            .or_default()
+            .entry(ty.kind.clone())
+            .or_default()
+    }
+
+    pub fn insert(&mut self, ty: &ResourceType, value: V) {
+        self.0
+            .entry(ty.api_version.clone())
+            .or_default()
+            .insert(ty.kind.clone(), value);
+    }
+
+    pub fn remove(&mut self, ty: &ResourceType) -> Option<V> {
+        let kinds = self.0.get_mut(&ty.api_version)?;
+        let old = kinds.remove(&ty.kind);
+        if kinds.is_empty() {
+            self.0.remove(&ty.api_version);
+        }
+        old
+    }
+
+    pub fn values(&self) -> impl Iterator<Item = &V> {
+        self.0.values().flat_map(HashMap::values)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn pod_type() -> ResourceType {
+        ResourceType {
+            api_version: "v1".into(),
+            kind: "Pod".into(),
+        }
+    }
+
+    fn objects() -> Vec<Value> {
+        let mut out = Vec::new();
+        for ns in [None, Some(""), Some("kube-system"), Some("default"), Some("a")] {
+            for name in ["calico-node", "other", "x"] {
+                for labels in [
+                    json!(null),
+                    json!({}),
+                    json!({"k8s-app": "calico-node"}),
+                    json!({"k8s-app": "calico-node", "tier": "1"}),
+                    json!({"k8s-app": "kube-dns", "tier": 1}),
+                ] {
+                    let mut meta = json!({"name": name, "labels": labels});
+                    if let Some(ns) = ns {
+                        meta["namespace"] = json!(ns);
+                    }
+                    // Several objects may share namespace and name here; give
+                    // each a unique name suffix so all of them are stored.
+                    let suffix = out.len();
+                    meta["name"] = json!(format!("{name}-{suffix}"));
+                    if suffix % 7 == 0 {
+                        meta["name"] = json!(name);
+                    }
+                    out.push(json!({"metadata": meta, "spec": {"n": suffix}}));
+                }
+            }
+        }
+        out
+    }
+
+    fn queries() -> Vec<LookupQuery> {
+        let mut out = Vec::new();
+        for ns in [None, Some(""), Some("kube-system"), Some("a"), Some("missing")] {
+            for name in [None, Some("calico-node"), Some("x"), Some("other-1"), Some("nope")] {
+                for labels in [
+                    vec![],
+                    vec![("k8s-app", "calico-node")],
+                    vec![("k8s-app", "calico-node"), ("tier", "1")],
+                    vec![("tier", "1")],
+                    vec![("k8s-app", "nope")],
+                ] {
+                    let mut q = LookupQuery::list("v1", "Pod");
+                    q.namespace = ns.map(str::to_owned);
+                    q.name = name.map(str::to_owned);
+                    for (k, v) in labels {
+                        q = q.with_label(k, v);
+                    }
+                    out.push(q);
+                }
+            }
+        }
+        out
+    }
+
+    /// The index answers exactly what `LookupQuery::selects` says, for every
+    /// combination of namespace (absent, empty, set), name and labels
+    /// (absent, empty, matching, partial, non-string).
+    #[test]
+    fn select_agrees_with_sdk_selects() {
+        let ty = pod_type();
+        let mut store = TypeStore::default();
+        let mut stored = Vec::new();
+        for object in objects() {
+            let (key, obj) = StoredObject::new(&ty, object).unwrap();
+            stored.push(serde_json::from_str::<Value>(obj.json()).unwrap());
+            assert!(store.insert(key, obj).is_none(), "test objects are unique");
+        }
+        assert_eq!(store.len(), stored.len());
+        let mut non_empty = 0;
+        for query in queries() {
+            let got: Vec<Value> = serde_json::from_slice(&store.select(&query)).unwrap();
+            let mut want: Vec<&Value> = stored.iter().filter(|o| query.selects(o)).collect();
+            let key = |o: &Value| {
+                (
+                    o["metadata"]["namespace"].as_str().map(str::to_owned),
+                    o["metadata"]["name"].as_str().unwrap().to_owned(),
+                )
+            };
+            want.sort_by_key(|o| key(o));
+            let got_keys: Vec<_> = got.iter().map(key).collect();
+            let want_keys: Vec<_> = want.iter().map(|o| key(o)).collect();
+            assert_eq!(got_keys, want_keys, "query {query:?}");
+            assert_eq!(got.iter().collect::<Vec<_>>(), want, "query {query:?}");
+            non_empty += usize::from(!got.is_empty());
+        }
+        assert!(non_empty > 20, "the queries exercise real matches");
+    }
+
+    #[test]
+    fn stored_objects_carry_type_and_lose_bulky_fields() {
+        let object = json!({
+            "metadata": {
+                "name": "n", "namespace": "kube-system",
+                "managedFields": [{"manager": "kubectl"}],
+                "annotations": {LAST_APPLIED: "{...}", "keep": "me"},
+            },
+            "spec": {"replicas": 1},
+        });
+        let (key, obj) = StoredObject::new(&pod_type(), object).unwrap();
+        assert_eq!(key.namespace.as_deref(), Some("kube-system"));
+        let v: Value = serde_json::from_str(obj.json()).unwrap();
+        assert_eq!(
+            v,
+            json!({
+                "apiVersion": "v1", "kind": "Pod",
+                "metadata": {"name": "n", "namespace": "kube-system", "annotations": {"keep": "me"}},
+                "spec": {"replicas": 1},
+            })
+        );
+
+        let only_last_applied = json!({"metadata": {"name": "n", "annotations": {LAST_APPLIED: "x"}}});
+        let (key, obj) = StoredObject::new(&pod_type(), only_last_applied).unwrap();
+        assert_eq!(key.namespace, None);
+        assert_eq!(
+            serde_json::from_str::<Value>(obj.json()).unwrap()["metadata"],
+            json!({"name": "n"})
+        );
+    }
+
+    #[test]
+    fn malformed_objects_are_refused() {
+        let ty = pod_type();
+        let err = |v: Value| StoredObject::new(&ty, v).unwrap_err();
+        assert_eq!(err(json!([])), ObjectError::NotAnObject);
+        assert_eq!(err(json!({})), ObjectError::Missing("metadata"));
+        assert_eq!(err(json!({"metadata": 3})), ObjectError::NotAMapping("metadata"));
+        assert_eq!(err(json!({"metadata": {}})), ObjectError::Missing("metadata.name"));
+        assert_eq!(
+            err(json!({"metadata": {"name": 1}})),
+            ObjectError::NotAString("metadata.name")
+        );
+        assert_eq!(
+            err(json!({"metadata": {"name": "a", "namespace": ["x"]}})),
+            ObjectError::NotAString("metadata.namespace")
+        );
+    }
+
+    #[test]
+    fn insert_replace_remove_keep_count() {
+        let ty = pod_type();
+        let mut store = TypeStore::default();
+        let make = |ns: Option<&str>, name: &str, n: i32| {
+            StoredObject::new(&ty, json!({"metadata": {"name": name, "namespace": ns}, "n": n}))
+                .unwrap()
+        };
+        let (k1, o1) = make(Some("a"), "x", 1);
+        let (k2, o2) = make(Some("a"), "x", 2);
+        let (k3, o3) = make(None, "x", 3);
+        assert!(store.insert(k1.clone(), o1).is_none());
+        assert!(store.insert(k2, o2).is_some());
+        assert!(store.insert(k3.clone(), o3).is_none());
+        assert_eq!(store.len(), 2);
+        assert!(store.get(&k1).unwrap().json().contains("\"n\":2"));
+        assert!(store.remove(&k1).is_some());
+        assert!(store.remove(&k1).is_none());
+        assert_eq!(store.len(), 1);
+        assert_eq!(store.select(&LookupQuery::list("v1", "Pod").in_namespace("a")), b"[]");
+        assert!(store.remove(&k3).is_some());
+        assert_eq!(store.len(), 0);
+        assert_eq!(store.select(&LookupQuery::list("v1", "Pod")), b"[]");
+    }
+}

@@ -1,0 +1,117 @@
+//! Per-evaluation latency of the sandbox and of request stripping.
+//!
+//! `cargo run --release -p tollgate-host --example eval_bench`
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use serde_json::value::RawValue;
+use tollgate_context::EmptyContext;
+use tollgate_host::input::{LAST_APPLIED, strip_request};
+use tollgate_host::{Config, GuestInput, PolicySet, Sandbox, SandboxLimits};
+
+const REVIEW: &str = include_str!("../tests/fixtures/review-update-daemonset.json");
+const RUNS: usize = 20_000;
+
+fn main() {
+    let review: Value = serde_json::from_str(REVIEW).expect("review");
+    let request = serde_json::value::to_raw_value(&review["request"]).expect("request");
+    let stripped = strip_request(&request);
+    println!(
+        "review request: {} bytes, stripped: {} bytes",
+        request.get().len(),
+        stripped.len()
+    );
+
+    report(
+        "strip (raw splice, GuestInput)",
+        measure(|| {
+            let input = GuestInput::new(&request);
+            std::hint::black_box(input.bytes(false).len());
+        }),
+    );
+    report(
+        "strip (serde_json::Value baseline)",
+        measure(|| {
+            std::hint::black_box(strip_via_value(&request).len());
+        }),
+    );
+
+    let sandbox = Sandbox::new(SandboxLimits {
+        cache_dir: None,
+        ..SandboxLimits::default()
+    })
+    .expect("sandbox");
+    let config = Config::from_yaml(
+        "- {id: allow, module: 'builtin:guests', rule: allow}",
+        "bench",
+    )
+    .unwrap();
+    let set = PolicySet::load(
+        &config,
+        &sandbox,
+        &[("guests", tollgate_guests::TEST_GUESTS)],
+        Path::new("."),
+    )
+    .expect("load");
+    let policy = &set.policies()[0];
+    for (name, bytes) in [
+        ("small request", &br#"{"uid":"u"}"#[..]),
+        ("stripped review", &stripped[..]),
+    ] {
+        report(
+            &format!("evaluate `allow` test guest ({name})"),
+            measure(|| {
+                let deadline = Instant::now() + Duration::from_secs(1);
+                let verdict = policy
+                    .evaluate(bytes, deadline, &EmptyContext)
+                    .expect("verdict");
+                assert!(verdict.allowed);
+            }),
+        );
+    }
+}
+
+/// The straightforward approach, for comparison: parse, remove, serialise.
+fn strip_via_value(request: &RawValue) -> Vec<u8> {
+    let mut value: Value = serde_json::from_str(request.get()).unwrap();
+    for key in ["object", "oldObject"] {
+        if let Some(meta) = value
+            .get_mut(key)
+            .and_then(|o| o.get_mut("metadata"))
+            .and_then(Value::as_object_mut)
+        {
+            meta.remove("managedFields");
+            if let Some(annotations) = meta.get_mut("annotations").and_then(Value::as_object_mut) {
+                annotations.remove(LAST_APPLIED);
+            }
+        }
+    }
+    serde_json::to_vec(&value).unwrap()
+}
+
+fn measure(mut f: impl FnMut()) -> Vec<Duration> {
+    for _ in 0..RUNS / 10 {
+        f();
+    }
+    let mut times: Vec<Duration> = (0..RUNS)
+        .map(|_| {
+            let start = Instant::now();
+            f();
+            start.elapsed()
+        })
+        .collect();
+    times.sort();
+    times
+}
+
+fn report(name: &str, times: Vec<Duration>) {
+    let at = |q: f64| times[((times.len() as f64 * q) as usize).min(times.len() - 1)];
+    println!(
+        "{name:<48} p50 {:>9.1?}  p99 {:>9.1?}  ({} runs)",
+        at(0.50),
+        at(0.99),
+        times.len()
+    );
+}

@@ -1,0 +1,115 @@
+//! The wasmtime engine and the epoch ticker that enforces deadlines.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+use super::SandboxLimits;
+use crate::policy::LoadError;
+
+/// How many instances may be alive at once across all evaluations. Each
+/// evaluation holds one instance for its duration; the server's blocking
+/// pool is far smaller, so this never limits throughput, while bounding the
+/// address space the pool reserves.
+pub const POOL_INSTANCES: u32 = 256;
+
+/// What every compiled module keeps alive: the engine, the limits and the
+/// ticker (so deadlines keep firing while any policy set is in use, even
+/// after the [`super::Sandbox`] itself is dropped).
+pub struct Shared {
+    pub engine: Engine,
+    pub limits: SandboxLimits,
+    _ticker: Ticker,
+}
+
+impl Shared {
+    pub fn start(limits: SandboxLimits) -> Result<Arc<Self>, LoadError> {
+        if limits.tick.is_zero() || limits.tick > SandboxLimits::MAX_TICK {
+            return Err(LoadError::Engine(format!(
+                "epoch tick {:?} is outside (0, {:?}]",
+                limits.tick,
+                SandboxLimits::MAX_TICK
+            )));
+        }
+        if limits.memory_bytes < WASM_PAGE {
+            return Err(LoadError::Engine(format!(
+                "memory cap {} bytes is below one wasm page ({WASM_PAGE})",
+                limits.memory_bytes
+            )));
+        }
+        let engine = Engine::new(&config(&limits)).map_err(|e| LoadError::Engine(e.to_string()))?;
+        let ticker = Ticker::start(engine.clone(), limits.tick)?;
+        Ok(Arc::new(Self {
+            engine,
+            limits,
+            _ticker: ticker,
+        }))
+    }
+}
+
+const WASM_PAGE: usize = 64 << 10;
+
+/// Bytes of a pooled memory reset by memset on reuse (see [`config`]).
+const KEEP_RESIDENT: usize = 64 << 10;
+
+fn config(limits: &SandboxLimits) -> Config {
+    // Round the cap up to whole pages: a memory is sized in pages.
+    let memory = limits.memory_bytes.div_ceil(WASM_PAGE) * WASM_PAGE;
+    let mut pool = PoolingAllocationConfig::default();
+    pool.total_core_instances(POOL_INSTANCES)
+        .total_memories(POOL_INSTANCES)
+        .total_tables(POOL_INSTANCES)
+        .max_memories_per_module(1)
+        .max_tables_per_module(1)
+        .table_elements(10_000)
+        .max_memory_size(memory)
+        // Reset the first pages (stack top, small heaps) with memset rather
+        // than madvise; more would memset untouched memory on every reuse.
+        .linear_memory_keep_resident(std::env::var("TG_KR").ok().and_then(|v| v.parse().ok()).unwrap_or(KEEP_RESIDENT))
+        .table_keep_resident(KEEP_RESIDENT);
+    let mut config = Config::new();
+    config
+        .allocation_strategy(InstanceAllocationStrategy::Pooling(pool))
+        .memory_init_cow(true)
+        .epoch_interruption(true);
+    config
+}
+
+/// Advances the engine's epoch every tick until dropped.
+struct Ticker {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Ticker {
+    fn start(engine: Engine, tick: Duration) -> Result<Self, LoadError> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("tollgate-epoch".into())
+            .spawn(move || {
+                while !flag.load(Ordering::Acquire) {
+                    std::thread::park_timeout(tick);
+                    engine.increment_epoch();
+                }
+            })
+            .map_err(|e| LoadError::Engine(format!("cannot start the epoch ticker: {e}")))?;
+        Ok(Self {
+            stop,
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for Ticker {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Release);
+        if let Some(thread) = self.thread.take() {
+            thread.thread().unpark();
+            let _ = thread.join();
+        }
+    }
+}

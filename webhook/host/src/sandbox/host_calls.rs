@@ -1,0 +1,121 @@
+//! The two imports a guest may use: `tollgate.lookup` and `tollgate.log`.
+
+use std::time::Instant;
+
+use tollgate_context::LookupQuery;
+use tollgate_sdk::wire::{LogLevel, LookupResult};
+use wasmtime::{Caller, Engine, Linker, Trap};
+
+use super::abi::IMPORT_MODULE;
+use super::instance::{EvalState, GuestFault, MAX_LOG_LINE, MAX_LOG_LINES, guest_slice};
+
+pub fn linker(engine: &Engine) -> wasmtime::Result<Linker<EvalState>> {
+    let mut linker = Linker::new(engine);
+    linker.func_wrap(IMPORT_MODULE, "lookup", lookup)?;
+    linker.func_wrap(IMPORT_MODULE, "log", log)?;
+    Ok(linker)
+}
+
+/// Serves a lookup from the cluster context if the policy's allow-list
+/// covers it; refusals and failures are answered to the guest as
+/// `{"error": ...}` (refusals also logged), so the rule decides what to do.
+fn lookup(mut caller: Caller<'_, EvalState>, ptr: i32, len: i32) -> wasmtime::Result<i64> {
+    // Lookups run inside the evaluation's deadline like guest code.
+    if Instant::now() >= caller.data().deadline() {
+        return Err(Trap::Interrupt.into());
+    }
+    let memory = caller.data().memory.ok_or(GuestFault::Unbound)?;
+    let parsed = {
+        let query = guest_slice(memory.data(&caller), ptr as u32, len as u32, "lookup query")?;
+        serde_json::from_slice::<LookupQuery>(query)
+    };
+    let answer = match parsed {
+        Err(e) => error_answer(&format!("malformed lookup query: {e}")),
+        Ok(query) => answer(caller.data(), &query),
+    };
+    write_answer(&mut caller, &answer)
+}
+
+fn answer(state: &EvalState, query: &LookupQuery) -> Vec<u8> {
+    let allow = state.allow();
+    if let Err(refusal) = allow.check(query) {
+        tracing::warn!(
+            policy = %allow.policy,
+            query = %serde_json::to_string(query).unwrap_or_default(),
+            "lookup refused: {refusal}"
+        );
+        return error_answer(&refusal.to_string());
+    }
+    match state.context().lookup(query) {
+        Ok(objects) => {
+            let mut answer = Vec::with_capacity(objects.len() + 12);
+            answer.extend_from_slice(br#"{"objects":"#);
+            answer.extend_from_slice(&objects);
+            answer.push(b'}');
+            answer
+        }
+        Err(e) => error_answer(&e.to_string()),
+    }
+}
+
+fn error_answer(message: &str) -> Vec<u8> {
+    let result = LookupResult {
+        objects: None,
+        error: Some(message.to_owned()),
+    };
+    serde_json::to_vec(&result).unwrap_or_else(|_| br#"{"error":"lookup failed"}"#.to_vec())
+}
+
+/// Writes `answer` into a buffer from the guest's `tollgate_alloc` and
+/// returns it packed.
+fn write_answer(caller: &mut Caller<'_, EvalState>, answer: &[u8]) -> wasmtime::Result<i64> {
+    let (memory, alloc) = match (caller.data().memory, caller.data().alloc.clone()) {
+        (Some(memory), Some(alloc)) => (memory, alloc),
+        _ => return Err(GuestFault::Unbound.into()),
+    };
+    let len = u32::try_from(answer.len()).map_err(|_| GuestFault::AllocFailed(answer.len()))?;
+    let ptr = alloc.call(&mut *caller, len as i32)? as u32;
+    if ptr == 0 {
+        return Err(GuestFault::AllocFailed(answer.len()).into());
+    }
+    let size = memory.data_size(&*caller);
+    memory
+        .write(&mut *caller, ptr as usize, answer)
+        .map_err(|_| GuestFault::OutOfBounds {
+            what: "tollgate_alloc result",
+            ptr,
+            len,
+            size,
+        })?;
+    Ok((((ptr as u64) << 32) | len as u64) as i64)
+}
+
+/// Forwards a guest log line to `tracing` with the policy id: at most
+/// [`MAX_LOG_LINES`] lines of [`MAX_LOG_LINE`] bytes per evaluation, so a
+/// chatty guest cannot flood the logs. The last error line is kept for the
+/// failure message whatever the count.
+fn log(mut caller: Caller<'_, EvalState>, level: i32, ptr: i32, len: i32) -> wasmtime::Result<()> {
+    let level = LogLevel::from_i32(level).unwrap_or(LogLevel::Info);
+    let state = caller.data();
+    if state.log_lines >= MAX_LOG_LINES && level != LogLevel::Error {
+        return Ok(());
+    }
+    let memory = state.memory.ok_or(GuestFault::Unbound)?;
+    let bytes = guest_slice(memory.data(&caller), ptr as u32, len as u32, "log line")?;
+    let line = String::from_utf8_lossy(&bytes[..bytes.len().min(MAX_LOG_LINE)]).into_owned();
+    let state = caller.data_mut();
+    if state.log_lines < MAX_LOG_LINES {
+        state.log_lines += 1;
+        let policy = &state.allow().policy;
+        match level {
+            LogLevel::Error => tracing::error!(policy = %policy, "guest: {line}"),
+            LogLevel::Warn => tracing::warn!(policy = %policy, "guest: {line}"),
+            LogLevel::Info => tracing::info!(policy = %policy, "guest: {line}"),
+            LogLevel::Debug => tracing::debug!(policy = %policy, "guest: {line}"),
+        }
+    }
+    if level == LogLevel::Error {
+        state.last_error = Some(line);
+    }
+    Ok(())
+}

@@ -1,0 +1,347 @@
+//! One evaluation: a fresh store and instance, its limits, and the mapping
+//! of whatever went wrong to an [`EvalError`].
+
+use std::marker::PhantomData;
+use std::ptr::NonNull;
+use std::time::Instant;
+
+use tollgate_context::{AllowList, ClusterContext};
+use wasmtime::{
+    Instance, InstancePre, Memory, ModuleExport, ResourceLimiter, Store, Trap, TypedFunc,
+    UpdateDeadline, WasmParams,
+};
+
+use super::EvalError;
+use super::abi::Exports;
+use super::engine::Shared;
+
+/// The most log lines one evaluation forwards, and their longest length.
+pub const MAX_LOG_LINES: u32 = 32;
+pub const MAX_LOG_LINE: usize = 1024;
+
+/// Per-evaluation store data.
+pub struct EvalState {
+    deadline: Instant,
+    limiter: Limiter,
+    borrowed: Borrowed,
+    /// Set once the instance's exports are bound; host calls need them.
+    pub memory: Option<Memory>,
+    pub alloc: Option<TypedFunc<i32, i32>>,
+    /// Log lines forwarded so far.
+    pub log_lines: u32,
+    /// The last error-level log line (the SDK's panic hook logs the panic
+    /// message there before trapping).
+    pub last_error: Option<String>,
+}
+
+impl EvalState {
+    pub fn deadline(&self) -> Instant {
+        self.deadline
+    }
+
+    pub fn allow(&self) -> &AllowList {
+        // SAFETY: see `Borrowed`.
+        unsafe { self.borrowed.allow.as_ref() }
+    }
+
+    pub fn context(&self) -> &dyn ClusterContext {
+        // SAFETY: see `Borrowed`.
+        unsafe { self.borrowed.context.as_ref() }
+    }
+}
+
+/// The allow-list and cluster context of the evaluation, borrowed for its
+/// duration. wasmtime requires store data to be `'static`, so the lifetimes
+/// are erased here; this is sound because the only owner of an `EvalState`
+/// is the `Store` inside a [`Session<'a>`], which cannot outlive the `'a`
+/// borrows it was created from, and the store never hands its data out.
+struct Borrowed {
+    allow: NonNull<AllowList>,
+    context: NonNull<dyn ClusterContext>,
+}
+
+/// Caps linear memory and remembers that the cap was hit, so the failure is
+/// reported as [`EvalError::Memory`] however the guest reacts to it.
+struct Limiter {
+    cap: usize,
+    exceeded: bool,
+}
+
+/// The error that stops a guest growing its memory past the cap.
+#[derive(Debug, thiserror::Error)]
+#[error("memory cap of {0} bytes reached")]
+struct MemoryCapReached(usize);
+
+impl ResourceLimiter for Limiter {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _max: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired > self.cap {
+            self.exceeded = true;
+            // Trap rather than fail the grow: a guest that ignores a failed
+            // `memory.grow` would only fail later and less clearly.
+            return Err(MemoryCapReached(self.cap).into());
+        }
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        _desired: usize,
+        _max: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        // The pool's `table_elements` bounds tables.
+        Ok(true)
+    }
+}
+
+/// Guest output the host cannot use, detected inside a host call or when
+/// reading a result. Classified as [`EvalError::Output`].
+#[derive(Debug, thiserror::Error)]
+pub enum GuestFault {
+    #[error("{what} at {ptr}+{len} is outside the guest's {size}-byte memory")]
+    OutOfBounds {
+        what: &'static str,
+        ptr: u32,
+        len: u32,
+        size: usize,
+    },
+    #[error("tollgate_alloc({0}) failed")]
+    AllocFailed(usize),
+    #[error("the module's exports are not bound")]
+    Unbound,
+}
+
+/// The guest memory range `ptr..ptr+len`, bounds-checked.
+pub fn guest_slice<'m>(
+    memory: &'m [u8],
+    ptr: u32,
+    len: u32,
+    what: &'static str,
+) -> Result<&'m [u8], GuestFault> {
+    let start = ptr as usize;
+    memory
+        .get(start..start + len as usize)
+        .ok_or(GuestFault::OutOfBounds {
+            what,
+            ptr,
+            len,
+            size: memory.len(),
+        })
+}
+
+/// Splits a packed `(ptr << 32) | len` result.
+pub fn unpack(packed: i64) -> (u32, u32) {
+    let packed = packed as u64;
+    ((packed >> 32) as u32, packed as u32)
+}
+
+/// A fresh instance with its store, alive for one evaluation (or one
+/// load-time call).
+pub struct Session<'a> {
+    store: Store<EvalState>,
+    instance: Instance,
+    started: Instant,
+    _borrows: PhantomData<&'a dyn ClusterContext>,
+}
+
+impl<'a> Session<'a> {
+    pub fn start(
+        shared: &Shared,
+        pre: &InstancePre<EvalState>,
+        deadline: Instant,
+        allow: &'a AllowList,
+        context: &'a dyn ClusterContext,
+    ) -> Result<Self, EvalError> {
+        let started = Instant::now();
+        // SAFETY (lifetime erasure): see `Borrowed`.
+        let context: NonNull<dyn ClusterContext> = unsafe {
+            std::mem::transmute::<NonNull<dyn ClusterContext + 'a>, NonNull<dyn ClusterContext>>(
+                NonNull::from(context),
+            )
+        };
+        let state = EvalState {
+            deadline,
+            limiter: Limiter {
+                cap: shared.limits.memory_bytes,
+                exceeded: false,
+            },
+            borrowed: Borrowed {
+                allow: NonNull::from(allow),
+                context,
+            },
+            memory: None,
+            alloc: None,
+            log_lines: 0,
+            last_error: None,
+        };
+        let mut store = Store::new(&shared.engine, state);
+        store.limiter(|s| &mut s.limiter);
+        let tick = shared.limits.tick;
+        let ticks = move |now: Instant, deadline: Instant| {
+            let left = deadline.saturating_duration_since(now);
+            (left.as_nanos() / tick.as_nanos()).max(1) as u64
+        };
+        store.set_epoch_deadline(ticks(started, deadline));
+        // Ticks are a hint (the ticker may run early or late); the deadline
+        // is the clock: interrupt only once it has really passed, at most one
+        // tick late.
+        store.epoch_deadline_callback(move |ctx| {
+            let now = Instant::now();
+            let deadline = ctx.data().deadline;
+            Ok(if now >= deadline {
+                UpdateDeadline::Interrupt
+            } else {
+                UpdateDeadline::Continue(ticks(now, deadline))
+            })
+        });
+        let instance = pre
+            .instantiate(&mut store)
+            .map_err(|e| classify(&store, started, e))?;
+        Ok(Self {
+            store,
+            instance,
+            started,
+            _borrows: PhantomData,
+        })
+    }
+
+    /// Makes the memory and `tollgate_alloc` available to host calls.
+    pub fn bind(&mut self, exports: &Exports) -> Result<(), EvalError> {
+        let memory = self
+            .instance
+            .get_module_export(&mut self.store, &exports.memory)
+            .and_then(|e| e.into_memory());
+        let alloc = self.func::<i32, i32>(&exports.alloc)?;
+        let state = self.store.data_mut();
+        state.memory = memory;
+        state.alloc = Some(alloc);
+        Ok(())
+    }
+
+    /// Copies `parts` into one guest allocation; returns each part's
+    /// `(ptr, len)`. One `tollgate_alloc` call instead of one per part.
+    pub fn write<const N: usize>(
+        &mut self,
+        parts: [&[u8]; N],
+    ) -> Result<[(i32, i32); N], EvalError> {
+        let total: usize = parts.iter().map(|p| p.len()).sum();
+        let mut placed = [(0, 0); N];
+        let (Some(memory), Some(alloc)) =
+            (self.store.data().memory, self.store.data().alloc.clone())
+        else {
+            return Err(EvalError::Output(GuestFault::Unbound.to_string()));
+        };
+        let len = i32::try_from(total)
+            .map_err(|_| EvalError::Output(format!("input of {total} bytes is too large")))?;
+        let base = alloc
+            .call(&mut self.store, len)
+            .map_err(|e| self.error(e))?;
+        if base == 0 && total > 0 {
+            return Err(self.error(GuestFault::AllocFailed(total).into()));
+        }
+        let mut offset = base as u32 as usize;
+        for (part, slot) in parts.iter().zip(&mut placed) {
+            memory.write(&mut self.store, offset, part).map_err(|_| {
+                self.error(out_of_bounds(
+                    "tollgate_alloc result",
+                    offset,
+                    part.len(),
+                    &memory,
+                    &self.store,
+                ))
+            })?;
+            *slot = (offset as i32, part.len() as i32);
+            offset += part.len();
+        }
+        Ok(placed)
+    }
+
+    /// Calls an export that returns a packed document and returns the
+    /// document's bytes (bounds-checked).
+    pub fn call_packed<P: WasmParams>(
+        &mut self,
+        export: &ModuleExport,
+        params: P,
+    ) -> Result<&[u8], EvalError> {
+        let func = self.func::<P, i64>(export)?;
+        let packed = func
+            .call(&mut self.store, params)
+            .map_err(|e| self.error(e))?;
+        let (ptr, len) = unpack(packed);
+        let memory = self
+            .store
+            .data()
+            .memory
+            .ok_or(EvalError::Output(GuestFault::Unbound.to_string()))?;
+        guest_slice(memory.data(&self.store), ptr, len, "result")
+            .map_err(|e| EvalError::Output(e.to_string()))
+    }
+
+    /// Calls an export returning an `i32`.
+    pub fn call_i32(&mut self, export: &ModuleExport) -> Result<i32, EvalError> {
+        let func = self.func::<(), i32>(export)?;
+        func.call(&mut self.store, ()).map_err(|e| self.error(e))
+    }
+
+    fn func<P: WasmParams, R: wasmtime::WasmResults>(
+        &mut self,
+        export: &ModuleExport,
+    ) -> Result<TypedFunc<P, R>, EvalError> {
+        self.instance
+            .get_module_export(&mut self.store, export)
+            .and_then(|e| e.into_func())
+            .ok_or_else(|| EvalError::Output(GuestFault::Unbound.to_string()))?
+            .typed(&self.store)
+            // The load-time ABI check makes a mismatch here impossible.
+            .map_err(|e| EvalError::Output(e.to_string()))
+    }
+
+    fn error(&self, error: wasmtime::Error) -> EvalError {
+        classify(&self.store, self.started, error)
+    }
+}
+
+fn out_of_bounds(
+    what: &'static str,
+    offset: usize,
+    len: usize,
+    memory: &Memory,
+    store: &Store<EvalState>,
+) -> wasmtime::Error {
+    GuestFault::OutOfBounds {
+        what,
+        ptr: offset as u32,
+        len: len as u32,
+        size: memory.data_size(store),
+    }
+    .into()
+}
+
+/// Maps a wasmtime error to its cause by type, never by message: the memory
+/// flag first (however the guest reacted to the cap), then our own faults,
+/// then the trap code.
+fn classify(store: &Store<EvalState>, started: Instant, error: wasmtime::Error) -> EvalError {
+    let state = store.data();
+    if state.limiter.exceeded {
+        return EvalError::Memory(state.limiter.cap);
+    }
+    if let Some(fault) = error.downcast_ref::<GuestFault>() {
+        return EvalError::Output(fault.to_string());
+    }
+    let what = match error.downcast_ref::<Trap>() {
+        Some(Trap::Interrupt) => {
+            return EvalError::Deadline(state.deadline.saturating_duration_since(started));
+        }
+        Some(trap) => trap.to_string(),
+        None => format!("{error:#}"),
+    };
+    EvalError::Trap(match &state.last_error {
+        Some(line) => format!("{line} ({what})"),
+        None => what,
+    })
+}

@@ -1,0 +1,160 @@
+//! Sandboxed evaluation on wasmtime.
+//!
+//! One [`Sandbox`] per process holds the engine (pooling allocator,
+//! copy-on-write memory images, epoch interruption driven by a ticker
+//! thread) and the table of compiled modules. Every evaluation runs in a
+//! fresh instance created from a pre-linked [`wasmtime::InstancePre`], under
+//! a CPU deadline and a memory cap, so nothing a guest does survives it or
+//! reaches another evaluation.
+
+mod abi;
+mod compiled;
+mod engine;
+mod host_calls;
+mod instance;
+mod module_cache;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+pub use abi::ModuleError;
+pub use compiled::CompiledModule;
+pub use module_cache::ModuleOrigin;
+
+use crate::policy::LoadError;
+
+/// Resource limits of every evaluation.
+#[derive(Debug, Clone)]
+pub struct SandboxLimits {
+    /// Linear memory cap per instance (bytes).
+    pub memory_bytes: usize,
+    /// Epoch tick (≤ 10 ms).
+    pub tick: std::time::Duration,
+    /// Where compiled modules are cached (`$XDG_CACHE_HOME/tollgate`); `None`
+    /// disables the disk cache.
+    pub cache_dir: Option<PathBuf>,
+}
+
+impl SandboxLimits {
+    /// The longest epoch tick: deadlines are enforced to within one tick.
+    pub const MAX_TICK: Duration = Duration::from_millis(10);
+
+    /// `$XDG_CACHE_HOME/tollgate`, else `$HOME/.cache/tollgate`.
+    pub fn default_cache_dir() -> Option<PathBuf> {
+        let base = std::env::var_os("XDG_CACHE_HOME")
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
+        Some(base.join("tollgate"))
+    }
+}
+
+impl Default for SandboxLimits {
+    /// 64 MiB per instance, 5 ms ticks, the user's cache directory.
+    fn default() -> Self {
+        Self {
+            memory_bytes: 64 << 20,
+            tick: Duration::from_millis(5),
+            cache_dir: Self::default_cache_dir(),
+        }
+    }
+}
+
+/// Why an evaluation produced no verdict; becomes the policy's failure verdict.
+#[derive(Debug, thiserror::Error)]
+pub enum EvalError {
+    #[error("exceeded its CPU deadline of {0:?}")]
+    Deadline(std::time::Duration),
+    #[error("exceeded its memory cap of {0} bytes")]
+    Memory(usize),
+    #[error("trapped: {0}")]
+    Trap(String),
+    #[error("returned unusable output: {0}")]
+    Output(String),
+}
+
+/// The metric label of a failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FailureCause {
+    Deadline,
+    Memory,
+    Trap,
+    Output,
+}
+
+impl FailureCause {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Deadline => "deadline",
+            Self::Memory => "memory",
+            Self::Trap => "trap",
+            Self::Output => "output",
+        }
+    }
+}
+
+impl EvalError {
+    pub fn cause(&self) -> FailureCause {
+        match self {
+            Self::Deadline(_) => FailureCause::Deadline,
+            Self::Memory(_) => FailureCause::Memory,
+            Self::Trap(_) => FailureCause::Trap,
+            Self::Output(_) => FailureCause::Output,
+        }
+    }
+}
+
+/// The wasmtime engine shared by every policy set: pooling allocator,
+/// copy-on-write memory images, epoch interruption driven by a ticker thread.
+pub struct Sandbox {
+    shared: Arc<engine::Shared>,
+    linker: wasmtime::Linker<instance::EvalState>,
+    /// Compiled modules by sha256. Weak, so a module no policy set uses any
+    /// more is freed, while a reload that keeps a module reuses it.
+    modules: Mutex<HashMap<[u8; 32], Weak<CompiledModule>>>,
+}
+
+impl Sandbox {
+    pub fn new(limits: SandboxLimits) -> Result<Arc<Self>, LoadError> {
+        let shared = engine::Shared::start(limits)?;
+        let linker =
+            host_calls::linker(&shared.engine).map_err(|e| LoadError::Engine(e.to_string()))?;
+        Ok(Arc::new(Self {
+            shared,
+            linker,
+            modules: Mutex::new(HashMap::new()),
+        }))
+    }
+
+    pub fn limits(&self) -> &SandboxLimits {
+        &self.shared.limits
+    }
+
+    /// Compiles `wasm` (or takes it from the in-memory table or the disk
+    /// cache), checks it speaks ABI v1 and reads its rule list. Policies that
+    /// name the same bytes share the result.
+    pub fn load_module(
+        &self,
+        wasm: &[u8],
+    ) -> Result<(Arc<CompiledModule>, ModuleOrigin), ModuleError> {
+        let digest = module_cache::digest(wasm);
+        // Held across compilation: concurrent loads of one module (two
+        // reloads racing) compile it once; loads are rare.
+        let mut modules = self.modules.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(module) = modules.get(&digest).and_then(Weak::upgrade) {
+            return Ok((module, ModuleOrigin::Memory));
+        }
+        let (module, origin) = module_cache::load_or_compile(&self.shared, wasm, &digest)?;
+        let compiled = Arc::new(CompiledModule::new(
+            &self.shared,
+            &self.linker,
+            module,
+            digest,
+        )?);
+        modules.retain(|_, m| m.strong_count() > 0);
+        modules.insert(digest, Arc::downgrade(&compiled));
+        Ok((compiled, origin))
+    }
+}

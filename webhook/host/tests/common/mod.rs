@@ -1,0 +1,46 @@
+//! Shared helpers: a sandbox and policy sets over the test guests.
+#![allow(dead_code)]
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tollgate_context::EmptyContext;
+use tollgate_host::{Config, EvalError, PolicySet, Sandbox, SandboxLimits, Verdict};
+
+/// The test guests as the built-in module `builtin:guests`.
+pub const BUILTINS: &[(&str, &[u8])] = &[("guests", tollgate_guests::TEST_GUESTS)];
+
+/// A sandbox with a small memory cap and no disk cache.
+pub fn sandbox() -> Arc<Sandbox> {
+    Sandbox::new(SandboxLimits {
+        memory_bytes: 16 << 20,
+        tick: Duration::from_millis(5),
+        cache_dir: None,
+    })
+    .expect("sandbox")
+}
+
+/// Loads a YAML configuration against the test guests.
+pub fn load(sandbox: &Sandbox, yaml: &str) -> Result<PolicySet, tollgate_host::LoadError> {
+    let config = Config::from_yaml(yaml, "test.yaml")?;
+    PolicySet::load(&config, sandbox, BUILTINS, Path::new("."))
+}
+
+/// One policy running `rule` of the test guests, with optional extra YAML
+/// lines (indented by four spaces).
+pub fn policy_yaml(rule: &str, extra: &str) -> String {
+    format!("- id: {rule}-policy\n  module: builtin:guests\n  rule: {rule}\n{extra}")
+}
+
+pub fn single(sandbox: &Sandbox, rule: &str, extra: &str) -> PolicySet {
+    load(sandbox, &policy_yaml(rule, extra)).unwrap_or_else(|e| panic!("loading {rule}: {e}"))
+}
+
+/// A small admission request.
+pub const REQUEST: &[u8] = br#"{"uid":"u1","kind":{"group":"apps","version":"v1","kind":"Deployment"},"operation":"CREATE","namespace":"kube-system","name":"x","object":{"metadata":{"name":"x"}}}"#;
+
+/// Evaluates the only policy of `set` on [`REQUEST`] within `timeout`.
+pub fn eval(set: &PolicySet, timeout: Duration) -> Result<Verdict, EvalError> {
+    set.policies()[0].evaluate(REQUEST, Instant::now() + timeout, &EmptyContext)
+}

@@ -1,0 +1,164 @@
+//! The `lookup` host call: allow-list refusals reach the guest and the log;
+//! granted queries are served from the cluster context.
+
+mod common;
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::{REQUEST, sandbox, single};
+use tollgate_context::{ClusterContext, EmptyContext, LookupError, LookupQuery};
+use tollgate_host::{PolicySet, Verdict};
+
+const GRANT: &str =
+    "  context: [{apiVersion: apps/v1, kind: ReplicaSet, namespaces: [kube-system]}]\n";
+
+fn peek(query: &str, context: &dyn ClusterContext) -> (Verdict, String) {
+    let sandbox = sandbox();
+    let set = single(&sandbox, "peek", &format!("{GRANT}  settings: {query}\n"));
+    with_logs(|| evaluate(&set, context))
+}
+
+fn evaluate(set: &PolicySet, context: &dyn ClusterContext) -> Verdict {
+    set.policies()[0]
+        .evaluate(REQUEST, Instant::now() + Duration::from_secs(1), context)
+        .unwrap()
+}
+
+/// Runs `f` with tracing captured on this thread.
+fn with_logs<T>(f: impl FnOnce() -> T) -> (T, String) {
+    #[derive(Clone, Default)]
+    struct Sink(Arc<Mutex<Vec<u8>>>);
+    impl Write for Sink {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let sink = Sink::default();
+    let writer = sink.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    let result = tracing::subscriber::with_default(subscriber, f);
+    let logs = String::from_utf8(sink.0.lock().unwrap().clone()).unwrap();
+    (result, logs)
+}
+
+#[test]
+fn a_query_outside_the_allow_list_is_refused_and_logged() {
+    let (verdict, logs) = peek(
+        "{apiVersion: v1, kind: Secret, namespace: kube-system}",
+        &EmptyContext,
+    );
+    assert!(!verdict.allowed);
+    let message = verdict.message.unwrap();
+    assert!(
+        message.contains("peek-policy may not read v1 Secret"),
+        "{message}"
+    );
+    assert!(
+        logs.contains("WARN") && logs.contains("lookup refused"),
+        "{logs}"
+    );
+    assert!(
+        logs.contains("peek-policy") && logs.contains("Secret"),
+        "{logs}"
+    );
+}
+
+#[test]
+fn a_namespace_outside_the_grant_is_refused() {
+    let (verdict, _) = peek(
+        "{apiVersion: apps/v1, kind: ReplicaSet, namespace: default}",
+        &EmptyContext,
+    );
+    assert!(verdict.message.unwrap().contains("in namespace default"));
+    let (verdict, _) = peek("{apiVersion: apps/v1, kind: ReplicaSet}", &EmptyContext);
+    assert!(
+        !verdict.allowed,
+        "an all-namespace list needs an all-namespace grant"
+    );
+}
+
+/// A context holding one ReplicaSet, recording the queries it serves.
+#[derive(Default)]
+struct OneReplicaSet(Mutex<Vec<LookupQuery>>);
+
+impl ClusterContext for OneReplicaSet {
+    fn lookup(&self, query: &LookupQuery) -> Result<Vec<u8>, LookupError> {
+        self.0.lock().unwrap().push(query.clone());
+        Ok(br#"[{"apiVersion":"apps/v1","kind":"ReplicaSet","metadata":{"name":"rs","namespace":"kube-system"}}]"#.to_vec())
+    }
+}
+
+#[test]
+fn a_granted_query_is_served_from_the_context() {
+    let context = OneReplicaSet::default();
+    let (verdict, logs) = peek(
+        "{apiVersion: apps/v1, kind: ReplicaSet, namespace: kube-system, name: rs}",
+        &context,
+    );
+    assert!(verdict.allowed, "{verdict:?}");
+    let answer: serde_json::Value = serde_json::from_str(&verdict.warnings[0]).unwrap();
+    assert_eq!(answer["objects"][0]["metadata"]["name"], "rs");
+    assert_eq!(
+        context.0.lock().unwrap().as_slice(),
+        [LookupQuery::get(
+            "apps/v1",
+            "ReplicaSet",
+            Some("kube-system"),
+            "rs"
+        )]
+    );
+    assert!(!logs.contains("refused"), "{logs}");
+}
+
+struct Unavailable;
+
+impl ClusterContext for Unavailable {
+    fn lookup(&self, _: &LookupQuery) -> Result<Vec<u8>, LookupError> {
+        Err(LookupError::Unavailable("cache not synced".into()))
+    }
+}
+
+#[test]
+fn context_failures_are_answered_as_errors() {
+    let (verdict, _) = peek(
+        "{apiVersion: apps/v1, kind: ReplicaSet, namespace: kube-system}",
+        &Unavailable,
+    );
+    let message = verdict.message.unwrap();
+    assert!(message.contains("cache not synced"), "{message}");
+}
+
+#[test]
+fn a_malformed_query_is_answered_as_an_error() {
+    let (verdict, _) = peek("{apiVersion: apps/v1, colour: blue}", &EmptyContext);
+    let message = verdict.message.unwrap();
+    assert!(message.contains("malformed lookup query"), "{message}");
+}
+
+#[test]
+fn lookups_are_subject_to_the_deadline() {
+    let sandbox = sandbox();
+    let set = single(
+        &sandbox,
+        "peek",
+        &format!(
+            "{GRANT}  settings: {{apiVersion: apps/v1, kind: ReplicaSet, namespace: kube-system}}\n"
+        ),
+    );
+    let err = set.policies()[0]
+        .evaluate(REQUEST, Instant::now(), &OneReplicaSet::default())
+        .unwrap_err();
+    assert!(
+        matches!(err, tollgate_host::EvalError::Deadline(_)),
+        "{err:?}"
+    );
+}

@@ -1,0 +1,140 @@
+//! The command line. `tollgate` with no subcommand serves.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+
+use crate::logging::LogFormat;
+use crate::runtime::Runtime;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "tollgate",
+    version,
+    about,
+    args_conflicts_with_subcommands = true
+)]
+pub struct Args {
+    /// Log line format (stderr; filter with RUST_LOG).
+    #[arg(long, value_enum, default_value_t, global = true)]
+    pub log_format: LogFormat,
+
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
+    /// `serve`'s flags, accepted without the subcommand.
+    #[command(flatten)]
+    pub serve: ServeArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the admission endpoints (the default).
+    Serve(ServeArgs),
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct ServeArgs {
+    /// Address to listen on (HTTPS: /validate, /mutate, /healthz, /readyz, /metrics).
+    #[arg(long, default_value = "127.0.0.1:8443")]
+    pub listen: SocketAddr,
+
+    /// PEM certificate chain; re-read when it changes. Without --cert/--key a
+    /// development CA and certificate for localhost are generated under the
+    /// state directory.
+    #[arg(long, requires = "key")]
+    pub cert: Option<PathBuf>,
+
+    /// PEM private key of --cert; re-read when it changes.
+    #[arg(long, requires = "cert")]
+    pub key: Option<PathBuf>,
+
+    /// Policy configuration (YAML); reloaded when it or a module it names
+    /// changes. Default: the built-in Calico pack with its default configuration.
+    #[arg(long)]
+    pub policies: Option<PathBuf>,
+
+    /// Largest AdmissionReview accepted; larger bodies get 413.
+    #[arg(long, default_value_t = 16 << 20)]
+    pub max_body_bytes: usize,
+
+    /// Review budget when the request has no ?timeout= (the API server always sends one).
+    #[arg(long, default_value = "10s", value_parser = duration)]
+    pub default_timeout: Duration,
+
+    /// Close connections whose request headers take longer than this (slow clients).
+    #[arg(long, default_value = "10s", value_parser = duration)]
+    pub header_read_timeout: Duration,
+
+    /// On SIGTERM/SIGINT, how long in-flight reviews may take to finish.
+    #[arg(long, default_value = "30s", value_parser = duration)]
+    pub shutdown_grace: Duration,
+
+    /// Linear memory cap of each policy evaluation, in bytes.
+    #[arg(long, default_value_t = 64 << 20)]
+    pub policy_memory_bytes: usize,
+
+    /// Serve policy lookups from watch caches of this cluster.
+    #[arg(long, conflicts_with = "cluster_snapshot")]
+    pub kubeconfig: Option<PathBuf>,
+
+    /// Serve policy lookups from a directory of YAML/JSON objects (offline).
+    #[arg(long)]
+    pub cluster_snapshot: Option<PathBuf>,
+
+    /// Where the development certificate lives (default $XDG_STATE_HOME/tollgate,
+    /// else ~/.local/state/tollgate).
+    #[arg(long)]
+    pub state_dir: Option<PathBuf>,
+
+    /// Where compiled policy modules are cached (default $XDG_CACHE_HOME/tollgate,
+    /// else ~/.cache/tollgate).
+    #[arg(long)]
+    pub cache_dir: Option<PathBuf>,
+}
+
+fn duration(text: &str) -> Result<Duration, String> {
+    crate::admission::deadline::parse_duration(text)
+        .ok_or_else(|| format!("{text:?} is not a duration such as 10s or 500ms"))
+}
+
+/// Runs the command.
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let serve = match args.command {
+        Some(Command::Serve(serve)) => serve,
+        None => args.serve,
+    };
+    let runtime = tokio::runtime::Runtime::new()?;
+    let result = runtime.block_on(async { Runtime::build(serve).await?.run().await });
+    // An evaluation still running on a blocking thread ends at its CPU
+    // deadline; do not wait for it after the last answer was sent.
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serve_is_the_default_subcommand() {
+        let bare = Args::try_parse_from(["tollgate", "--listen", "0.0.0.0:9443"]).unwrap();
+        assert!(bare.command.is_none());
+        assert_eq!(bare.serve.listen.port(), 9443);
+        let explicit = Args::try_parse_from(["tollgate", "serve", "--policies", "p.yaml"]).unwrap();
+        let Some(Command::Serve(serve)) = explicit.command else {
+            panic!("expected serve")
+        };
+        assert_eq!(serve.policies, Some(PathBuf::from("p.yaml")));
+        assert_eq!(serve.max_body_bytes, 16 << 20);
+    }
+
+    #[test]
+    fn cert_and_key_go_together() {
+        assert!(Args::try_parse_from(["tollgate", "--cert", "c.pem"]).is_err());
+        assert!(Args::try_parse_from(["tollgate", "--cert", "c", "--key", "k"]).is_ok());
+        assert!(Args::try_parse_from(["tollgate", "--shutdown-grace", "soon"]).is_err());
+    }
+}

@@ -1,0 +1,110 @@
+//! Where the policy set comes from, and its hot reload.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use tollgate_host::{Config, LoadError, PolicySet, Sandbox};
+
+use crate::metrics::Metrics;
+use crate::watch::FileWatch;
+
+/// The modules the binary embeds, for `module: builtin:NAME`.
+pub const BUILTINS: &[(&str, &[u8])] = &[("calico", tollgate_guests::CALICO)];
+
+/// The built-in pack's default configuration, kept next to its rules.
+pub const DEFAULT_POLICIES: &str = include_str!("../../../policies-wasm/calico/policies.yaml");
+
+/// The policy configuration to serve.
+#[derive(Debug, Clone)]
+pub enum PolicySource {
+    /// `--policies FILE`, watched for changes.
+    File(PathBuf),
+    /// The built-in pack with its default configuration.
+    Builtin,
+}
+
+/// A loaded set and the files it was loaded from.
+pub struct Loaded {
+    pub set: PolicySet,
+    /// The configuration file and every module file it names.
+    pub files: Vec<PathBuf>,
+}
+
+impl PolicySource {
+    /// Parses the configuration and compiles its modules (blocking: may
+    /// compile Wasm).
+    pub fn load(&self, sandbox: &Sandbox) -> Result<Loaded, LoadError> {
+        match self {
+            Self::File(path) => {
+                let config = Config::from_file(path)?;
+                let base = path.parent().unwrap_or(Path::new("."));
+                let set = PolicySet::load(&config, sandbox, BUILTINS, base)?;
+                let modules = set.module_paths().iter().cloned();
+                let files = std::iter::once(path.clone()).chain(modules).collect();
+                Ok(Loaded { set, files })
+            }
+            Self::Builtin => {
+                let config = Config::from_yaml(DEFAULT_POLICIES, "built-in default configuration")?;
+                let set = PolicySet::load(&config, sandbox, BUILTINS, Path::new("."))?;
+                Ok(Loaded {
+                    set,
+                    files: Vec::new(),
+                })
+            }
+        }
+    }
+}
+
+/// Loads `source` on a blocking thread.
+pub async fn load_blocking(
+    source: PolicySource,
+    sandbox: Arc<Sandbox>,
+) -> Result<Loaded, ReloadError> {
+    tokio::task::spawn_blocking(move || source.load(&sandbox))
+        .await
+        .map_err(|_| ReloadError::Aborted)?
+        .map_err(ReloadError::Load)
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    #[error(transparent)]
+    Load(#[from] LoadError),
+    #[error("policy loading aborted unexpectedly")]
+    Aborted,
+}
+
+/// Reloads the set whenever the configuration file or one of its modules
+/// changes. A new set replaces the old one whole; a set that fails to load
+/// is logged and counted, and the previous set keeps serving.
+pub fn spawn_reloader(
+    path: PathBuf,
+    initial_files: Vec<PathBuf>,
+    sandbox: Arc<Sandbox>,
+    policies: Arc<ArcSwap<PolicySet>>,
+    metrics: Arc<Metrics>,
+) -> notify::Result<tokio::task::JoinHandle<()>> {
+    let mut watch = FileWatch::new()?;
+    watch.set_files(initial_files)?;
+    let source = PolicySource::File(path.clone());
+    Ok(tokio::spawn(async move {
+        while watch.changed().await.is_some() {
+            match load_blocking(source.clone(), sandbox.clone()).await {
+                Ok(loaded) => {
+                    let count = loaded.set.policies().len();
+                    policies.store(Arc::new(loaded.set));
+                    metrics.reloaded(Some(count));
+                    tracing::info!(config = %path.display(), policies = count, "reloaded policies");
+                    if let Err(error) = watch.set_files(loaded.files) {
+                        tracing::error!(%error, "cannot watch the reloaded policy files");
+                    }
+                }
+                Err(error) => {
+                    metrics.reloaded(None);
+                    tracing::error!(config = %path.display(), %error, "policy reload failed; the previous policies keep serving");
+                }
+            }
+        }
+    }))
+}

@@ -1,0 +1,199 @@
+//! The HTTP routes.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{StatusCode, Version, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use bytes::{Bytes, BytesMut};
+use http_body_util::BodyExt;
+use tollgate_host::Endpoint;
+
+use crate::admission::deadline::review_budget;
+use crate::admission::{Admission, Reply};
+use crate::metrics::Metrics;
+
+/// Per-request limits.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub max_body_bytes: usize,
+    /// Review budget when `?timeout=` is absent.
+    pub default_timeout: Duration,
+}
+
+#[derive(Clone)]
+struct AppState {
+    admission: Arc<Admission>,
+    metrics: Arc<Metrics>,
+    limits: Limits,
+}
+
+pub fn router(admission: Arc<Admission>, metrics: Arc<Metrics>, limits: Limits) -> Router {
+    Router::new()
+        .route("/validate", post(validate))
+        .route("/mutate", post(mutate))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics_text))
+        .with_state(AppState {
+            admission,
+            metrics,
+            limits,
+        })
+}
+
+async fn validate(State(state): State<AppState>, request: Request) -> Response {
+    admit(&state, Endpoint::Validate, request).await
+}
+
+async fn mutate(State(state): State<AppState>, request: Request) -> Response {
+    admit(&state, Endpoint::Mutate, request).await
+}
+
+/// The most an HTTP/1 client's oversize body is read (and discarded) before
+/// answering 413; see [`drain`].
+const DRAIN_LIMIT: u64 = 64 << 20;
+
+/// Reads the body within the review's own deadline and size limit, then
+/// hands it to the admission service.
+async fn admit(state: &AppState, endpoint: Endpoint, request: Request) -> Response {
+    let budget = match review_budget(request.uri().query(), state.limits.default_timeout) {
+        Ok(budget) => budget,
+        Err(error) => return refuse(state, endpoint, StatusCode::BAD_REQUEST, &error.to_string()),
+    };
+    let deadline = tokio::time::Instant::now() + budget;
+    let limit = state.limits.max_body_bytes;
+    let http1 = request.version() < Version::HTTP_2;
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    let mut body = request.into_body();
+    let read = tokio::time::timeout_at(deadline, read_body(&mut body, limit, declared)).await;
+    let body = match read {
+        Ok(Ok(body)) => body,
+        Ok(Err(BodyError::TooLarge)) => {
+            if http1 && declared.is_none_or(|n| n <= DRAIN_LIMIT) {
+                let _ = tokio::time::timeout_at(deadline, drain(&mut body)).await;
+            }
+            let reason = format!("request body exceeds the limit of {limit} bytes");
+            return refuse(state, endpoint, StatusCode::PAYLOAD_TOO_LARGE, &reason);
+        }
+        Ok(Err(BodyError::Read(error))) => {
+            let reason = format!("cannot read the request body: {error}");
+            return refuse(state, endpoint, StatusCode::BAD_REQUEST, &reason);
+        }
+        Err(_elapsed) => {
+            let reason = "the request body did not arrive before the review deadline";
+            return refuse(state, endpoint, StatusCode::REQUEST_TIMEOUT, reason);
+        }
+    };
+    match state.admission.review(endpoint, deadline, body).await {
+        Reply::Review(json) => ([(header::CONTENT_TYPE, "application/json")], json).into_response(),
+        Reply::BadRequest(reason) => text(StatusCode::BAD_REQUEST, reason),
+    }
+}
+
+enum BodyError {
+    TooLarge,
+    Read(axum::Error),
+}
+
+/// The whole body, or `TooLarge` as soon as it (or its declared length)
+/// exceeds `limit`. Chunks are joined once at the end (a single chunk is
+/// not copied).
+async fn read_body(
+    body: &mut Body,
+    limit: usize,
+    declared: Option<u64>,
+) -> Result<Bytes, BodyError> {
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(BodyError::TooLarge);
+    }
+    let mut chunks: Vec<Bytes> = Vec::new();
+    let mut total = 0usize;
+    while let Some(frame) = body.frame().await {
+        let Ok(data) = frame.map_err(BodyError::Read)?.into_data() else {
+            continue; // trailers
+        };
+        total += data.len();
+        if total > limit {
+            return Err(BodyError::TooLarge);
+        }
+        chunks.push(data);
+    }
+    Ok(match chunks.len() {
+        0 => Bytes::new(),
+        1 => chunks.pop().expect("one chunk"),
+        _ => {
+            let mut joined = BytesMut::with_capacity(total);
+            chunks.iter().for_each(|c| joined.extend_from_slice(c));
+            joined.freeze()
+        }
+    })
+}
+
+/// Reads and discards the rest of a body, up to [`DRAIN_LIMIT`]. An HTTP/1
+/// client is still writing when the 413 comes back; if the server closed
+/// with its body unread the client would see a connection reset instead of
+/// the answer.
+async fn drain(body: &mut Body) {
+    let mut total = 0u64;
+    while let Some(Ok(frame)) = body.frame().await {
+        total += frame.data_ref().map_or(0, |d| d.len() as u64);
+        if total > DRAIN_LIMIT {
+            return;
+        }
+    }
+}
+
+fn refuse(state: &AppState, endpoint: Endpoint, status: StatusCode, reason: &str) -> Response {
+    state.metrics.invalid(endpoint);
+    tracing::warn!(
+        endpoint = endpoint.as_str(),
+        status = status.as_u16(),
+        reason,
+        "refused a request"
+    );
+    text(status, reason.to_owned())
+}
+
+fn text(status: StatusCode, mut line: String) -> Response {
+    line.push('\n');
+    (
+        status,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        line,
+    )
+        .into_response()
+}
+
+async fn healthz() -> Response {
+    text(StatusCode::OK, "ok".into())
+}
+
+async fn readyz(State(state): State<AppState>) -> Response {
+    if state.admission.is_ready() {
+        text(StatusCode::OK, "ready".into())
+    } else {
+        text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not ready: the cluster context has not synced".into(),
+        )
+    }
+}
+
+async fn metrics_text(State(state): State<AppState>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        state.metrics.encode(),
+    )
+        .into_response()
+}
