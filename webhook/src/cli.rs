@@ -33,6 +33,8 @@ pub struct Args {
 pub enum Command {
     /// Serve the admission endpoints (the default).
     Serve(ServeArgs),
+    /// Print the ClusterRole the policies' `context:` allow-lists need.
+    Rbac(crate::rbac::RbacArgs),
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -105,6 +107,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let serve = match args.command {
         Some(Command::Serve(serve)) => serve,
         None => args.serve,
+        Some(Command::Rbac(rbac)) => {
+            print!("{}", crate::rbac::render(&rbac)?);
+            return Ok(());
+        }
     };
     let runtime = tokio::runtime::Runtime::new()?;
     let result = runtime.block_on(async { Runtime::build(serve).await?.run().await });

@@ -10,6 +10,7 @@ pub mod admission;
 pub mod cli;
 pub mod logging;
 pub mod metrics;
+pub mod rbac;
 pub mod runtime;
 pub mod server;
 pub mod watch;

@@ -91,7 +91,8 @@ impl Default for Metrics {
 
 impl Metrics {
     pub fn new() -> Self {
-        let mut registry = Registry::with_prefix("tollgate");
+        let mut root = Registry::default();
+        let registry = root.sub_registry_with_prefix("tollgate");
         let reviews = Family::<ReviewLabels, Counter>::default();
         registry.register(
             "reviews",
@@ -161,7 +162,7 @@ impl Metrics {
             policies_loaded.clone(),
         );
         Self {
-            registry,
+            registry: root,
             reviews,
             evaluation,
             failures,
@@ -240,6 +241,12 @@ impl Metrics {
         self.certificate_reloads
             .get_or_create(&ResultLabels { result })
             .inc();
+    }
+
+    /// Registers the cluster-context caches' metrics (they carry their own
+    /// `tollgate_context_` names).
+    pub fn register_context(&mut self) -> tollgate_context::ContextMetrics {
+        tollgate_context::ContextMetrics::register(&mut self.registry)
     }
 
     /// The text exposition.

@@ -64,8 +64,9 @@ fn managed_fields() -> Value {
 
 fn namespace(i: usize) -> Value {
     let name = format!("team-{i:04}");
-    let mut annotations = json!({"kubectl.kubernetes.io/last-applied-configuration": "x".repeat(300)});
-    if i % 2 == 0 {
+    let mut annotations =
+        json!({"kubectl.kubernetes.io/last-applied-configuration": "x".repeat(300)});
+    if i.is_multiple_of(2) {
         annotations["net.beta.kubernetes.io/network-policy"] =
             json!("{\"ingress\":{\"isolation\":\"DefaultDeny\"}}");
     }
@@ -87,12 +88,12 @@ fn policy(i: usize) -> Value {
             "name": format!("policy-{i:05}"), "namespace": format!("team-{:04}", i % NAMESPACES),
             "uid": format!("00000000-0000-0000-0001-{i:012}"), "generation": 1,
             "creationTimestamp": "2024-05-01T10:00:00Z",
-            "labels": {"team": format!("t{}", i % 50), "tier": if i % 10 == 0 { "edge" } else { "app" }},
+            "labels": {"team": format!("t{}", i % 50), "tier": if i.is_multiple_of(10) { "edge" } else { "app" }},
             "annotations": {"kubectl.kubernetes.io/last-applied-configuration": "y".repeat(400)},
             "managedFields": managed_fields(),
         },
         "spec": {
-            "podSelector": if i % 3 == 0 { json!({}) } else { json!({"matchLabels": {"app": format!("app-{i}")}}) },
+            "podSelector": if i.is_multiple_of(3) { json!({}) } else { json!({"matchLabels": {"app": format!("app-{i}")}}) },
             "policyTypes": ["Ingress"],
             "ingress": [{"from": [{"namespaceSelector": {"matchLabels": {"team": format!("t{}", i % 50)}}},
                                   {"podSelector": {"matchLabels": {"role": "frontend"}}}],
@@ -171,45 +172,76 @@ async fn main() {
     let cache_bytes = LIVE.load(Ordering::Relaxed).saturating_sub(live_before);
 
     println!("cache: {NAMESPACES} Namespaces + {POLICIES} NetworkPolicies");
-    println!("  initial list + sync through kube-rs: {:.0} ms", sync.as_secs_f64() * 1e3);
+    println!(
+        "  initial list + sync through kube-rs: {:.0} ms",
+        sync.as_secs_f64() * 1e3
+    );
     println!(
         "  heap held by the caches: {:.1} MiB (objects as served, with managedFields/last-applied: {:.1} MiB)",
         mib(cache_bytes),
         mib(served)
     );
     if let Some(rss) = rss_kib() {
-        println!("  process RSS (includes the fake API server and its copy): {:.1} MiB", rss as f64 / 1024.0);
+        println!(
+            "  process RSS (includes the fake API server and its copy): {:.1} MiB",
+            rss as f64 / 1024.0
+        );
     }
 
     let get_ns: Vec<_> = (0..NAMESPACES)
         .step_by(7)
-        .map(|i| vec![LookupQuery::get("v1", "Namespace", None, &format!("team-{i:04}"))])
+        .map(|i| {
+            vec![LookupQuery::get(
+                "v1",
+                "Namespace",
+                None,
+                &format!("team-{i:04}"),
+            )]
+        })
         .collect();
     let get_np: Vec<_> = (0..POLICIES)
         .step_by(13)
         .map(|i| {
             let ns = format!("team-{:04}", i % NAMESPACES);
-            vec![LookupQuery::get(NP, "NetworkPolicy", Some(&ns), &format!("policy-{i:05}"))]
+            vec![LookupQuery::get(
+                NP,
+                "NetworkPolicy",
+                Some(&ns),
+                &format!("policy-{i:05}"),
+            )]
         })
         .collect();
     let list_in_ns: Vec<_> = (0..NAMESPACES)
         .step_by(11)
         .map(|i| vec![LookupQuery::list(NP, "NetworkPolicy").in_namespace(&format!("team-{i:04}"))])
         .collect();
-    let labelled = vec![vec![LookupQuery::list(NP, "NetworkPolicy").with_label("tier", "edge")]];
+    let labelled = vec![vec![
+        LookupQuery::list(NP, "NetworkPolicy").with_label("tier", "edge"),
+    ]];
     let r9 = vec![vec![
         LookupQuery::list("v1", "Namespace"),
         LookupQuery::list(NP, "NetworkPolicy"),
     ]];
 
     println!("\nlookup latency (answer = the JSON array the guest receives)");
-    println!("  {:<52} {:>10} {:>10} {:>12}", "operation", "p50", "p99", "answer");
+    println!(
+        "  {:<52} {:>10} {:>10} {:>12}",
+        "operation", "p50", "p99", "answer"
+    );
     let rows = [
         ("get Namespace by name", 20_000, &get_ns),
         ("get NetworkPolicy by namespace/name", 20_000, &get_np),
         ("list NetworkPolicies in one namespace", 20_000, &list_in_ns),
-        ("list NetworkPolicies by label, all namespaces", 300, &labelled),
-        ("R9 scan: list all Namespaces + all NetworkPolicies", 200, &r9),
+        (
+            "list NetworkPolicies by label, all namespaces",
+            300,
+            &labelled,
+        ),
+        (
+            "R9 scan: list all Namespaces + all NetworkPolicies",
+            200,
+            &r9,
+        ),
     ];
     for (name, iterations, ops) in rows {
         let stats = measure(&ctx, iterations, ops);

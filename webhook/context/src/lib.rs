@@ -18,8 +18,8 @@ pub use allow::{AllowList, Grant, ResourceType, resource_types};
 pub use metrics::ContextMetrics;
 pub use snapshot::{SnapshotContext, SnapshotError};
 pub use store::ObjectError;
-pub use watch::{WatchContext, WatchOptions};
 pub use tollgate_sdk::wire::LookupQuery;
+pub use watch::{WatchContext, WatchOptions};
 
 /// Why a lookup was not served.
 #[derive(Debug, thiserror::Error)]

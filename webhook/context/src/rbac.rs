@@ -62,7 +62,10 @@ pub fn plural(kind: &str) -> String {
         return (*p).to_owned();
     }
     let lower = kind.to_ascii_lowercase();
-    if ["s", "x", "z", "ch", "sh"].iter().any(|s| lower.ends_with(s)) {
+    if ["s", "x", "z", "ch", "sh"]
+        .iter()
+        .any(|s| lower.ends_with(s))
+    {
         format!("{lower}es")
     } else if let Some(stem) = lower.strip_suffix('y')
         && !stem.ends_with(['a', 'e', 'i', 'o', 'u'])
@@ -217,6 +220,9 @@ mod tests {
         let role = cluster_role_with("r", &[ty("example.com/v1", "Thing")], |t| {
             format!("custom-{}", t.kind)
         });
-        assert_eq!(role.rules.unwrap()[0].resources, Some(vec!["custom-Thing".to_owned()]));
+        assert_eq!(
+            role.rules.unwrap()[0].resources,
+            Some(vec!["custom-Thing".to_owned()])
+        );
     }
 }

@@ -46,7 +46,10 @@ pub enum SnapshotError {
     Dir { path: PathBuf, source: io::Error },
     /// Some documents are bad; nothing was loaded.
     #[error("snapshot {} has {} bad document(s):{}", dir.display(), problems.len(), ProblemList(problems))]
-    Invalid { dir: PathBuf, problems: Vec<Problem> },
+    Invalid {
+        dir: PathBuf,
+        problems: Vec<Problem>,
+    },
 }
 
 /// Where a document sits in the snapshot.
@@ -153,9 +156,11 @@ impl ClusterContext for SnapshotContext {
 }
 
 fn is_snapshot_file(path: &Path) -> bool {
-    path.extension()
-        .and_then(|e| e.to_str())
-        .is_some_and(|e| ["yaml", "yml", "json"].iter().any(|x| e.eq_ignore_ascii_case(x)))
+    path.extension().and_then(|e| e.to_str()).is_some_and(|e| {
+        ["yaml", "yml", "json"]
+            .iter()
+            .any(|x| e.eq_ignore_ascii_case(x))
+    })
 }
 
 /// Appends the snapshot files under `dir`, sorted by path.
@@ -242,7 +247,13 @@ impl Loader {
 
     /// Flattens a List; items that lack apiVersion or kind (typed lists from
     /// the API server) take them from the list.
-    fn list(&mut self, at: Location, api_version: String, item_kind: Option<String>, mut doc: Value) {
+    fn list(
+        &mut self,
+        at: Location,
+        api_version: String,
+        item_kind: Option<String>,
+        mut doc: Value,
+    ) {
         let Some(Value::Array(items)) = doc.get_mut("items").map(Value::take) else {
             return self.problem(at, ProblemKind::ListItems);
         };
@@ -252,7 +263,8 @@ impl Loader {
                 ..at.clone()
             };
             if let (Some(map), Some(kind)) = (item.as_object_mut(), &item_kind) {
-                map.entry("apiVersion").or_insert_with(|| api_version.clone().into());
+                map.entry("apiVersion")
+                    .or_insert_with(|| api_version.clone().into());
                 map.entry("kind").or_insert_with(|| kind.clone().into());
             }
             match type_of(&item) {

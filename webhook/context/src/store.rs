@@ -219,7 +219,8 @@ fn take<'a>(
 
 /// `[a,b,...]` in one exactly sized allocation.
 fn join(objects: &[&StoredObject]) -> Vec<u8> {
-    let size = 2 + objects.len().saturating_sub(1) + objects.iter().map(|o| o.json.len()).sum::<usize>();
+    let size =
+        2 + objects.len().saturating_sub(1) + objects.iter().map(|o| o.json.len()).sum::<usize>();
     let mut out = Vec::with_capacity(size);
     out.push(b'[');
     for (i, o) in objects.iter().enumerate() {
@@ -295,7 +296,13 @@ mod tests {
 
     fn objects() -> Vec<Value> {
         let mut out = Vec::new();
-        for ns in [None, Some(""), Some("kube-system"), Some("default"), Some("a")] {
+        for ns in [
+            None,
+            Some(""),
+            Some("kube-system"),
+            Some("default"),
+            Some("a"),
+        ] {
             for name in ["calico-node", "other", "x"] {
                 for labels in [
                     json!(null),
@@ -312,7 +319,7 @@ mod tests {
                     // each a unique name suffix so all of them are stored.
                     let suffix = out.len();
                     meta["name"] = json!(format!("{name}-{suffix}"));
-                    if suffix % 7 == 0 {
+                    if suffix.is_multiple_of(7) {
                         meta["name"] = json!(name);
                     }
                     out.push(json!({"metadata": meta, "spec": {"n": suffix}}));
@@ -324,8 +331,20 @@ mod tests {
 
     fn queries() -> Vec<LookupQuery> {
         let mut out = Vec::new();
-        for ns in [None, Some(""), Some("kube-system"), Some("a"), Some("missing")] {
-            for name in [None, Some("calico-node"), Some("x"), Some("other-1"), Some("nope")] {
+        for ns in [
+            None,
+            Some(""),
+            Some("kube-system"),
+            Some("a"),
+            Some("missing"),
+        ] {
+            for name in [
+                None,
+                Some("calico-node"),
+                Some("x"),
+                Some("other-1"),
+                Some("nope"),
+            ] {
                 for labels in [
                     vec![],
                     vec![("k8s-app", "calico-node")],
@@ -402,7 +421,8 @@ mod tests {
             })
         );
 
-        let only_last_applied = json!({"metadata": {"name": "n", "annotations": {LAST_APPLIED: "x"}}});
+        let only_last_applied =
+            json!({"metadata": {"name": "n", "annotations": {LAST_APPLIED: "x"}}});
         let (key, obj) = StoredObject::new(&pod_type(), only_last_applied).unwrap();
         assert_eq!(key.namespace, None);
         assert_eq!(
@@ -417,8 +437,14 @@ mod tests {
         let err = |v: Value| StoredObject::new(&ty, v).unwrap_err();
         assert_eq!(err(json!([])), ObjectError::NotAnObject);
         assert_eq!(err(json!({})), ObjectError::Missing("metadata"));
-        assert_eq!(err(json!({"metadata": 3})), ObjectError::NotAMapping("metadata"));
-        assert_eq!(err(json!({"metadata": {}})), ObjectError::Missing("metadata.name"));
+        assert_eq!(
+            err(json!({"metadata": 3})),
+            ObjectError::NotAMapping("metadata")
+        );
+        assert_eq!(
+            err(json!({"metadata": {}})),
+            ObjectError::Missing("metadata.name")
+        );
         assert_eq!(
             err(json!({"metadata": {"name": 1}})),
             ObjectError::NotAString("metadata.name")
@@ -434,8 +460,11 @@ mod tests {
         let ty = pod_type();
         let mut store = TypeStore::default();
         let make = |ns: Option<&str>, name: &str, n: i32| {
-            StoredObject::new(&ty, json!({"metadata": {"name": name, "namespace": ns}, "n": n}))
-                .unwrap()
+            StoredObject::new(
+                &ty,
+                json!({"metadata": {"name": name, "namespace": ns}, "n": n}),
+            )
+            .unwrap()
         };
         let (k1, o1) = make(Some("a"), "x", 1);
         let (k2, o2) = make(Some("a"), "x", 2);
@@ -448,7 +477,10 @@ mod tests {
         assert!(store.remove(&k1).is_some());
         assert!(store.remove(&k1).is_none());
         assert_eq!(store.len(), 1);
-        assert_eq!(store.select(&LookupQuery::list("v1", "Pod").in_namespace("a")), b"[]");
+        assert_eq!(
+            store.select(&LookupQuery::list("v1", "Pod").in_namespace("a")),
+            b"[]"
+        );
         assert!(store.remove(&k3).is_some());
         assert_eq!(store.len(), 0);
         assert_eq!(store.select(&LookupQuery::list("v1", "Pod")), b"[]");

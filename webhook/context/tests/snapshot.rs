@@ -44,7 +44,12 @@ fn problems(err: SnapshotError) -> Vec<(String, Option<usize>, Option<usize>, Pr
     problems
         .into_iter()
         .map(|p| {
-            let file = p.at.file.file_name().unwrap().to_string_lossy().into_owned();
+            let file =
+                p.at.file
+                    .file_name()
+                    .unwrap()
+                    .to_string_lossy()
+                    .into_owned();
             (file, p.at.document, p.at.item, p.error)
         })
         .collect()
@@ -53,21 +58,42 @@ fn problems(err: SnapshotError) -> Vec<(String, Option<usize>, Option<usize>, Pr
 #[test]
 fn corpus_manifests_serve_the_objects_rules_read() {
     let dir = tempfile::tempdir().unwrap();
-    copy("manifests/v1.6/policy-controller.yaml", dir.path(), "policy-controller.yaml");
-    copy("manifests/v2.6/kdd/calico.yaml", dir.path(), "kdd/calico.yaml");
-    copy("upgrade-v2.5/manifests/upgrade-job.yaml", dir.path(), "migration/job.yml");
+    copy(
+        "manifests/v1.6/policy-controller.yaml",
+        dir.path(),
+        "policy-controller.yaml",
+    );
+    copy(
+        "manifests/v2.6/kdd/calico.yaml",
+        dir.path(),
+        "kdd/calico.yaml",
+    );
+    copy(
+        "upgrade-v2.5/manifests/upgrade-job.yaml",
+        dir.path(),
+        "migration/job.yml",
+    );
     let ctx = SnapshotContext::load(dir.path()).unwrap();
     assert_eq!(ctx.file_count(), 3);
-    let expected: usize = ["policy-controller.yaml", "kdd/calico.yaml", "migration/job.yml"]
-        .iter()
-        .map(|f| kinds_in(&dir.path().join(f)))
-        .sum();
+    let expected: usize = [
+        "policy-controller.yaml",
+        "kdd/calico.yaml",
+        "migration/job.yml",
+    ]
+    .iter()
+    .map(|f| kinds_in(&dir.path().join(f)))
+    .sum();
     assert_eq!(ctx.object_count(), expected);
 
     // The real pre-2.0 ReplicaSet, under the apiVersion it was saved with.
     let rs = lookup(
         &ctx,
-        &LookupQuery::get("extensions/v1beta1", "ReplicaSet", Some("kube-system"), "calico-policy-controller"),
+        &LookupQuery::get(
+            "extensions/v1beta1",
+            "ReplicaSet",
+            Some("kube-system"),
+            "calico-policy-controller",
+        ),
     );
     assert_eq!(rs.len(), 1);
     assert_eq!(
@@ -89,10 +115,22 @@ fn corpus_manifests_serve_the_objects_rules_read() {
     assert_eq!(job.len(), 1);
     assert_eq!(job[0]["metadata"]["name"], "calico-upgrade-v2.5");
 
-    let crds = lookup(&ctx, &LookupQuery::list("apiextensions.k8s.io/v1beta1", "CustomResourceDefinition"));
-    let names: Vec<_> = crds.iter().map(|c| c["metadata"]["name"].as_str().unwrap()).collect();
-    assert!(names.contains(&"ippools.crd.projectcalico.org"), "{names:?}");
-    assert!(names.windows(2).all(|w| w[0] < w[1]), "sorted by name: {names:?}");
+    let crds = lookup(
+        &ctx,
+        &LookupQuery::list("apiextensions.k8s.io/v1beta1", "CustomResourceDefinition"),
+    );
+    let names: Vec<_> = crds
+        .iter()
+        .map(|c| c["metadata"]["name"].as_str().unwrap())
+        .collect();
+    assert!(
+        names.contains(&"ippools.crd.projectcalico.org"),
+        "{names:?}"
+    );
+    assert!(
+        names.windows(2).all(|w| w[0] < w[1]),
+        "sorted by name: {names:?}"
+    );
 
     assert!(lookup(&ctx, &LookupQuery::list("v1", "Pod")).is_empty());
 }
@@ -100,15 +138,19 @@ fn corpus_manifests_serve_the_objects_rules_read() {
 #[test]
 fn every_published_corpus_manifest_loads() {
     let mut files = Vec::new();
-    for sub in ["manifests", "upgrade-v2.5/manifests", "kube-controllers-repo"] {
+    for sub in [
+        "manifests",
+        "upgrade-v2.5/manifests",
+        "kube-controllers-repo",
+    ] {
         collect_yaml(&corpus().join(sub), &mut files);
     }
     assert!(files.len() > 50, "found {} corpus manifests", files.len());
     for file in files {
         let dir = tempfile::tempdir().unwrap();
         fs::copy(&file, dir.path().join("m.yaml")).unwrap();
-        let ctx = SnapshotContext::load(dir.path())
-            .unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+        let ctx =
+            SnapshotContext::load(dir.path()).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
         assert_eq!(ctx.object_count(), kinds_in(&file), "{}", file.display());
     }
 }
@@ -127,15 +169,28 @@ fn collect_yaml(dir: &Path, out: &mut Vec<PathBuf>) {
 #[test]
 fn an_unrendered_jekyll_template_is_reported_at_its_front_matter() {
     let dir = tempfile::tempdir().unwrap();
-    copy("jekyll-source/v2.6/kdd/calico.yaml", dir.path(), "calico.yaml");
+    copy(
+        "jekyll-source/v2.6/kdd/calico.yaml",
+        dir.path(),
+        "calico.yaml",
+    );
     let err = SnapshotContext::load(dir.path()).unwrap_err();
     let message = err.to_string();
     let found = problems(err);
     assert_eq!(found.len(), 1, "{message}");
     let (file, document, item, kind) = &found[0];
-    assert_eq!((file.as_str(), *document, *item), ("calico.yaml", Some(1), None));
-    assert!(matches!(kind, ProblemKind::Object(ObjectError::Missing("apiVersion"))));
-    assert!(message.contains("calico.yaml: document 1: missing apiVersion"), "{message}");
+    assert_eq!(
+        (file.as_str(), *document, *item),
+        ("calico.yaml", Some(1), None)
+    );
+    assert!(matches!(
+        kind,
+        ProblemKind::Object(ObjectError::Missing("apiVersion"))
+    ));
+    assert!(
+        message.contains("calico.yaml: document 1: missing apiVersion"),
+        "{message}"
+    );
 }
 
 #[test]
@@ -153,7 +208,11 @@ fn kubectl_list_output_is_flattened() {
             {"apiVersion": "v1", "kind": "Node", "metadata": {"name": "node-1"}, "spec": {"unschedulable": true}},
         ],
     });
-    write(dir.path(), "ns.json", &serde_json::to_string_pretty(&list).unwrap());
+    write(
+        dir.path(),
+        "ns.json",
+        &serde_json::to_string_pretty(&list).unwrap(),
+    );
     // Raw API output: a typed list whose items carry neither.
     write(
         dir.path(),
@@ -184,27 +243,50 @@ fn kubectl_list_output_is_flattened() {
     assert_eq!(ctx.object_count(), 8);
 
     let ns = lookup(&ctx, &LookupQuery::list("v1", "Namespace"));
-    let names: Vec<_> = ns.iter().map(|n| n["metadata"]["name"].as_str().unwrap()).collect();
+    let names: Vec<_> = ns
+        .iter()
+        .map(|n| n["metadata"]["name"].as_str().unwrap())
+        .collect();
     assert_eq!(names, ["default", "kube-system"]);
     assert!(ns[1]["metadata"].get("managedFields").is_none());
     assert!(ns[1]["metadata"]["annotations"]["net.beta.kubernetes.io/network-policy"].is_string());
-    assert_eq!(lookup(&ctx, &LookupQuery::get("v1", "Node", None, "node-1"))[0]["spec"]["unschedulable"], true);
+    assert_eq!(
+        lookup(&ctx, &LookupQuery::get("v1", "Node", None, "node-1"))[0]["spec"]["unschedulable"],
+        true
+    );
 
-    let nps = lookup(&ctx, &LookupQuery::list("networking.k8s.io/v1", "NetworkPolicy").in_namespace("kube-system"));
+    let nps = lookup(
+        &ctx,
+        &LookupQuery::list("networking.k8s.io/v1", "NetworkPolicy").in_namespace("kube-system"),
+    );
     assert_eq!(nps.len(), 1);
     assert_eq!(nps[0]["apiVersion"], "networking.k8s.io/v1");
     assert_eq!(nps[0]["kind"], "NetworkPolicy");
     let labelled = LookupQuery::list("networking.k8s.io/v1", "NetworkPolicy").with_label("a", "b");
     assert_eq!(lookup(&ctx, &labelled)[0]["metadata"]["name"], "allow");
 
-    assert_eq!(lookup(&ctx, &LookupQuery::list("v1", "Pod").in_namespace("kube-system")).len(), 2);
-    assert_eq!(lookup(&ctx, &LookupQuery::list("v1", "ConfigMap"))[0]["data"]["x"], "y");
+    assert_eq!(
+        lookup(
+            &ctx,
+            &LookupQuery::list("v1", "Pod").in_namespace("kube-system")
+        )
+        .len(),
+        2
+    );
+    assert_eq!(
+        lookup(&ctx, &LookupQuery::list("v1", "ConfigMap"))[0]["data"]["x"],
+        "y"
+    );
 }
 
 #[test]
 fn every_bad_document_is_reported_with_file_and_number() {
     let dir = tempfile::tempdir().unwrap();
-    write(dir.path(), "a-syntax.json", r#"{"apiVersion": "v1", "kind": "Pod", "metadata": {"#);
+    write(
+        dir.path(),
+        "a-syntax.json",
+        r#"{"apiVersion": "v1", "kind": "Pod", "metadata": {"#,
+    );
     write(
         dir.path(),
         "b-docs.yaml",
@@ -221,8 +303,16 @@ fn every_bad_document_is_reported_with_file_and_number() {
         "d-broken.yaml",
         "apiVersion: v1\nkind: Pod\nmetadata: {name: before, namespace: x}\n---\nmetadata: [unclosed\n---\nkind: X\n",
     );
-    write(dir.path(), "e-dup.yaml", "apiVersion: v1\nkind: Pod\nmetadata: {name: fine, namespace: x}\n");
-    std::os::unix::fs::symlink(dir.path().join("missing"), dir.path().join("f-dangling.yaml")).unwrap();
+    write(
+        dir.path(),
+        "e-dup.yaml",
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: fine, namespace: x}\n",
+    );
+    std::os::unix::fs::symlink(
+        dir.path().join("missing"),
+        dir.path().join("f-dangling.yaml"),
+    )
+    .unwrap();
 
     let err = SnapshotContext::load(dir.path()).unwrap_err();
     let message = err.to_string();
@@ -236,17 +326,32 @@ fn every_bad_document_is_reported_with_file_and_number() {
         ("b-docs.yaml", Some(2), None, "missing metadata.name"),
         ("b-docs.yaml", Some(3), None, "not a mapping"),
         ("b-docs.yaml", Some(4), None, "missing apiVersion"),
-        ("b-docs.yaml", Some(5), None, "v1 Pod x/ok is also defined at"),
+        (
+            "b-docs.yaml",
+            Some(5),
+            None,
+            "v1 Pod x/ok is also defined at",
+        ),
         ("c-list.yaml", Some(1), Some(1), "missing apiVersion"),
         ("c-list.yaml", Some(2), None, "items is not a sequence"),
         ("d-broken.yaml", Some(2), None, "invalid YAML"),
-        ("e-dup.yaml", Some(1), None, "v1 Pod x/fine is also defined at"),
+        (
+            "e-dup.yaml",
+            Some(1),
+            None,
+            "v1 Pod x/fine is also defined at",
+        ),
         ("f-dangling.yaml", None, None, "cannot read"),
     ];
     assert_eq!(summary.len(), expect.len(), "{message}");
     for (got, want) in summary.iter().zip(expect) {
         assert_eq!((got.0, got.1, got.2), (want.0, want.1, want.2), "{message}");
-        assert!(got.3.starts_with(want.3), "{} does not start with {}", got.3, want.3);
+        assert!(
+            got.3.starts_with(want.3),
+            "{} does not start with {}",
+            got.3,
+            want.3
+        );
     }
     // A duplicate names where the first copy is.
     let ProblemKind::Duplicate { first, .. } = &found[8].3 else {
@@ -260,7 +365,10 @@ fn every_bad_document_is_reported_with_file_and_number() {
             item: Some(0),
         }
     );
-    assert!(message.contains("c-list.yaml: document 1, items[1]: missing apiVersion"), "{message}");
+    assert!(
+        message.contains("c-list.yaml: document 1, items[1]: missing apiVersion"),
+        "{message}"
+    );
     assert!(message.contains("has 10 bad document(s)"), "{message}");
 }
 

@@ -87,7 +87,11 @@ async fn lookups_follow_added_modified_deleted_events() {
     for ns in ["kube-system", "default"] {
         server.apply("v1", "namespaces", namespace(ns));
     }
-    server.apply(NP, "networkpolicies", policy("default", "deny", json!({"role": "deny"})));
+    server.apply(
+        NP,
+        "networkpolicies",
+        policy("default", "deny", json!({"role": "deny"})),
+    );
 
     let mut registry = Registry::default();
     let metrics = ContextMetrics::register(&mut registry);
@@ -112,14 +116,22 @@ async fn lookups_follow_added_modified_deleted_events() {
     assert_eq!(names(&lookup(&ctx, &by_label)), ["deny"]);
 
     // ADDED
-    server.apply(NP, "networkpolicies", policy("kube-system", "allow", json!({"role": "deny"})));
+    server.apply(
+        NP,
+        "networkpolicies",
+        policy("kube-system", "allow", json!({"role": "deny"})),
+    );
     eventually(|| lookup(&ctx, &by_label).len() == 2).await;
     assert_eq!(names(&lookup(&ctx, &by_label)), ["deny", "allow"]);
     let get = LookupQuery::get(NP, "NetworkPolicy", Some("kube-system"), "allow");
     assert_eq!(lookup(&ctx, &get)[0]["kind"], "NetworkPolicy");
 
     // MODIFIED: the label changes, so the labelled list changes.
-    server.apply(NP, "networkpolicies", policy("kube-system", "allow", json!({"role": "allow"})));
+    server.apply(
+        NP,
+        "networkpolicies",
+        policy("kube-system", "allow", json!({"role": "allow"})),
+    );
     eventually(|| lookup(&ctx, &by_label).len() == 1).await;
     assert_eq!(lookup(&ctx, &get)[0]["metadata"]["labels"]["role"], "allow");
 
@@ -154,14 +166,23 @@ async fn readiness_waits_for_the_initial_list() {
     let mut registry = Registry::default();
     let metrics = ContextMetrics::register(&mut registry);
     let ctx = WatchContext::start(server.client(), [ty("v1", "Namespace")], metrics);
-    eventually(|| server.requests().iter().any(|r| r.starts_with("/api/v1/namespaces?"))).await;
+    eventually(|| {
+        server
+            .requests()
+            .iter()
+            .any(|r| r.starts_with("/api/v1/namespaces?"))
+    })
+    .await;
     tokio::time::sleep(Duration::from_millis(100)).await;
 
     assert!(!ctx.is_ready());
     assert_eq!(ctx.pending(), [ty("v1", "Namespace")]);
     let refused = ctx.lookup(&LookupQuery::list("v1", "Namespace"));
     assert!(matches!(refused, Err(LookupError::Unavailable(ref m)) if m.contains("not synced")));
-    assert!(metrics_text(&registry).contains(r#"tollgate_context_cache_synced{api_version="v1",kind="Namespace"} 0"#));
+    assert!(
+        metrics_text(&registry)
+            .contains(r#"tollgate_context_cache_synced{api_version="v1",kind="Namespace"} 0"#)
+    );
 
     server.hold_lists(false);
     ready(&ctx).await;
@@ -170,7 +191,10 @@ async fn readiness_waits_for_the_initial_list() {
         names(&lookup(&ctx, &LookupQuery::list("v1", "Namespace"))),
         ["kube-system"]
     );
-    assert!(metrics_text(&registry).contains(r#"tollgate_context_cache_synced{api_version="v1",kind="Namespace"} 1"#));
+    assert!(
+        metrics_text(&registry)
+            .contains(r#"tollgate_context_cache_synced{api_version="v1",kind="Namespace"} 1"#)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -201,7 +225,12 @@ async fn absent_api_is_no_objects_and_is_picked_up_when_it_appears() {
     ));
 
     // The group gets installed later.
-    server.serve("projectcalico.org/v1", "GlobalConfig", "globalconfigs", true);
+    server.serve(
+        "projectcalico.org/v1",
+        "GlobalConfig",
+        "globalconfigs",
+        true,
+    );
     server.apply(
         "projectcalico.org/v1",
         "globalconfigs",
@@ -234,7 +263,11 @@ async fn a_dropped_watch_resumes_and_misses_nothing() {
     server_types(&server);
     server.apply("v1", "namespaces", namespace("a"));
 
-    let ctx = WatchContext::start(server.client(), [ty("v1", "Namespace")], ContextMetrics::default());
+    let ctx = WatchContext::start(
+        server.client(),
+        [ty("v1", "Namespace")],
+        ContextMetrics::default(),
+    );
     ready(&ctx).await;
     server.wait_for_watches("v1", "namespaces", 1).await;
 
@@ -248,7 +281,11 @@ async fn a_dropped_watch_resumes_and_misses_nothing() {
     let all = LookupQuery::list("v1", "Namespace");
     eventually(|| names(&lookup(&ctx, &all)) == ["b"]).await;
     server.wait_for_watches("v1", "namespaces", 1).await;
-    assert_eq!(requests_matching(&server, "/api/v1/namespaces?", false), 1, "resumed, not relisted");
+    assert_eq!(
+        requests_matching(&server, "/api/v1/namespaces?", false),
+        1,
+        "resumed, not relisted"
+    );
     assert!(requests_matching(&server, "/api/v1/namespaces?", true) >= 2);
 
     // Events keep flowing on the new connection.
@@ -278,11 +315,20 @@ async fn an_expired_watch_relists_and_counts_a_restart() {
     // so the deletion that was never seen as an event is not missed.
     let all = LookupQuery::list("v1", "Namespace");
     eventually(|| names(&lookup(&ctx, &all)) == ["b"]).await;
-    assert_eq!(requests_matching(&server, "/api/v1/namespaces?", false), 2, "relisted once");
-    assert!(ctx.is_ready(), "a relist does not make a synced cache unready");
+    assert_eq!(
+        requests_matching(&server, "/api/v1/namespaces?", false),
+        2,
+        "relisted once"
+    );
+    assert!(
+        ctx.is_ready(),
+        "a relist does not make a synced cache unready"
+    );
     let text = metrics_text(&registry);
     assert!(
-        text.contains(r#"tollgate_context_watch_restarts_total{api_version="v1",kind="Namespace"} 1"#),
+        text.contains(
+            r#"tollgate_context_watch_restarts_total{api_version="v1",kind="Namespace"} 1"#
+        ),
         "{text}"
     );
     server.apply("v1", "namespaces", namespace("c"));
@@ -299,14 +345,20 @@ async fn server_errors_keep_the_cache_unready_until_they_stop() {
     let mut registry = Registry::default();
     let metrics = ContextMetrics::register(&mut registry);
     let ctx = WatchContext::start(server.client(), [ty("v1", "Namespace")], metrics);
-    eventually(|| metrics_text(&registry).contains(r#"restarts_total{api_version="v1",kind="Namespace"} 1"#)).await;
+    eventually(|| {
+        metrics_text(&registry).contains(r#"restarts_total{api_version="v1",kind="Namespace"} 1"#)
+    })
+    .await;
     // A 500 is not "absent": the cache refuses instead of answering "none".
     assert!(!ctx.is_ready());
     assert!(ctx.lookup(&LookupQuery::list("v1", "Namespace")).is_err());
 
     server.set_failing(false);
     ready(&ctx).await;
-    assert_eq!(names(&lookup(&ctx, &LookupQuery::list("v1", "Namespace"))), ["a"]);
+    assert_eq!(
+        names(&lookup(&ctx, &LookupQuery::list("v1", "Namespace"))),
+        ["a"]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -327,7 +379,10 @@ async fn set_types_adds_and_drops_caches_on_reload() {
     // The kept cache stays synced; the whole context waits for the new one.
     ready(&ctx).await;
     assert_eq!(names(&lookup(&ctx, &nps)), ["p"]);
-    assert_eq!(ctx.types(), [ty(NP, "NetworkPolicy"), ty("v1", "Namespace")]);
+    assert_eq!(
+        ctx.types(),
+        [ty(NP, "NetworkPolicy"), ty("v1", "Namespace")]
+    );
     assert_eq!(
         requests_matching(&server, "/api/v1/namespaces?", false),
         1,
@@ -383,9 +438,19 @@ async fn a_large_initial_list_is_read_in_pages() {
     server.preload(
         NP,
         "networkpolicies",
-        (0..1_200).map(|i| policy(&format!("ns-{}", i % 7), &format!("p-{i:04}"), json!({"i": i.to_string()}))),
+        (0..1_200).map(|i| {
+            policy(
+                &format!("ns-{}", i % 7),
+                &format!("p-{i:04}"),
+                json!({"i": i.to_string()}),
+            )
+        }),
     );
-    let ctx = WatchContext::start(server.client(), [ty(NP, "NetworkPolicy")], ContextMetrics::default());
+    let ctx = WatchContext::start(
+        server.client(),
+        [ty(NP, "NetworkPolicy")],
+        ContextMetrics::default(),
+    );
     ready(&ctx).await;
     let all = lookup(&ctx, &LookupQuery::list(NP, "NetworkPolicy"));
     assert_eq!(all.len(), 1_200);
@@ -393,9 +458,14 @@ async fn a_large_initial_list_is_read_in_pages() {
     let pages = server
         .requests()
         .iter()
-        .filter(|r| r.starts_with("/apis/networking.k8s.io/v1/networkpolicies?") && !r.contains("watch=true"))
+        .filter(|r| {
+            r.starts_with("/apis/networking.k8s.io/v1/networkpolicies?")
+                && !r.contains("watch=true")
+        })
         .count();
     assert_eq!(pages, 3, "kube-rs pages by 500");
-    let one = LookupQuery::list(NP, "NetworkPolicy").in_namespace("ns-3").with_label("i", "1193");
+    let one = LookupQuery::list(NP, "NetworkPolicy")
+        .in_namespace("ns-3")
+        .with_label("i", "1193");
     assert_eq!(names(&lookup(&ctx, &one)), ["p-1193"]);
 }

@@ -1,6 +1,6 @@
 //! Per-evaluation latency of the sandbox and of request stripping.
 //!
-//! `cargo run --release -p tollgate-host --example eval_bench`
+//! `cargo run --release -p tollgate-host --example eval_bench [strip|eval]`
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -23,50 +23,48 @@ fn main() {
         request.get().len(),
         stripped.len()
     );
+    let only = std::env::args().nth(1);
+    let run = |part: &str| only.as_deref().is_none_or(|o| o == part);
+    if run("strip") {
+        strip_bench(&request);
+    }
+    if run("eval") {
+        eval_bench(&stripped);
+    }
+}
 
+fn strip_bench(request: &RawValue) {
     report(
         "strip (raw splice, GuestInput)",
         measure(|| {
-            let input = GuestInput::new(&request);
+            let input = GuestInput::new(request);
             std::hint::black_box(input.bytes(false).len());
         }),
     );
     report(
         "strip (serde_json::Value baseline)",
         measure(|| {
-            std::hint::black_box(strip_via_value(&request).len());
+            std::hint::black_box(strip_via_value(request).len());
         }),
     );
+}
 
+fn eval_bench(stripped: &[u8]) {
     let sandbox = Sandbox::new(SandboxLimits {
         cache_dir: None,
         ..SandboxLimits::default()
     })
     .expect("sandbox");
-    let config = Config::from_yaml(
-        "- {id: allow, module: 'builtin:guests', rule: allow}",
-        "bench",
-    )
-    .unwrap();
-    let set = PolicySet::load(
-        &config,
-        &sandbox,
-        &[("guests", tollgate_guests::TEST_GUESTS)],
-        Path::new("."),
-    )
-    .expect("load");
+    let config = Config::from_yaml("- {id: allow, module: 'builtin:guests', rule: allow}", "bench").unwrap();
+    let builtins: &[(&str, &[u8])] = &[("guests", tollgate_guests::TEST_GUESTS)];
+    let set = PolicySet::load(&config, &sandbox, builtins, Path::new(".")).expect("load");
     let policy = &set.policies()[0];
-    for (name, bytes) in [
-        ("small request", &br#"{"uid":"u"}"#[..]),
-        ("stripped review", &stripped[..]),
-    ] {
+    for (name, bytes) in [("small request", &br#"{"uid":"u"}"#[..]), ("stripped review", stripped)] {
         report(
             &format!("evaluate `allow` test guest ({name})"),
             measure(|| {
                 let deadline = Instant::now() + Duration::from_secs(1);
-                let verdict = policy
-                    .evaluate(bytes, deadline, &EmptyContext)
-                    .expect("verdict");
+                let verdict = policy.evaluate(bytes, deadline, &EmptyContext).expect("verdict");
                 assert!(verdict.allowed);
             }),
         );

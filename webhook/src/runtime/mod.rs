@@ -1,5 +1,6 @@
 //! The assembled server: policies, sandbox, cluster context, metrics, TLS.
 
+mod context;
 mod policies;
 
 use std::io::Write;
@@ -9,9 +10,9 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use arc_swap::ArcSwap;
-use tollgate_context::{ClusterContext, EmptyContext};
 use tollgate_host::{PolicySet, Sandbox, SandboxLimits};
 
+pub use context::{ClusterSource, resource_types};
 pub use policies::{BUILTINS, DEFAULT_POLICIES, PolicySource};
 
 use crate::admission::Admission;
@@ -36,7 +37,7 @@ pub struct Runtime {
     watched: Vec<PathBuf>,
     sandbox: Arc<Sandbox>,
     policies: Arc<ArcSwap<PolicySet>>,
-    context: Arc<dyn ClusterContext>,
+    cluster: ClusterSource,
     metrics: Arc<Metrics>,
 }
 
@@ -70,7 +71,9 @@ impl Runtime {
         let loaded = policies::load_blocking(source.clone(), sandbox.clone())
             .await
             .context("cannot load the policies")?;
-        let metrics = Arc::new(Metrics::new());
+        let mut metrics = Metrics::new();
+        let cluster = ClusterSource::from_args(&args, &loaded.set, &mut metrics).await?;
+        let metrics = Arc::new(metrics);
         metrics.loaded(loaded.set.policies().len());
         tracing::info!(policies = loaded.set.policies().len(), "policies compiled");
         Ok(Self {
@@ -89,7 +92,7 @@ impl Runtime {
             watched: loaded.files,
             sandbox,
             policies: Arc::new(ArcSwap::from_pointee(loaded.set)),
-            context: cluster_context(&args)?,
+            cluster,
             metrics,
         })
     }
@@ -109,6 +112,7 @@ impl Runtime {
                     self.watched.clone(),
                     self.sandbox.clone(),
                     self.policies.clone(),
+                    self.cluster.clone(),
                     self.metrics.clone(),
                 )
                 .context("cannot watch the policy files")?,
@@ -117,7 +121,7 @@ impl Runtime {
         };
         let admission = Arc::new(Admission::new(
             self.policies.clone(),
-            self.context.clone(),
+            self.cluster.context.clone(),
             self.metrics.clone(),
         ));
         let router = routes::router(admission, self.metrics.clone(), self.limits);
@@ -131,19 +135,6 @@ impl Runtime {
         tracing::info!("stopped");
         Ok(())
     }
-}
-
-/// The cluster objects policies may look up.
-// TODO(lead): --kubeconfig → watch-backed caches, --cluster-snapshot → the
-// snapshot directory (tollgate_context::{watch, snapshot}).
-fn cluster_context(args: &ServeArgs) -> anyhow::Result<Arc<dyn ClusterContext>> {
-    if let Some(path) = args.kubeconfig.as_ref().or(args.cluster_snapshot.as_ref()) {
-        anyhow::bail!(
-            "cluster context from {} is not available in this build yet",
-            path.display()
-        );
-    }
-    Ok(Arc::new(EmptyContext))
 }
 
 fn state_dir(args: &ServeArgs) -> anyhow::Result<PathBuf> {

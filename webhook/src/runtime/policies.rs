@@ -6,6 +6,7 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 use tollgate_host::{Config, LoadError, PolicySet, Sandbox};
 
+use super::ClusterSource;
 use crate::metrics::Metrics;
 use crate::watch::FileWatch;
 
@@ -83,6 +84,7 @@ pub fn spawn_reloader(
     initial_files: Vec<PathBuf>,
     sandbox: Arc<Sandbox>,
     policies: Arc<ArcSwap<PolicySet>>,
+    cluster: ClusterSource,
     metrics: Arc<Metrics>,
 ) -> notify::Result<tokio::task::JoinHandle<()>> {
     let mut watch = FileWatch::new()?;
@@ -93,6 +95,7 @@ pub fn spawn_reloader(
             match load_blocking(source.clone(), sandbox.clone()).await {
                 Ok(loaded) => {
                     let count = loaded.set.policies().len();
+                    cluster.policies_changed(&loaded.set);
                     policies.store(Arc::new(loaded.set));
                     metrics.reloaded(Some(count));
                     tracing::info!(config = %path.display(), policies = count, "reloaded policies");

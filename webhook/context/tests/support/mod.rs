@@ -181,7 +181,12 @@ impl FakeApiServer {
 
     /// Adds many objects at once without recording watch history (for large
     /// initial states).
-    pub fn preload(&self, api_version: &str, plural: &str, objects: impl IntoIterator<Item = Value>) {
+    pub fn preload(
+        &self,
+        api_version: &str,
+        plural: &str,
+        objects: impl IntoIterator<Item = Value>,
+    ) {
         let mut state = self.state();
         state.resource_version += 1;
         let rv = state.resource_version.to_string();
@@ -199,7 +204,8 @@ impl FakeApiServer {
     /// incomplete chunked body).
     pub fn drop_watches(&self) {
         for w in self.state().watchers.drain(..) {
-            let _ = w.tx.send(Err(io::Error::other("connection dropped by the test")));
+            let _ =
+                w.tx.send(Err(io::Error::other("connection dropped by the test")));
         }
     }
 
@@ -261,7 +267,10 @@ fn object_id(object: &Value) -> (Option<String>, String) {
     let meta = &object["metadata"];
     (
         meta["namespace"].as_str().map(str::to_owned),
-        meta["name"].as_str().expect("objects have a name").to_owned(),
+        meta["name"]
+            .as_str()
+            .expect("objects have a name")
+            .to_owned(),
     )
 }
 
@@ -280,12 +289,20 @@ fn full(status: StatusCode, content_type: &str, body: impl Into<Bytes>) -> Respo
     Response::builder()
         .status(status)
         .header("content-type", content_type)
-        .body(Full::new(body.into()).map_err(|e: Infallible| match e {}).boxed())
+        .body(
+            Full::new(body.into())
+                .map_err(|e: Infallible| match e {})
+                .boxed(),
+        )
         .unwrap()
 }
 
 fn json_response(value: &Value) -> Response<Body> {
-    full(StatusCode::OK, "application/json", serde_json::to_vec(value).unwrap())
+    full(
+        StatusCode::OK,
+        "application/json",
+        serde_json::to_vec(value).unwrap(),
+    )
 }
 
 fn status(code: u16, reason: &str, message: &str) -> Response<Body> {
@@ -329,7 +346,11 @@ async fn handle(
         let mut s = state.lock().unwrap();
         s.requests.push(req.uri().to_string());
         if s.failing {
-            return Ok(status(500, "InternalError", "the test made the server fail"));
+            return Ok(status(
+                500,
+                "InternalError",
+                "the test made the server fail",
+            ));
         }
     }
     let Some((api_version, plural)) = route(&path) else {
@@ -360,8 +381,14 @@ async fn handle(
     let _ = held.lists.wait_for(|held| !held).await;
     let s = state.lock().unwrap();
     // Pages of `limit` items; the continue token is the offset.
-    let offset: usize = query.get("continue").and_then(|c| c.parse().ok()).unwrap_or(0);
-    let limit: usize = query.get("limit").and_then(|l| l.parse().ok()).unwrap_or(usize::MAX);
+    let offset: usize = query
+        .get("continue")
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let limit: usize = query
+        .get("limit")
+        .and_then(|l| l.parse().ok())
+        .unwrap_or(usize::MAX);
     let all = s.objects.get(&key).map_or(0, BTreeMap::len);
     let next = (offset.saturating_add(limit) < all).then(|| (offset + limit).to_string());
     let items: Vec<Value> = s
@@ -411,7 +438,9 @@ fn route(path: &str) -> Option<(String, Option<String>)> {
 
 fn discovery(state: &State, path: &str) -> Response<Body> {
     match path {
-        "/api" => json_response(&json!({"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": []})),
+        "/api" => json_response(
+            &json!({"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": []}),
+        ),
         "/apis" => {
             let mut groups: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
             for r in &state.resources {
