@@ -21,7 +21,10 @@ impl CapturedReview {
             .as_object_mut()
             .and_then(|o| o.remove("query"))
             .and_then(|q| q.as_str().map(str::to_owned));
-        let uid = review["request"]["uid"].as_str().unwrap_or_default().to_owned();
+        let uid = review["request"]["uid"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
         Ok(Self {
             bytes: serde_json::to_vec(&review)?.into(),
             query,
@@ -30,6 +33,9 @@ impl CapturedReview {
     }
 
     pub fn query_suffix(&self) -> String {
-        self.query.as_deref().map(|q| format!("?{q}")).unwrap_or_default()
+        self.query
+            .as_deref()
+            .map(|q| format!("?{q}"))
+            .unwrap_or_default()
     }
 }

@@ -86,7 +86,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
         let f = load::Stats::median(floor_rounds);
         let t = load::Stats::median(tollgate_rounds);
         println!("\n{} ({} bytes)", path.display(), body.bytes.len());
-        println!("  {:<9} {:>10} {:>10} {:>10} {:>7}", "server", "reviews/s", "p50 µs", "p99 µs", "errors");
+        println!(
+            "  {:<9} {:>10} {:>10} {:>10} {:>7}",
+            "server", "reviews/s", "p50 µs", "p99 µs", "errors"
+        );
         for (name, s) in [("floor", &f), ("tollgate", &t)] {
             println!(
                 "  {:<9} {:>10.0} {:>10} {:>10} {:>7}",

@@ -38,13 +38,14 @@ pub struct Server {
 /// Builds the floor webhook with its own lock file into `target/floor`.
 pub fn build_floor(source: &Path) -> anyhow::Result<PathBuf> {
     let target_dir = std::env::current_dir()?.join("target/floor");
-    let status = std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-        .args(["build", "--release", "--quiet", "--manifest-path"])
-        .arg(source.join("Cargo.toml"))
-        .arg("--target-dir")
-        .arg(&target_dir)
-        .status()
-        .context("run cargo to build the floor")?;
+    let status =
+        std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+            .args(["build", "--release", "--quiet", "--manifest-path"])
+            .arg(source.join("Cargo.toml"))
+            .arg("--target-dir")
+            .arg(&target_dir)
+            .status()
+            .context("run cargo to build the floor")?;
     if !status.success() {
         bail!("building the floor failed");
     }
@@ -100,7 +101,9 @@ fn spawn(mut cmd: Command, binary: &Path) -> anyhow::Result<Child> {
 }
 
 fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
 }
 
 /// Waits until the server accepts a TLS handshake with the generated CA.
@@ -111,7 +114,11 @@ async fn wait_listening(port: u16, ca: &Path) -> anyhow::Result<()> {
             if let Ok(tls) = crate::load::client_config(ca) {
                 let name = rustls::pki_types::ServerName::try_from("localhost")?;
                 if let Ok(tcp) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await {
-                    if tokio_rustls::TlsConnector::from(tls).connect(name, tcp).await.is_ok() {
+                    if tokio_rustls::TlsConnector::from(tls)
+                        .connect(name, tcp)
+                        .await
+                        .is_ok()
+                    {
                         return Ok(());
                     }
                 }

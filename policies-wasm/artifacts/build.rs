@@ -15,11 +15,21 @@ const GUESTS: &[(&str, &str)] = &[
 
 fn main() {
     let manifest_dir = PathBuf::from(env("CARGO_MANIFEST_DIR"));
-    let workspace = manifest_dir.join("../..").canonicalize().expect("workspace root");
-    for dir in ["policies-wasm/sdk", "policies-wasm/calico", "policies-wasm/test-guests"] {
+    let workspace = manifest_dir
+        .join("../..")
+        .canonicalize()
+        .expect("workspace root");
+    for dir in [
+        "policies-wasm/sdk",
+        "policies-wasm/calico",
+        "policies-wasm/test-guests",
+    ] {
         println!("cargo:rerun-if-changed={}", workspace.join(dir).display());
     }
-    println!("cargo:rerun-if-changed={}", workspace.join("Cargo.lock").display());
+    println!(
+        "cargo:rerun-if-changed={}",
+        workspace.join("Cargo.lock").display()
+    );
 
     ensure_wasm_target();
 

@@ -15,6 +15,10 @@ use base64::Engine;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
+pub mod corpus;
+pub mod snapshot;
+pub mod verdict;
+
 /// How long a server may take to compile its policies and listen.
 const START_TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -93,6 +97,33 @@ impl Launch {
             .arg(key.display().to_string())
     }
 
+    /// Compiled modules go to a cache shared by the servers of this test
+    /// target (entries are written atomically), so only the first server
+    /// pays for compiling the built-in pack.
+    pub fn shared_module_cache(self) -> Self {
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("tollgate-module-cache");
+        self.arg("--cache-dir").arg(dir.display().to_string())
+    }
+
+    /// Runs the command to completion instead of serving: for command
+    /// lines that must fail. Gives up after [`START_TIMEOUT`].
+    pub fn run_to_exit(self) -> std::process::Output {
+        let mut child = command(&self.dir, &self.args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start tollgate");
+        let started = Instant::now();
+        while child.try_wait().expect("wait").is_none() {
+            if started.elapsed() > START_TIMEOUT {
+                let _ = child.kill();
+                panic!("tollgate {:?} did not exit", self.args);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        child.wait_with_output().expect("output")
+    }
+
     pub fn start(self) -> Server {
         let dir = self.dir.clone();
         let ca = self
@@ -118,18 +149,27 @@ pub fn write_guests(dir: &Path) -> PathBuf {
     path
 }
 
+/// `tollgate ARGS --listen 127.0.0.1:0` with its state and cache under
+/// `dir` (the listen flag goes last so that ARGS may start with a
+/// subcommand such as `serve`).
+fn command(dir: &Path, args: &[String]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_tollgate"));
+    command
+        .args(args)
+        .args(["--listen", "127.0.0.1:0"])
+        .env("XDG_STATE_HOME", dir.join("state"))
+        .env("XDG_CACHE_HOME", dir.join("cache"))
+        .env("RUST_LOG", "tollgate=debug,info");
+    command
+}
+
 fn spawn(dir: &Path, args: &[String]) -> (Child, SocketAddr, String) {
     let stderr = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(dir.join("stderr.log"))
         .expect("log file");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_tollgate"))
-        .args(["--listen", "127.0.0.1:0"])
-        .args(args)
-        .env("XDG_STATE_HOME", dir.join("state"))
-        .env("XDG_CACHE_HOME", dir.join("cache"))
-        .env("RUST_LOG", "tollgate=debug,info")
+    let mut child = command(dir, args)
         .stdout(Stdio::piped())
         .stderr(stderr)
         .spawn()
@@ -302,21 +342,39 @@ pub async fn review_with(client: &reqwest::Client, url: &str, review: &Value) ->
 
 /// An AdmissionReview (v1) of `operation` on `object` of kind `gvk`.
 pub fn review(uid: &str, gvk: (&str, &str, &str), operation: &str, object: Value) -> Value {
-    let (group, version, kind) = gvk;
-    let name = object["metadata"]["name"].clone();
-    let namespace = object["metadata"]["namespace"].clone();
     let (object, old_object) = if operation == "DELETE" {
         (Value::Null, object)
     } else {
         (object, Value::Null)
     };
+    review_of(uid, gvk, operation, object, old_object)
+}
+
+/// An AdmissionReview (v1) of `operation` with both objects given (`Null`
+/// where the operation has none); name and namespace come from whichever
+/// object is present.
+pub fn review_of(
+    uid: &str,
+    gvk: (&str, &str, &str),
+    operation: &str,
+    object: Value,
+    old_object: Value,
+) -> Value {
+    let (group, version, kind) = gvk;
+    let subject = if object.is_null() {
+        &old_object
+    } else {
+        &object
+    };
+    let name = subject["metadata"]["name"].clone();
+    let namespace = subject["metadata"]["namespace"].clone();
     json!({
         "apiVersion": "admission.k8s.io/v1",
         "kind": "AdmissionReview",
         "request": {
             "uid": uid,
             "kind": {"group": group, "version": version, "kind": kind},
-            "resource": {"group": group, "version": version, "resource": format!("{}s", kind.to_lowercase())},
+            "resource": {"group": group, "version": version, "resource": plural(kind)},
             "requestKind": {"group": group, "version": version, "kind": kind},
             "operation": operation,
             "name": name,
@@ -327,6 +385,15 @@ pub fn review(uid: &str, gvk: (&str, &str, &str), operation: &str, object: Value
             "dryRun": false,
         }
     })
+}
+
+/// The resource name of a kind (`NetworkPolicy` → `networkpolicies`).
+pub fn plural(kind: &str) -> String {
+    let lower = kind.to_lowercase();
+    match lower.strip_suffix('y') {
+        Some(stem) => format!("{stem}ies"),
+        None => format!("{lower}s"),
+    }
 }
 
 /// A small namespaced object.

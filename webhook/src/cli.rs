@@ -32,7 +32,7 @@ pub struct Args {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve the admission endpoints (the default).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Print the ClusterRole the policies' `context:` allow-lists need.
     Rbac(crate::rbac::RbacArgs),
 }
@@ -105,7 +105,7 @@ fn duration(text: &str) -> Result<Duration, String> {
 /// Runs the command.
 pub fn run(args: Args) -> anyhow::Result<()> {
     let serve = match args.command {
-        Some(Command::Serve(serve)) => serve,
+        Some(Command::Serve(serve)) => *serve,
         None => args.serve,
         Some(Command::Rbac(rbac)) => {
             print!("{}", crate::rbac::render(&rbac)?);

@@ -25,7 +25,9 @@ pub fn render(args: &RbacArgs) -> anyhow::Result<String> {
         None => Config::from_yaml(DEFAULT_POLICIES, "built-in default configuration")?,
     };
     let types = granted_types(&config);
-    Ok(tollgate_context::rbac::cluster_role_yaml(&args.name, &types))
+    Ok(tollgate_context::rbac::cluster_role_yaml(
+        &args.name, &types,
+    ))
 }
 
 /// Every resource type some policy of `config` may read.
@@ -67,7 +69,11 @@ mod tests {
         ] {
             let rule = find(group);
             assert!(
-                rule["resources"].as_array().unwrap().iter().any(|r| r == resource),
+                rule["resources"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|r| r == resource),
                 "{group}/{resource} missing: {yaml}"
             );
         }

@@ -14,12 +14,16 @@ pub fn failed(what: &str, error: &LookupError) -> Verdict {
     Verdict::deny(failure_text(what, error))
 }
 
-/// The warning for a failed advisory lookup.
+/// The warning for a failed advisory lookup. The host's reason comes first:
+/// it says whether the read was outside the policy's `context` or the cache
+/// has not synced yet, which the operator fixes differently.
 pub fn failure_text(what: &str, error: &LookupError) -> String {
+    let cause = match error {
+        LookupError::Refused(reason) => reason.as_str(),
+        LookupError::Malformed(reason) => reason.as_str(),
+    };
     clip(
-        format!(
-            "cannot verify: reading {what} from the cluster failed; grant it in this policy's context ({error})"
-        ),
+        format!("cannot verify: reading {what} from the cluster failed: {cause}"),
         WARNING_MAX,
     )
 }
@@ -33,7 +37,9 @@ mod tests {
         let v = failed("apps/v1 ReplicaSet", &LookupError::Refused("x".repeat(400)));
         assert!(!v.allowed);
         let m = v.message.unwrap();
-        assert!(m.starts_with("cannot verify: reading apps/v1 ReplicaSet from the cluster failed"));
+        assert!(
+            m.starts_with("cannot verify: reading apps/v1 ReplicaSet from the cluster failed: xxx")
+        );
         assert!(m.chars().count() <= WARNING_MAX);
     }
 }

@@ -55,16 +55,25 @@ fn eval_bench(stripped: &[u8]) {
         ..SandboxLimits::default()
     })
     .expect("sandbox");
-    let config = Config::from_yaml("- {id: allow, module: 'builtin:guests', rule: allow}", "bench").unwrap();
+    let config = Config::from_yaml(
+        "- {id: allow, module: 'builtin:guests', rule: allow}",
+        "bench",
+    )
+    .unwrap();
     let builtins: &[(&str, &[u8])] = &[("guests", tollgate_guests::TEST_GUESTS)];
     let set = PolicySet::load(&config, &sandbox, builtins, Path::new(".")).expect("load");
     let policy = &set.policies()[0];
-    for (name, bytes) in [("small request", &br#"{"uid":"u"}"#[..]), ("stripped review", stripped)] {
+    for (name, bytes) in [
+        ("small request", &br#"{"uid":"u"}"#[..]),
+        ("stripped review", stripped),
+    ] {
         report(
             &format!("evaluate `allow` test guest ({name})"),
             measure(|| {
                 let deadline = Instant::now() + Duration::from_secs(1);
-                let verdict = policy.evaluate(bytes, deadline, &EmptyContext).expect("verdict");
+                let verdict = policy
+                    .evaluate(bytes, deadline, &EmptyContext)
+                    .expect("verdict");
                 assert!(verdict.allowed);
             }),
         );

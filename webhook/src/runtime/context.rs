@@ -50,7 +50,10 @@ impl ClusterSource {
             resource_types(policies),
             metrics.register_context(),
         ));
-        tracing::info!(types = watches.types().len(), "watching cluster objects for policy lookups");
+        tracing::info!(
+            types = watches.types().len(),
+            "watching cluster objects for policy lookups"
+        );
         Ok(Self {
             context: watches.clone(),
             watches: Some(watches),

@@ -14,7 +14,7 @@ use tollgate_sdk::{Cluster, LookupError, MemoryCluster, Objects, RuleEntry, Verd
 /// Warnings get a ~35-character policy-id prefix and are cut at 256.
 pub const WARNING_MAX: usize = 210;
 
-/// `/work/shared` (or `$TOLLGATE_SHARED`).
+/// `shared/` beside the repository (or `$TOLLGATE_SHARED`).
 pub fn shared_dir() -> PathBuf {
     match std::env::var_os("TOLLGATE_SHARED") {
         Some(dir) => PathBuf::from(dir),
@@ -254,7 +254,7 @@ pub fn scale(resource: &str, ns: &str, name: &str, from: i64, to: i64) -> Value 
     })
 }
 
-/// The `request` member of a captured review in `/work/shared/reviews`.
+/// The `request` member of a captured review in `shared/reviews`.
 pub fn review(file: &str) -> Value {
     let path = shared_dir().join("reviews").join(file);
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));

@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 use super::SandboxLimits;
 use crate::policy::LoadError;
@@ -52,8 +52,8 @@ impl Shared {
 
 const WASM_PAGE: usize = 64 << 10;
 
-/// Bytes of a pooled memory reset by memset on reuse (see [`config`]).
-const KEEP_RESIDENT: usize = 64 << 10;
+/// Bytes of a pooled memory kept resident and reset in place on reuse.
+const KEEP_RESIDENT: usize = 1 << 20;
 
 fn config(limits: &SandboxLimits) -> Config {
     // Round the cap up to whole pages: a memory is sized in pages.
@@ -66,10 +66,15 @@ fn config(limits: &SandboxLimits) -> Config {
         .max_tables_per_module(1)
         .table_elements(10_000)
         .max_memory_size(memory)
-        // Reset the first pages (stack top, small heaps) with memset rather
-        // than madvise; more would memset untouched memory on every reuse.
-        .linear_memory_keep_resident(std::env::var("TG_KR").ok().and_then(|v| v.parse().ok()).unwrap_or(KEEP_RESIDENT))
-        .table_keep_resident(KEEP_RESIDENT);
+        // Reset a reused slot by restoring only the pages the last evaluation
+        // dirtied (PAGEMAP_SCAN, Linux ≥ 6.7; plain memset/madvise
+        // elsewhere) instead of madvise + page faults on every evaluation:
+        // measured 20µs → 12µs p50 and a 3× lower p99 (examples/eval_bench).
+        .pagemap_scan(Enabled::Auto)
+        .linear_memory_keep_resident(KEEP_RESIDENT)
+        .table_keep_resident(64 << 10)
+        // Slots keep up to KEEP_RESIDENT resident; bound how many idle ones.
+        .max_unused_warm_slots(16);
     let mut config = Config::new();
     config
         .allocation_strategy(InstanceAllocationStrategy::Pooling(pool))
