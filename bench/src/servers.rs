@@ -110,23 +110,29 @@ fn free_port() -> anyhow::Result<u16> {
 async fn wait_listening(port: u16, ca: &Path) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        if ca.exists() {
-            if let Ok(tls) = crate::load::client_config(ca) {
-                let name = rustls::pki_types::ServerName::try_from("localhost")?;
-                if let Ok(tcp) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await {
-                    if tokio_rustls::TlsConnector::from(tls)
-                        .connect(name, tcp)
-                        .await
-                        .is_ok()
-                    {
-                        return Ok(());
-                    }
-                }
-            }
+        if ca.exists() && handshake(port, ca).await {
+            return Ok(());
         }
         if Instant::now() > deadline {
             bail!("server on port {port} did not come up within 60 s");
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Whether a TLS handshake with the server succeeds.
+async fn handshake(port: u16, ca: &Path) -> bool {
+    let (Ok(tls), Ok(name)) = (
+        crate::load::client_config(ca),
+        rustls::pki_types::ServerName::try_from("localhost"),
+    ) else {
+        return false;
+    };
+    match tokio::net::TcpStream::connect(("127.0.0.1", port)).await {
+        Ok(tcp) => tokio_rustls::TlsConnector::from(tls)
+            .connect(name, tcp)
+            .await
+            .is_ok(),
+        Err(_) => false,
     }
 }

@@ -76,11 +76,22 @@ fn parse_settings<S: Settings>(json: &[u8]) -> Result<S, String> {
 
 /// Exports rules from a policy crate.
 ///
-/// ```ignore
-/// tollgate_sdk::export_rules! {
-///     "controller-recreate" (mutating) => rules::controller_recreate,
-///     "controller-one-active" => rules::controller_one_active,
+/// ```
+/// use tollgate_sdk::{Cluster, NoSettings, Request, Verdict};
+///
+/// fn allow_all(_: &Request<'_>, _: &NoSettings, _: &dyn Cluster) -> Verdict {
+///     Verdict::allow()
 /// }
+///
+/// tollgate_sdk::export_rules! {
+///     "allow-all" => allow_all,
+/// }
+///
+/// let rules = rules();
+/// assert_eq!(rules[0].name, "allow-all");
+/// assert!(!rules[0].mutating);
+/// let verdict = rules[0].evaluate(br#"{"uid":"1"}"#, b"{}", &tollgate_sdk::NoCluster).unwrap();
+/// assert!(verdict.allowed);
 /// ```
 ///
 /// Natively this defines `pub fn rules() -> Vec<RuleEntry>` for tests; on
