@@ -603,3 +603,17 @@ fn served_policy(policy: &Value) -> Value {
     policy["spec"]["podSelector"] = json!({});
     policy
 }
+
+/// A review near the API server's object size limit: the guest needs more
+/// memory than the SDK's bump arena (2 MiB), so it grows its memory and still
+/// answers correctly.
+#[tokio::test]
+async fn a_three_mib_object_is_judged_beyond_the_guest_arena() {
+    let server = serve_snapshot(vec![]);
+    let (_, mut review) = captured(EDIT_CONFIG);
+    let big = "x".repeat(3 << 20);
+    review["request"]["object"]["data"]["big"] = json!(big);
+    check(&server, "r13-3mib", review)
+        .await
+        .assert_warned(R13, &["kube-system/calico-config changed", "big"]);
+}

@@ -18,6 +18,8 @@
 //! `cargo test`; [`export_rules!`] is the only line that knows about Wasm. The
 //! contract with the host is `policies-wasm/ABI.md`.
 
+#[cfg(target_arch = "wasm32")]
+mod alloc;
 mod cluster;
 mod export;
 pub mod image;

@@ -52,8 +52,12 @@ impl Shared {
 
 const WASM_PAGE: usize = 64 << 10;
 
-/// Bytes of a pooled memory kept resident and reset in place on reuse.
-const KEEP_RESIDENT: usize = 1 << 20;
+/// Bytes of a pooled memory kept resident and reset in place on reuse. It
+/// covers a Rust guest's 1 MiB stack, its data and the SDK's 2 MiB bump
+/// arena (policies-wasm/sdk/src/alloc.rs), so resetting a slot after a
+/// typical evaluation is a memset of the dirtied pages with no syscall that
+/// would shoot down TLBs on the other cores.
+const KEEP_RESIDENT: usize = 4 << 20;
 
 fn config(limits: &SandboxLimits) -> Config {
     // Round the cap up to whole pages: a memory is sized in pages.
