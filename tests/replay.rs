@@ -11,7 +11,7 @@ use support::{Server, apply_patch, patch_of, response};
 
 /// Every captured review file name, in step order.
 fn captured_files() -> Vec<String> {
-    let dir = support::corpus::shared_dir().join("reviews");
+    let dir = tollgate_testkit::corpus::shared_dir().join("reviews");
     let mut files: Vec<String> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())

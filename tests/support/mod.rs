@@ -387,14 +387,8 @@ pub fn review_of(
     })
 }
 
-/// The resource name of a kind (`NetworkPolicy` → `networkpolicies`).
-pub fn plural(kind: &str) -> String {
-    let lower = kind.to_lowercase();
-    match lower.strip_suffix('y') {
-        Some(stem) => format!("{stem}ies"),
-        None => format!("{lower}s"),
-    }
-}
+/// The resource name of a kind, as the API server sends it.
+pub use tollgate_testkit::requests::plural;
 
 /// A small namespaced object.
 pub fn object(api_version: &str, kind: &str, name: &str) -> Value {

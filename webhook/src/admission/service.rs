@@ -140,46 +140,34 @@ impl Admission {
         let elapsed_us = finished.elapsed.as_micros() as u64;
         let (endpoint, mode) = (endpoint.as_str(), mode_label(policy.mode));
         let policy = policy.id.as_str();
-        match judgement {
-            Judgement::Allow => {
-                tracing::debug!(
-                    uid,
-                    policy,
-                    verdict,
-                    mode,
-                    endpoint,
-                    elapsed_us,
-                    "policy evaluated"
-                );
-            }
-            Judgement::Patch(ops) => {
-                let patch_ops = ops.len();
-                tracing::info!(
-                    uid,
-                    policy,
-                    verdict,
-                    mode,
-                    endpoint,
-                    elapsed_us,
-                    patch_ops,
-                    "policy evaluated"
-                );
-            }
+        let (reason, patch_ops) = match judgement {
+            Judgement::Allow => (None, None),
+            Judgement::Patch(ops) => (None, Some(ops.len())),
             Judgement::Deny(message)
             | Judgement::Warn(message)
             | Judgement::Audit(message)
-            | Judgement::Failure { message, .. } => {
-                tracing::info!(
+            | Judgement::Failure { message, .. } => (Some(message.as_str()), None),
+        };
+        // One event shape for every verdict; allows are routine, so debug.
+        macro_rules! evaluated {
+            ($level:ident) => {
+                tracing::$level!(
                     uid,
                     policy,
                     verdict,
                     mode,
                     endpoint,
                     elapsed_us,
-                    reason = message.as_str(),
+                    reason,
+                    patch_ops,
                     "policy evaluated"
-                );
-            }
+                )
+            };
+        }
+        if matches!(judgement, Judgement::Allow) {
+            evaluated!(debug);
+        } else {
+            evaluated!(info);
         }
     }
 }

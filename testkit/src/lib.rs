@@ -1,0 +1,10 @@
+//! Test-only helpers shared by the native rule tests (`tollgate-calico`) and
+//! the end-to-end tests (`tollgate`), so that both judge the same objects and
+//! requests: what a real API server would send, built from the published
+//! Calico manifests of the shared corpus.
+//!
+//! Everything panics on bad input: a broken corpus is a broken test.
+
+pub mod corpus;
+pub mod objects;
+pub mod requests;
