@@ -144,9 +144,20 @@ pub fn warning(policy_id: &str, text: &str) -> String {
     truncate(format!("{policy_id}: {text}"))
 }
 
+/// One line of at most [`MAX_WARNING_CHARS`]; a cut text ends in `…` so the
+/// reader knows there was more (the full text is in the logs).
 fn truncate(text: String) -> String {
     let one_line = |c: char| if c.is_control() { ' ' } else { c };
-    text.chars().map(one_line).take(MAX_WARNING_CHARS).collect()
+    if text.chars().count() <= MAX_WARNING_CHARS {
+        return text.chars().map(one_line).collect();
+    }
+    let mut cut: String = text
+        .chars()
+        .map(one_line)
+        .take(MAX_WARNING_CHARS - 1)
+        .collect();
+    cut.push('…');
+    cut
 }
 
 /// The combined answer to a review.
@@ -287,7 +298,10 @@ mod tests {
         let w = warning("p1", &long);
         assert_eq!(w.chars().count(), MAX_WARNING_CHARS);
         assert!(w.starts_with("p1: é "));
+        assert!(w.ends_with('…'));
         assert!(!w.contains('\n'));
+        let fits = "x".repeat(MAX_WARNING_CHARS - 4);
+        assert_eq!(warning("p1", &fits), format!("p1: {fits}"));
     }
 
     #[test]
