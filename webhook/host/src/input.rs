@@ -6,7 +6,7 @@ use std::sync::OnceLock;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use crate::json::Members;
+use crate::json::{CutPlan, Member, Members, cut_members};
 
 /// The annotation `kubectl apply` stores the whole previous object in.
 pub const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
@@ -96,60 +96,36 @@ fn parse_members<'a>(raw: &'a RawValue) -> Option<Members<'a, Cow<'a, RawValue>>
 }
 
 /// The request without `managedFields` and the last-applied annotation in
-/// `object` and `oldObject`. Only the path down to those members is parsed;
-/// everything else is copied as raw text. Anything unexpected (a `null`
-/// object, no metadata) is kept as sent.
+/// `object` and `oldObject`'s metadata, the same members a rewrite through
+/// `serde_json::Value` would remove. One serde_json pass finds them and one
+/// copy keeps the rest byte for byte; anything unexpected (a `null` object,
+/// no metadata, an `annotations` that is not an object) is kept as sent.
 pub fn strip_request(raw: &RawValue) -> Vec<u8> {
-    let stripped = rewrite_members(raw, &|key, value| match key {
-        "object" | "oldObject" => strip_object(value),
-        _ => None,
-    });
-    match stripped {
-        Some(rebuilt) => rebuilt.get().as_bytes().to_vec(),
-        None => raw.get().as_bytes().to_vec(),
-    }
+    let text = raw.get();
+    // A RawValue is valid JSON, so the walk cannot fail; keep it whole if it does.
+    cut_members(text, Strip::Request).unwrap_or_else(|_| text.as_bytes().to_vec())
 }
 
-fn strip_object(object: &RawValue) -> Option<Box<RawValue>> {
-    rewrite_members(object, &|key, value| match key {
-        "metadata" => strip_metadata(value),
-        _ => None,
-    })
+/// Where [`strip_request`] is in the request, level by level.
+#[derive(Clone, Copy)]
+enum Strip {
+    Request,
+    Object,
+    Metadata,
+    Annotations,
 }
 
-fn strip_metadata(metadata: &RawValue) -> Option<Box<RawValue>> {
-    let mut members = parse_members(metadata)?;
-    let mut changed = members.remove("managedFields");
-    if let Some(annotations) = members.get_mut("annotations") {
-        let mut kept = parse_members(annotations)?;
-        if kept.remove(LAST_APPLIED) {
-            *annotations = Cow::Owned(serde_json::value::to_raw_value(&kept).ok()?);
-            changed = true;
+impl CutPlan for Strip {
+    fn member(self, key: &str) -> Member<Self> {
+        match (self, key) {
+            (Strip::Request, "object" | "oldObject") => Member::Descend(Strip::Object),
+            (Strip::Object, "metadata") => Member::Descend(Strip::Metadata),
+            (Strip::Metadata, "managedFields") => Member::Cut,
+            (Strip::Metadata, "annotations") => Member::Descend(Strip::Annotations),
+            (Strip::Annotations, LAST_APPLIED) => Member::Cut,
+            _ => Member::Keep,
         }
     }
-    changed
-        .then(|| serde_json::value::to_raw_value(&members).ok())
-        .flatten()
-}
-
-/// Rebuilds a JSON object whose members `rewrite` replaces (returning the new
-/// raw value) or keeps (`None`). `None` when nothing changed or `raw` is not
-/// an object, so callers keep the original text.
-fn rewrite_members(
-    raw: &RawValue,
-    rewrite: &dyn Fn(&str, &RawValue) -> Option<Box<RawValue>>,
-) -> Option<Box<RawValue>> {
-    let mut members = parse_members(raw)?;
-    let mut changed = false;
-    for (key, value) in &mut members.0 {
-        if let Some(new) = rewrite(key, value) {
-            *value = Cow::Owned(new);
-            changed = true;
-        }
-    }
-    changed
-        .then(|| serde_json::value::to_raw_value(&members).ok())
-        .flatten()
 }
 
 #[cfg(test)]

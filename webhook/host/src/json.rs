@@ -3,9 +3,13 @@
 
 use std::borrow::Cow;
 use std::fmt;
+use std::ops::Range;
 
-use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
+use serde::de::{
+    self, Deserialize, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor,
+};
 use serde::ser::{Serialize, SerializeMap, Serializer};
+use serde_json::value::RawValue;
 
 /// A JSON string borrowed from the input, owned only when it had escapes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,12 +58,6 @@ impl<'a, V> Members<'a, V> {
     pub fn get_mut(&mut self, key: &str) -> Option<&mut V> {
         self.0.iter_mut().find(|(k, _)| **k == *key).map(|(_, v)| v)
     }
-
-    pub fn remove(&mut self, key: &str) -> bool {
-        let before = self.0.len();
-        self.0.retain(|(k, _)| **k != *key);
-        self.0.len() != before
-    }
 }
 
 impl<'de: 'a, 'a, V: Deserialize<'de>> Deserialize<'de> for Members<'a, V> {
@@ -89,5 +87,208 @@ impl<V: Serialize> Serialize for Members<'_, V> {
             map.serialize_entry(k, v)?;
         }
         map.end()
+    }
+}
+
+/// What a [`CutPlan`] does with one member of an object.
+pub(crate) enum Member<P> {
+    /// Keep it verbatim; its value is skipped unread.
+    Keep,
+    /// Remove it: key, value and one separating comma.
+    Cut,
+    /// Keep it, and if its value is an object apply this plan to its members.
+    Descend(P),
+}
+
+/// Which members to remove from an object, given its (unescaped) key; a plan
+/// value per nesting level.
+pub(crate) trait CutPlan: Copy {
+    fn member(self, key: &str) -> Member<Self>;
+}
+
+/// `text` (a JSON value) without the members `plan` cuts, every other byte
+/// (whitespace included) kept as sent. `text` is read once by serde_json,
+/// which records the byte ranges to drop, and the rest is copied once.
+/// Values of an unexpected type where the plan descends are kept as they are.
+pub(crate) fn cut_members(text: &str, plan: impl CutPlan) -> Result<Vec<u8>, serde_json::Error> {
+    let mut cuts = Cuts {
+        text,
+        ranges: Vec::new(),
+    };
+    let mut de = serde_json::Deserializer::from_str(text);
+    Walk {
+        plan,
+        cuts: &mut cuts,
+    }
+    .deserialize(&mut de)?;
+    de.end()?;
+    Ok(cuts.apply())
+}
+
+/// Byte ranges of `text` to drop, in document order.
+struct Cuts<'t> {
+    text: &'t str,
+    ranges: Vec<Range<usize>>,
+}
+
+impl<'t> Cuts<'t> {
+    /// Where `part`, a slice borrowed from `text`, starts in it.
+    fn offset(&self, part: &'t str) -> usize {
+        let at = (part.as_ptr() as usize).wrapping_sub(self.text.as_ptr() as usize);
+        debug_assert!(at + part.len() <= self.text.len(), "not borrowed from text");
+        at
+    }
+
+    fn end_of(&self, part: &'t str) -> usize {
+        self.offset(part) + part.len()
+    }
+
+    /// Where the value before the member whose key starts at `key_start`
+    /// ends: back over whitespace, the comma, and whitespace.
+    fn end_of_previous_value(&self, key_start: usize) -> usize {
+        const WS: [char; 4] = [' ', '\t', '\n', '\r'];
+        let before = self.text[..key_start].trim_end_matches(WS);
+        debug_assert!(before.ends_with(','), "no comma before a later member");
+        before
+            .strip_suffix(',')
+            .unwrap_or(before)
+            .trim_end_matches(WS)
+            .len()
+    }
+
+    fn push(&mut self, range: Range<usize>) {
+        debug_assert!(self.ranges.last().is_none_or(|r| r.end <= range.start));
+        self.ranges.push(range);
+    }
+
+    fn apply(self) -> Vec<u8> {
+        let bytes = self.text.as_bytes();
+        let dropped: usize = self.ranges.iter().map(|r| r.len()).sum();
+        let mut out = Vec::with_capacity(bytes.len() - dropped);
+        let mut at = 0;
+        for range in self.ranges {
+            out.extend_from_slice(&bytes[at..range.start]);
+            at = range.end;
+        }
+        out.extend_from_slice(&bytes[at..]);
+        out
+    }
+}
+
+/// Turns the members cut from one object into ranges that leave valid JSON.
+/// A member after a kept one goes with the comma before it; a run of
+/// members at the start goes with the comma after it (up to the next kept
+/// key, so that key takes the first one's place and indentation); if every
+/// member goes, the braces stay with the whitespace that was inside them.
+#[derive(Default)]
+struct ObjectCuts {
+    leading: Option<Range<usize>>,
+    kept_one: bool,
+}
+
+impl ObjectCuts {
+    fn cut(&mut self, cuts: &mut Cuts<'_>, key_start: usize, value_end: usize) {
+        if self.kept_one {
+            cuts.push(cuts.end_of_previous_value(key_start)..value_end);
+        } else {
+            self.leading.get_or_insert(key_start..value_end).end = value_end;
+        }
+    }
+
+    fn keep(&mut self, cuts: &mut Cuts<'_>, key_start: usize) {
+        if let Some(run) = self.leading.take() {
+            cuts.push(run.start..key_start);
+        }
+        self.kept_one = true;
+    }
+
+    fn finish(self, cuts: &mut Cuts<'_>) {
+        if let Some(run) = self.leading {
+            cuts.push(run);
+        }
+    }
+}
+
+/// Reads one value with serde_json, recording the cuts `plan` asks for in
+/// it. Keys and cut values are read as [`RawValue`]s borrowed from the
+/// text, which gives their byte positions.
+struct Walk<'c, 't, P> {
+    plan: P,
+    cuts: &'c mut Cuts<'t>,
+}
+
+impl<'de, P: CutPlan> DeserializeSeed<'de> for Walk<'_, 'de, P> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de, P: CutPlan> Visitor<'de> for Walk<'_, 'de, P> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let Walk { plan, cuts } = self;
+        let mut object = ObjectCuts::default();
+        while let Some(key) = map.next_key::<&'de RawValue>()? {
+            let key_start = cuts.offset(key.get());
+            match plan.member(&unquote(key).map_err(de::Error::custom)?) {
+                Member::Cut => {
+                    let value: &'de RawValue = map.next_value()?;
+                    let value_end = cuts.end_of(value.get());
+                    object.cut(cuts, key_start, value_end);
+                }
+                Member::Keep => {
+                    object.keep(cuts, key_start);
+                    map.next_value::<IgnoredAny>()?;
+                }
+                Member::Descend(inner) => {
+                    object.keep(cuts, key_start);
+                    map.next_value_seed(Walk {
+                        plan: inner,
+                        cuts: &mut *cuts,
+                    })?;
+                }
+            }
+        }
+        object.finish(cuts);
+        Ok(())
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<(), A::Error> {
+        IgnoredAny.visit_seq(seq).map(drop)
+    }
+    fn visit_str<E>(self, _: &str) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_unit<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+}
+
+/// The text of a raw JSON string (a key): borrowed unless it has escapes.
+fn unquote(raw: &RawValue) -> Result<Cow<'_, str>, serde_json::Error> {
+    let quoted = raw.get();
+    let inner = &quoted[1..quoted.len() - 1];
+    if inner.contains('\\') {
+        serde_json::from_str::<String>(quoted).map(Cow::Owned)
+    } else {
+        Ok(Cow::Borrowed(inner))
     }
 }

@@ -181,3 +181,226 @@ fn captured_review_is_stripped_like_a_value_rewrite() {
         expected
     );
 }
+
+/// Stripping spelled with `serde_json::Value`: the reference the splice must
+/// agree with on every input.
+fn value_rewrite(request: &Value) -> Value {
+    let mut value = request.clone();
+    for key in ["object", "oldObject"] {
+        if let Some(meta) = value
+            .get_mut(key)
+            .and_then(|o| o.get_mut("metadata"))
+            .and_then(Value::as_object_mut)
+        {
+            meta.remove("managedFields");
+            if let Some(annotations) = meta.get_mut("annotations").and_then(Value::as_object_mut) {
+                annotations.remove(LAST_APPLIED);
+            }
+        }
+    }
+    value
+}
+
+/// Strips `text` as sent, checks the result against the Value rewrite and
+/// returns it.
+fn strip_text(text: &str) -> String {
+    let raw: &RawValue = serde_json::from_str(text).unwrap();
+    let stripped = String::from_utf8(strip_request(raw)).unwrap();
+    let parsed: Value = serde_json::from_str(&stripped)
+        .unwrap_or_else(|e| panic!("invalid JSON {stripped:?} from {text:?}: {e}"));
+    assert_eq!(
+        parsed,
+        value_rewrite(&serde_json::from_str(text).unwrap()),
+        "{text}"
+    );
+    stripped
+}
+
+#[test]
+fn cut_members_take_the_right_comma() {
+    for (input, expected) in [
+        // managedFields first, in the middle, last, alone.
+        (
+            r#"{"object":{"metadata":{"managedFields":[{"a":1}],"name":"x","uid":"u"}}}"#,
+            r#"{"object":{"metadata":{"name":"x","uid":"u"}}}"#,
+        ),
+        (
+            r#"{"object":{"metadata":{"name":"x","managedFields":[],"uid":"u"}}}"#,
+            r#"{"object":{"metadata":{"name":"x","uid":"u"}}}"#,
+        ),
+        (
+            r#"{"object":{"metadata":{"name":"x","managedFields":[]}},"dryRun":false}"#,
+            r#"{"object":{"metadata":{"name":"x"}},"dryRun":false}"#,
+        ),
+        (
+            r#"{"object":{"metadata":{"managedFields":[]}}}"#,
+            r#"{"object":{"metadata":{}}}"#,
+        ),
+        // The last-applied annotation alone, first, last.
+        (
+            r#"{"object":{"metadata":{"annotations":{"kubectl.kubernetes.io/last-applied-configuration":"{}"}}}}"#,
+            r#"{"object":{"metadata":{"annotations":{}}}}"#,
+        ),
+        (
+            r#"{"object":{"metadata":{"annotations":{"kubectl.kubernetes.io/last-applied-configuration":"{}","a":"b"}}}}"#,
+            r#"{"object":{"metadata":{"annotations":{"a":"b"}}}}"#,
+        ),
+        (
+            r#"{"object":{"metadata":{"annotations":{"a":"b","kubectl.kubernetes.io/last-applied-configuration":"{}"}}}}"#,
+            r#"{"object":{"metadata":{"annotations":{"a":"b"}}}}"#,
+        ),
+        // The API server's order: annotations emptied, then managedFields
+        // last, in both objects.
+        (
+            r#"{"uid":"u","object":{"metadata":{"name":"x","annotations":{"kubectl.kubernetes.io/last-applied-configuration":"{}"},"managedFields":[{}]},"spec":{}},"oldObject":{"metadata":{"annotations":{"kubectl.kubernetes.io/last-applied-configuration":"{}","g":"1"},"managedFields":[]}}}"#,
+            r#"{"uid":"u","object":{"metadata":{"name":"x","annotations":{}},"spec":{}},"oldObject":{"metadata":{"annotations":{"g":"1"}}}}"#,
+        ),
+        // Duplicated keys: runs of cuts at the start, middle and end.
+        (
+            r#"{"object":{"metadata":{"managedFields":1,"managedFields":2,"name":"x","managedFields":3,"managedFields":4,"uid":"u","managedFields":5,"managedFields":6}}}"#,
+            r#"{"object":{"metadata":{"name":"x","uid":"u"}}}"#,
+        ),
+        (
+            r#"{"object":{"metadata":{"managedFields":1,"managedFields":2}}}"#,
+            r#"{"object":{"metadata":{}}}"#,
+        ),
+    ] {
+        assert_eq!(strip_text(input), expected, "{input}");
+    }
+}
+
+#[test]
+fn escapes_in_keys_and_values_are_read_not_matched_as_text() {
+    // Escaped spellings of the cut keys are cut; look-alikes inside strings
+    // (with escaped quotes and braces) are not.
+    let input = r##"{"object":{"metadata":{"annotations":{"a\"}":"x\\\",\"}","kubectl.kubernetes.io\/last-applied-configuration":"{\"metadata\":{\"managedFields\":[]},\"k\":\"\\\"}\"}","z\u0041":"\"}"},"managed\u0046ields":[{"f:\"x\"":{}}],"name":"n\"}","managedFields\u0000":1}},"obj\u0065ct":null}"##;
+    let expected = r##"{"object":{"metadata":{"annotations":{"a\"}":"x\\\",\"}","z\u0041":"\"}"},"name":"n\"}","managedFields\u0000":1}},"obj\u0065ct":null}"##;
+    assert_eq!(strip_text(input), expected);
+
+    let escaped_object = r#"{"obj\u0065ct":{"metadata":{"managedFields":[],"name":"x"}}}"#;
+    assert_eq!(
+        strip_text(escaped_object),
+        r#"{"obj\u0065ct":{"metadata":{"name":"x"}}}"#
+    );
+}
+
+#[test]
+fn whitespace_is_kept_around_what_stays() {
+    let input = "{ \"object\" : {\n  \"metadata\" : {\n    \"managedFields\" : [ 1 ] ,\n    \"name\" : \"x\" ,\n    \"annotations\" : { \"kubectl.kubernetes.io/last-applied-configuration\" : \"{}\" } ,\n    \"managedFields\" : [ ]\n  }\n} }";
+    let expected = "{ \"object\" : {\n  \"metadata\" : {\n    \"name\" : \"x\" ,\n    \"annotations\" : {  }\n  }\n} }";
+    assert_eq!(strip_text(input), expected);
+
+    let tabs = "{\"object\":{\"metadata\":{\r\n\t\"managedFields\":[]\r\n}}}";
+    assert_eq!(strip_text(tabs), "{\"object\":{\"metadata\":{\r\n\t\r\n}}}");
+}
+
+#[test]
+fn pretty_printed_review_is_stripped_like_a_pretty_value_rewrite() {
+    let review: Value = serde_json::from_str(CAPTURED).unwrap();
+    let request = &review["request"];
+    let pretty = serde_json::to_string_pretty(request).unwrap();
+    // The calico-node annotations keep a member, so no object is emptied and
+    // the splice matches the pretty printer byte for byte.
+    assert_eq!(
+        strip_text(&pretty),
+        serde_json::to_string_pretty(&value_rewrite(request)).unwrap()
+    );
+}
+
+#[test]
+fn unexpected_shapes_are_kept_as_sent() {
+    for input in [
+        r#"{"object":"text","oldObject":[{"metadata":{"managedFields":[]}}]}"#,
+        r#"{"object":42,"oldObject":-1.5e3}"#,
+        r#"{"object":true,"oldObject":false}"#,
+        r#"{"object":{"metadata":null},"oldObject":{"metadata":[{"managedFields":[]}]}}"#,
+        r#"{"object":{"metadata":"x"}}"#,
+        r#"{"object":{"kind":"Pod","spec":{"template":{"metadata":{"managedFields":[]}}}}}"#,
+        r#"{"object":{"metadata":{"annotations":["kubectl.kubernetes.io/last-applied-configuration"]}}}"#,
+        r#"{"metadata":{"managedFields":[]},"annotations":{"kubectl.kubernetes.io/last-applied-configuration":""}}"#,
+        r#"{"object":{},"oldObject":{"metadata":{}}}"#,
+        r#"{}"#,
+        r#"[{"object":{"metadata":{"managedFields":[]}}}]"#,
+        r#""text""#,
+        r#"null"#,
+    ] {
+        assert_eq!(strip_text(input), input);
+    }
+}
+
+#[test]
+fn managed_fields_go_even_when_annotations_are_not_an_object() {
+    assert_eq!(
+        strip_text(r#"{"object":{"metadata":{"annotations":null,"managedFields":[]}}}"#),
+        r#"{"object":{"metadata":{"annotations":null}}}"#
+    );
+}
+
+#[test]
+fn captured_review_is_stripped_byte_for_byte_like_a_value_rewrite() {
+    let review: Value = serde_json::from_str(CAPTURED).unwrap();
+    let request = &review["request"];
+    assert_eq!(
+        strip_request(&raw(request)),
+        serde_json::to_vec(&value_rewrite(request)).unwrap()
+    );
+}
+
+/// `shared/reviews` (beside the repository, or under `$TOLLGATE_SHARED`).
+fn shared_reviews() -> std::path::PathBuf {
+    std::env::var_os("TOLLGATE_SHARED")
+        .map_or_else(
+            || concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared").into(),
+            std::path::PathBuf::from,
+        )
+        .join("reviews")
+}
+
+#[test]
+fn every_shared_review_is_stripped_like_a_value_rewrite() {
+    #[derive(Deserialize)]
+    struct Review<'a> {
+        #[serde(borrow)]
+        request: &'a RawValue,
+    }
+    let dir = shared_reviews();
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.extension().is_some_and(|e| e == "json"))
+        .collect();
+    files.sort();
+    assert!(!files.is_empty(), "no reviews in {}", dir.display());
+    let mut changed = 0;
+    for file in &files {
+        let text = std::fs::read_to_string(file).unwrap();
+        let review: Review<'_> =
+            serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+        let request: Value = serde_json::from_str(review.request.get()).unwrap();
+        let expected = value_rewrite(&request);
+
+        // As the API server sent it: same document.
+        let stripped = strip_request(review.request);
+        assert_eq!(
+            serde_json::from_slice::<Value>(&stripped).unwrap(),
+            expected,
+            "{}",
+            file.display()
+        );
+        // Serialised by serde_json: the very same bytes as the rewrite.
+        assert_eq!(
+            strip_request(&raw(&request)),
+            serde_json::to_vec(&expected).unwrap(),
+            "{}",
+            file.display()
+        );
+        // Pretty-printed: still the same document.
+        strip_text(&serde_json::to_string_pretty(&request).unwrap());
+        changed += usize::from(expected != request);
+    }
+    assert!(
+        changed * 2 > files.len(),
+        "only {changed} of {} reviews had something to strip",
+        files.len()
+    );
+}
