@@ -4,7 +4,7 @@
 use serde::Deserialize;
 use tollgate_sdk::image::ImageRef;
 use tollgate_sdk::version::Version;
-use tollgate_sdk::{Container, Object};
+use tollgate_sdk::{Cluster, Container, LookupError, Object, Objects};
 
 use crate::versions::node_release;
 
@@ -46,6 +46,17 @@ impl Default for Identity {
 }
 
 impl Identity {
+    /// Reads the calico-node DaemonSet (as `apps/v1`) from the cluster: what
+    /// the node pods should run, and which Calico the cluster runs.
+    pub fn node_daemon_set(&self, cluster: &dyn Cluster) -> Result<Objects, LookupError> {
+        cluster.get(
+            "apps/v1",
+            "DaemonSet",
+            Some(&self.namespace),
+            &self.node_daemon_set,
+        )
+    }
+
     /// Load-time checks shared by every rule's settings.
     pub fn validate(&self) -> Result<(), String> {
         let named = [

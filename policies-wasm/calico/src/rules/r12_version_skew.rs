@@ -45,12 +45,7 @@ fn check(
     } else if id.is_ctrl(obj) && obj.owner_of_kind("Deployment").is_none() {
         if obj.replicas().unwrap_or(0) > 0 {
             collect(obj, &mut seen);
-            let found = cluster.get(
-                "apps/v1",
-                "DaemonSet",
-                Some(&id.namespace),
-                &id.node_daemon_set,
-            )?;
+            let found = id.node_daemon_set(cluster)?;
             if let Some(ds) = found.parse()?.first() {
                 collect(ds, &mut seen);
             }

@@ -91,12 +91,7 @@ fn old_calico(
     cluster: &dyn Cluster,
 ) -> Result<Option<String>, LookupError> {
     let id = &s.identity;
-    let found = cluster.get(
-        "apps/v1",
-        "DaemonSet",
-        Some(&id.namespace),
-        &id.node_daemon_set,
-    )?;
+    let found = id.node_daemon_set(cluster)?;
     let parsed = found.parse()?;
     let Some(ds) = parsed.first() else {
         return Ok(None);
