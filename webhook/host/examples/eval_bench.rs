@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use serde_json::value::RawValue;
 use tollgate_context::EmptyContext;
-use tollgate_host::input::{LAST_APPLIED, strip_request};
+use tollgate_host::input::{strip_request, strip_value};
 use tollgate_host::{Config, GuestInput, PolicySet, Sandbox, SandboxLimits};
 
 const REVIEW: &str = include_str!("../tests/fixtures/review-update-daemonset.json");
@@ -82,20 +82,8 @@ fn eval_bench(stripped: &[u8]) {
 
 /// The straightforward approach, for comparison: parse, remove, serialise.
 fn strip_via_value(request: &RawValue) -> Vec<u8> {
-    let mut value: Value = serde_json::from_str(request.get()).unwrap();
-    for key in ["object", "oldObject"] {
-        if let Some(meta) = value
-            .get_mut(key)
-            .and_then(|o| o.get_mut("metadata"))
-            .and_then(Value::as_object_mut)
-        {
-            meta.remove("managedFields");
-            if let Some(annotations) = meta.get_mut("annotations").and_then(Value::as_object_mut) {
-                annotations.remove(LAST_APPLIED);
-            }
-        }
-    }
-    serde_json::to_vec(&value).unwrap()
+    let value: Value = serde_json::from_str(request.get()).unwrap();
+    serde_json::to_vec(&strip_value(&value)).unwrap()
 }
 
 fn measure(mut f: impl FnMut()) -> Vec<Duration> {

@@ -128,5 +128,28 @@ impl CutPlan for Strip {
     }
 }
 
+/// What stripping means, spelled with `serde_json::Value`: the reference the
+/// one-pass splice must agree with (its tests) and must beat (the benchmark).
+#[doc(hidden)]
+pub fn strip_value(request: &serde_json::Value) -> serde_json::Value {
+    let mut value = request.clone();
+    for key in ["object", "oldObject"] {
+        if let Some(meta) = value
+            .get_mut(key)
+            .and_then(|o| o.get_mut("metadata"))
+            .and_then(serde_json::Value::as_object_mut)
+        {
+            meta.remove("managedFields");
+            if let Some(annotations) = meta
+                .get_mut("annotations")
+                .and_then(serde_json::Value::as_object_mut)
+            {
+                annotations.remove(LAST_APPLIED);
+            }
+        }
+    }
+    value
+}
+
 #[cfg(test)]
 mod tests;

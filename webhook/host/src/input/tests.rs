@@ -182,25 +182,6 @@ fn captured_review_is_stripped_like_a_value_rewrite() {
     );
 }
 
-/// Stripping spelled with `serde_json::Value`: the reference the splice must
-/// agree with on every input.
-fn value_rewrite(request: &Value) -> Value {
-    let mut value = request.clone();
-    for key in ["object", "oldObject"] {
-        if let Some(meta) = value
-            .get_mut(key)
-            .and_then(|o| o.get_mut("metadata"))
-            .and_then(Value::as_object_mut)
-        {
-            meta.remove("managedFields");
-            if let Some(annotations) = meta.get_mut("annotations").and_then(Value::as_object_mut) {
-                annotations.remove(LAST_APPLIED);
-            }
-        }
-    }
-    value
-}
-
 /// Strips `text` as sent, checks the result against the Value rewrite and
 /// returns it.
 fn strip_text(text: &str) -> String {
@@ -210,7 +191,7 @@ fn strip_text(text: &str) -> String {
         .unwrap_or_else(|e| panic!("invalid JSON {stripped:?} from {text:?}: {e}"));
     assert_eq!(
         parsed,
-        value_rewrite(&serde_json::from_str(text).unwrap()),
+        super::strip_value(&serde_json::from_str(text).unwrap()),
         "{text}"
     );
     stripped
@@ -303,7 +284,7 @@ fn pretty_printed_review_is_stripped_like_a_pretty_value_rewrite() {
     // the splice matches the pretty printer byte for byte.
     assert_eq!(
         strip_text(&pretty),
-        serde_json::to_string_pretty(&value_rewrite(request)).unwrap()
+        serde_json::to_string_pretty(&super::strip_value(request)).unwrap()
     );
 }
 
@@ -342,7 +323,7 @@ fn captured_review_is_stripped_byte_for_byte_like_a_value_rewrite() {
     let request = &review["request"];
     assert_eq!(
         strip_request(&raw(request)),
-        serde_json::to_vec(&value_rewrite(request)).unwrap()
+        serde_json::to_vec(&super::strip_value(request)).unwrap()
     );
 }
 
@@ -377,7 +358,7 @@ fn every_shared_review_is_stripped_like_a_value_rewrite() {
         let review: Review<'_> =
             serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
         let request: Value = serde_json::from_str(review.request.get()).unwrap();
-        let expected = value_rewrite(&request);
+        let expected = super::strip_value(&request);
 
         // As the API server sent it: same document.
         let stripped = strip_request(review.request);
