@@ -2,7 +2,7 @@
 //! an AdmissionReview gets a 4xx with a one-line reason; slow clients are
 //! cut off.
 
-mod support;
+use tollgate_e2e as support;
 
 use std::time::{Duration, Instant};
 

@@ -12,7 +12,7 @@
 //!   namespaces prepared, nodes cordoned with Ready pods;
 //! - migrated-by-job: TPR data not copied, but the migration Job succeeded.
 
-mod support;
+use tollgate_e2e as support;
 
 use serde_json::{Value, json};
 use support::corpus::{
@@ -44,7 +44,7 @@ const R12: &str = "version-skew";
 const R13: &str = "config-restart";
 const R14: &str = "default-deny-shape";
 
-/// Captured reviews (`shared/reviews`).
+/// Captured reviews (`testdata/reviews`).
 const EDIT_TO_ROLLING_UPDATE: &str =
     "04-edit-controller-to-rollingupdate--{}--update-deployment-calico-policy-controller.json";
 const SCALE_TO_3: &str =

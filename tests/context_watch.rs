@@ -3,17 +3,15 @@
 //! kube-rs client): readiness waits for the caches, verdicts follow watch
 //! events, and an API group the cluster does not serve is "no objects".
 
-#[path = "../webhook/context/tests/support/mod.rs"]
-mod fake_api;
-mod support;
+use tollgate_e2e as support;
 
 use std::time::Duration;
 
-use fake_api::FakeApiServer;
 use reqwest::StatusCode;
 use serde_json::Value;
 use support::corpus::{calico_data, doc, served, stored, update, with_replicas};
 use support::{Launch, Server, eventually};
+use tollgate_testkit::fake_api::FakeApiServer;
 
 /// How long a watch event may take to reach a verdict.
 const PROPAGATION: Duration = Duration::from_secs(10);

@@ -2,7 +2,7 @@
 //! panics, returns garbage or points out of bounds yields its policy's
 //! failure verdict within its deadline, and never disturbs other reviews.
 
-mod support;
+use tollgate_e2e as support;
 
 use std::time::{Duration, Instant};
 

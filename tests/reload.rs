@@ -2,7 +2,7 @@
 //! up without a restart; a configuration or module that fails to load is
 //! reported and the previous set keeps serving.
 
-mod support;
+use tollgate_e2e as support;
 
 use std::path::Path;
 use std::time::Duration;

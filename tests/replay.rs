@@ -1,8 +1,8 @@
 //! Replays every AdmissionReview a real kube-apiserver sent during the
-//! Calico upgrade steps (`shared/reviews`) against the zero-flag
+//! Calico upgrade steps (`testdata/reviews`) against the zero-flag
 //! default (the built-in pack): each gets a well-formed answer in time.
 
-mod support;
+use tollgate_e2e as support;
 
 use std::time::{Duration, Instant};
 
@@ -11,7 +11,7 @@ use support::{Server, apply_patch, patch_of, response};
 
 /// Every captured review file name, in step order.
 fn captured_files() -> Vec<String> {
-    let dir = tollgate_testkit::corpus::shared_dir().join("reviews");
+    let dir = tollgate_testkit::corpus::testdata_dir().join("reviews");
     let mut files: Vec<String> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())

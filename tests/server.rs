@@ -2,7 +2,7 @@
 //! TLS versions and ALPN, certificate reload, health, readiness, metrics,
 //! graceful shutdown.
 
-mod support;
+use tollgate_e2e as support;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -108,7 +108,7 @@ async fn speaks_tls_1_2_and_1_3_with_h2_and_http_1_1() {
 /// The built-in pack's default configuration, served from a file (the test
 /// guests are not needed here).
 fn policies_file() -> String {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("server-tests");
+    let dir = support::target_tmp().join("server-tests");
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("builtin.yaml");
     std::fs::write(&path, "- id: r1\n  module: builtin:calico\n  rule: controller-recreate\n  mutate: true\n  match: {kinds: [{group: apps, kind: Deployment}]}\n").unwrap();

@@ -1,27 +1,29 @@
-//! The shared corpus (`shared/` beside the repository, or
-//! `$TOLLGATE_SHARED`): published Calico manifests and the AdmissionReviews
-//! a real kube-apiserver sent during the upgrade steps.
+//! The test data carried in the repository (`testdata/`, provenance in
+//! `testdata/README.md`): the manifests Calico published, its upgrade guides
+//! and the AdmissionReviews a real kube-apiserver sent during the upgrade
+//! steps.
 
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 use serde_json::Value;
 
-/// `shared/` beside the repository, unless `$TOLLGATE_SHARED` points
-/// elsewhere (a checkout without the sibling directory).
-pub fn shared_dir() -> PathBuf {
-    std::env::var_os("TOLLGATE_SHARED").map_or_else(
-        || PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared")),
-        PathBuf::from,
-    )
+/// `testdata/` at the top of the repository.
+pub fn testdata_dir() -> PathBuf {
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../testdata"))
 }
 
-/// `shared/corpus/<rel>`.
+/// `testdata/corpus/<rel>`.
 pub fn corpus_path(rel: &str) -> PathBuf {
-    shared_dir().join("corpus").join(rel)
+    testdata_dir().join("corpus").join(rel)
 }
 
-/// `shared/corpus/manifests/<rel>`.
+/// `testdata/reviews/<file>`: a captured AdmissionReview as stored.
+pub fn review_path(file: &str) -> PathBuf {
+    testdata_dir().join("reviews").join(file)
+}
+
+/// `testdata/corpus/manifests/<rel>`.
 pub fn manifest_path(rel: &str) -> PathBuf {
     corpus_path("manifests").join(rel)
 }
@@ -88,11 +90,11 @@ pub fn doc(rel: &str, kind: &str, name: &str) -> Value {
     try_find(&manifest(rel), kind, name).unwrap_or_else(|| panic!("{rel} has no {kind} {name}"))
 }
 
-/// A review captured from a real API server (`shared/reviews/<file>`) and
+/// A review captured from a real API server (`testdata/reviews/<file>`) and
 /// its query string (`timeout=7s`): the capture stored the query as an extra
 /// top-level `query` member, which is removed so the review is as sent.
 pub fn captured(file: &str) -> (String, Value) {
-    let path = shared_dir().join("reviews").join(file);
+    let path = review_path(file);
     let mut review: Value = serde_json::from_str(&read_text(&path))
         .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let query = review

@@ -6,5 +6,7 @@
 //! Everything panics on bad input: a broken corpus is a broken test.
 
 pub mod corpus;
+#[cfg(feature = "fake-api")]
+pub mod fake_api;
 pub mod objects;
 pub mod requests;

@@ -1,5 +1,5 @@
 //! AdmissionRequests shaped like the ones kube-apiserver sends (compare
-//! `shared/reviews`), so rule tests and end-to-end tests exercise the same
+//! `testdata/reviews`), so rule tests and end-to-end tests exercise the same
 //! input.
 
 use serde_json::{Value, json};

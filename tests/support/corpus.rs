@@ -3,8 +3,6 @@
 //! uid names the step, so a failure points at it) and captured reviews paired
 //! with the endpoint they were sent to.
 
-#![allow(unused_imports)] // each test binary re-uses a different subset
-
 use serde_json::Value;
 pub use tollgate_testkit::corpus::{doc, manifest_text};
 pub use tollgate_testkit::objects::{
@@ -33,7 +31,7 @@ pub fn scale(uid: &str, resource: &str, ns: &str, name: &str, from: i64, to: i64
     review(uid, requests::scale(resource, ns, name, from, to))
 }
 
-/// A review captured from a real API server (`shared/reviews/<file>`) and
+/// A review captured from a real API server (`testdata/reviews/<file>`) and
 /// the path to replay it on: its endpoint (named in the file) with the
 /// captured query string.
 pub fn captured(file: &str) -> (String, Value) {

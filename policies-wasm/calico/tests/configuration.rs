@@ -173,7 +173,7 @@ fn rich_cluster() -> tollgate_sdk::MemoryCluster {
 
 fn exercising_requests() -> Vec<Value> {
     let ds = |dir: &str| doc(&format!("{dir}/calico.yaml"), "DaemonSet", "calico-node");
-    let mut requests: Vec<Value> = std::fs::read_dir(shared_dir().join("reviews"))
+    let mut requests: Vec<Value> = std::fs::read_dir(testdata_dir().join("reviews"))
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .filter(|f| f.ends_with(".json"))

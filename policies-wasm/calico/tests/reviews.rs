@@ -36,7 +36,7 @@ fn expected(step: &str) -> &'static [&'static str] {
 
 #[test]
 fn captured_reviews_fire_exactly_the_expected_rules() {
-    let dir = shared_dir().join("reviews");
+    let dir = testdata_dir().join("reviews");
     let mut files: Vec<String> = std::fs::read_dir(&dir)
         .expect("reviews dir")
         .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())

@@ -10,9 +10,6 @@
 //! NetworkPolicy). Cache memory is the growth of live heap bytes (a counting
 //! allocator) from before the watch started to after it synced.
 
-#[path = "../tests/support/mod.rs"]
-mod support;
-
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -20,7 +17,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use tollgate_context::{ClusterContext, ContextMetrics, LookupQuery, ResourceType, WatchContext};
 
-use support::FakeApiServer;
+use tollgate_testkit::fake_api::FakeApiServer;
 
 struct Counting;
 

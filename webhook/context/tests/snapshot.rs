@@ -9,7 +9,7 @@ use tollgate_context::snapshot::{Location, ProblemKind};
 use tollgate_context::{ClusterContext, LookupQuery, ObjectError, SnapshotContext, SnapshotError};
 
 fn corpus() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus")
+    tollgate_testkit::corpus::corpus_path("")
 }
 
 fn copy(from: &str, dir: &Path, to: &str) {

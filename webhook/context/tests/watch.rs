@@ -1,8 +1,6 @@
 //! The watch backend against a local server speaking the API server's list,
 //! watch and discovery protocol, through the real kube-rs client.
 
-mod support;
-
 use std::time::Duration;
 
 use prometheus_client::encoding::text::encode;
@@ -13,8 +11,7 @@ use tollgate_context::{
     ClusterContext, ContextMetrics, LookupError, LookupQuery, ResourceType, WatchContext,
     WatchOptions,
 };
-
-use support::{FakeApiServer, eventually};
+use tollgate_testkit::fake_api::{FakeApiServer, eventually};
 
 const NP: &str = "networking.k8s.io/v1";
 

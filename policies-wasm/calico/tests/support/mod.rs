@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use tollgate_sdk::wire::LookupQuery;
 use tollgate_sdk::{Cluster, LookupError, MemoryCluster, Objects, RuleEntry, Verdict};
 pub use tollgate_testkit::corpus::{
-    all_manifests, corpus_path, doc, find, manifest, read_docs, shared_dir, try_find,
+    all_manifests, corpus_path, doc, find, manifest, read_docs, testdata_dir, try_find,
 };
 pub use tollgate_testkit::objects::{
     calico_data, calico_pod, default_deny_policy, namespace, network_policy, node, served, stored,
@@ -26,7 +26,7 @@ pub fn parse_request(request: &Value) -> tollgate_sdk::Request<'static> {
     serde_json::from_str(text).expect("a request")
 }
 
-/// The `request` member of a captured review in `shared/reviews`: rules are
+/// The `request` member of a captured review in `testdata/reviews`: rules are
 /// called with the request alone.
 pub fn review(file: &str) -> Value {
     tollgate_testkit::corpus::captured(file).1["request"].take()

@@ -327,24 +327,14 @@ fn captured_review_is_stripped_byte_for_byte_like_a_value_rewrite() {
     );
 }
 
-/// `shared/reviews` (beside the repository, or under `$TOLLGATE_SHARED`).
-fn shared_reviews() -> std::path::PathBuf {
-    std::env::var_os("TOLLGATE_SHARED")
-        .map_or_else(
-            || concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared").into(),
-            std::path::PathBuf::from,
-        )
-        .join("reviews")
-}
-
 #[test]
-fn every_shared_review_is_stripped_like_a_value_rewrite() {
+fn every_captured_review_is_stripped_like_a_value_rewrite() {
     #[derive(Deserialize)]
     struct Review<'a> {
         #[serde(borrow)]
         request: &'a RawValue,
     }
-    let dir = shared_reviews();
+    let dir = tollgate_testkit::corpus::testdata_dir().join("reviews");
     let mut files: Vec<_> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
         .map(|entry| entry.unwrap().path())

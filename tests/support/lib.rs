@@ -2,8 +2,6 @@
 //! on a free port with its own state and cache directories, talk to it over
 //! TLS, build reviews.
 
-#![allow(dead_code)] // each test binary uses a different subset
-
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -15,9 +13,12 @@ use base64::Engine;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
+pub mod binary;
 pub mod corpus;
 pub mod snapshot;
 pub mod verdict;
+
+pub use binary::{target_tmp, tollgate_bin};
 
 /// How long a server may take to compile its policies and listen.
 const START_TIMEOUT: Duration = Duration::from_secs(120);
@@ -101,7 +102,7 @@ impl Launch {
     /// target (entries are written atomically), so only the first server
     /// pays for compiling the built-in pack.
     pub fn shared_module_cache(self) -> Self {
-        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("tollgate-module-cache");
+        let dir = target_tmp().join("tollgate-module-cache");
         self.arg("--cache-dir").arg(dir.display().to_string())
     }
 
@@ -153,7 +154,7 @@ pub fn write_guests(dir: &Path) -> PathBuf {
 /// `dir` (the listen flag goes last so that ARGS may start with a
 /// subcommand such as `serve`).
 fn command(dir: &Path, args: &[String]) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_tollgate"));
+    let mut command = Command::new(tollgate_bin());
     command
         .args(args)
         .args(["--listen", "127.0.0.1:0"])

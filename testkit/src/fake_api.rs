@@ -4,9 +4,11 @@
 //! resourceVersion, like etcd's history), 404 for APIs it does not serve, and
 //! watch connections the test can cut.
 //!
-//! No API server binary can be installed here, so this drives the real
-//! kube-rs client, discovery and watcher code against real HTTP.
-#![allow(dead_code)] // each test target uses a different part
+//! It is for the faults a real API server cannot be made to produce on
+//! demand (a cut watch, a compacted history, an API that disappears); what a
+//! cluster does to Tollgate is tested against the real kube-apiserver in
+//! `tests/cluster.rs`. It drives the real kube-rs client, discovery and
+//! watcher code over real HTTP.
 
 use std::collections::{BTreeMap, HashMap};
 use std::convert::Infallible;
