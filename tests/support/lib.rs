@@ -14,6 +14,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 pub mod binary;
+pub mod cluster;
 pub mod corpus;
 pub mod snapshot;
 pub mod verdict;

@@ -1,0 +1,351 @@
+//! A real Kubernetes control plane for the cluster suites: etcd and
+//! kube-apiserver (v1.28) started on free loopback ports with certificates
+//! made here, the way `envtest` and kube-rs's cluster tests do it.
+//!
+//! The binaries come from outside the repository: `KUBE_APISERVER` and
+//! `ETCD` name them (`../shared/tools/kube/install` prints both; any
+//! kube-apiserver ≥ 1.28 and etcd 3.x will do). Tests that need them are
+//! `#[ignore = "needs KUBE_APISERVER and ETCD"]`; run with `--ignored`, a
+//! missing binary is a failure, never a skip.
+//!
+//! There is no kube-proxy and no node: webhooks are registered by `url` to a
+//! Tollgate on 127.0.0.1, and pods are stored but never run. Both processes
+//! are killed when the [`Cluster`] is dropped (a panicking test included).
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use rcgen::{
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    SanType,
+};
+
+/// How long the API server may take to become ready.
+const READY_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A running etcd + kube-apiserver; stopped on drop.
+pub struct Cluster {
+    pub dir: PathBuf,
+    /// `https://127.0.0.1:PORT`.
+    pub url: String,
+    /// The admin kubeconfig (`system:masters`).
+    pub kubeconfig: PathBuf,
+    /// A CA the tests may sign webhook serving certificates with.
+    pub ca: TestCa,
+    apiserver: Child,
+    etcd: Child,
+    _tmp: tempfile::TempDir,
+}
+
+/// A certificate authority made for one cluster.
+pub struct TestCa {
+    pub cert_pem: String,
+    issuer: Issuer<'static, KeyPair>,
+}
+
+/// A PEM certificate and its key, written to files.
+pub struct ServingPair {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+impl TestCa {
+    fn new(name: &str) -> Self {
+        let mut params = CertificateParams::new(Vec::new()).expect("CA params");
+        params.distinguished_name.push(DnType::CommonName, name);
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let key = KeyPair::generate().expect("CA key");
+        let cert = params.self_signed(&key).expect("self-signed CA");
+        Self {
+            cert_pem: cert.pem(),
+            issuer: Issuer::new(params, key),
+        }
+    }
+
+    /// A leaf for `names` (DNS names or IP addresses) with `usage`, and
+    /// optionally an organisation (the API server reads it as a group).
+    fn leaf(
+        &self,
+        common_name: &str,
+        organisation: Option<&str>,
+        names: &[&str],
+        usage: ExtendedKeyUsagePurpose,
+    ) -> (String, String) {
+        let mut params = CertificateParams::new(Vec::new()).expect("leaf params");
+        params
+            .distinguished_name
+            .push(DnType::CommonName, common_name);
+        if let Some(o) = organisation {
+            params.distinguished_name.push(DnType::OrganizationName, o);
+        }
+        params.subject_alt_names = names
+            .iter()
+            .map(|n| match n.parse() {
+                Ok(ip) => SanType::IpAddress(ip),
+                Err(_) => SanType::DnsName((*n).try_into().expect("DNS name")),
+            })
+            .collect();
+        params.extended_key_usages = vec![usage];
+        let key = KeyPair::generate().expect("leaf key");
+        let cert = params.signed_by(&key, &self.issuer).expect("signed leaf");
+        (cert.pem(), key.serialize_pem())
+    }
+
+    /// A serving certificate for a webhook on 127.0.0.1 / localhost, written
+    /// to `dir/<name>.crt` and `dir/<name>.key`.
+    pub fn serving_pair(&self, dir: &Path, name: &str) -> ServingPair {
+        let (cert, key) = self.leaf(
+            name,
+            None,
+            &["127.0.0.1", "localhost"],
+            ExtendedKeyUsagePurpose::ServerAuth,
+        );
+        let pair = ServingPair {
+            cert: dir.join(format!("{name}.crt")),
+            key: dir.join(format!("{name}.key")),
+        };
+        std::fs::write(&pair.cert, cert).expect("write certificate");
+        std::fs::write(&pair.key, key).expect("write key");
+        pair
+    }
+}
+
+/// The path in environment variable `var`, which must name an executable.
+fn binary(var: &str) -> PathBuf {
+    let path = std::env::var_os(var).map(PathBuf::from).unwrap_or_else(|| {
+        panic!(
+            "{var} is not set: this test needs a real kube-apiserver and etcd \
+             (run ../shared/tools/kube/install and export what it prints)"
+        )
+    });
+    assert!(path.is_file(), "{var}={} is not a file", path.display());
+    path
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port()
+}
+
+impl Cluster {
+    /// Starts etcd and kube-apiserver and waits until `/readyz` answers.
+    pub fn start() -> Self {
+        let (kube_apiserver, etcd_bin) = (binary("KUBE_APISERVER"), binary("ETCD"));
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path().to_path_buf();
+        let ca = TestCa::new("tollgate-test-cluster-ca");
+        let write = |name: &str, text: &str| {
+            let path = dir.join(name);
+            std::fs::write(&path, text).expect("write");
+            path
+        };
+        let ca_crt = write("ca.crt", &ca.cert_pem);
+        let (cert, key) = ca.leaf(
+            "kube-apiserver",
+            None,
+            &["127.0.0.1", "localhost"],
+            ExtendedKeyUsagePurpose::ServerAuth,
+        );
+        let (apiserver_crt, apiserver_key) =
+            (write("apiserver.crt", &cert), write("apiserver.key", &key));
+        let (cert, key) = ca.leaf(
+            "admin",
+            Some("system:masters"),
+            &["admin"],
+            ExtendedKeyUsagePurpose::ClientAuth,
+        );
+        let (admin_crt, admin_key) = (write("admin.crt", &cert), write("admin.key", &key));
+        // Service-account tokens are signed with a key of their own.
+        let sa = KeyPair::generate().expect("service-account key");
+        let sa_key = write("sa.key", &sa.serialize_pem());
+        let sa_pub = write("sa.pub", &sa.public_key_pem());
+
+        let (client_port, peer_port, api_port) = (free_port(), free_port(), free_port());
+        let log = |name: &str| std::fs::File::create(dir.join(name)).expect("log file");
+        let etcd = Command::new(&etcd_bin)
+            .arg("--name=tollgate-test")
+            .arg(format!("--data-dir={}", dir.join("etcd").display()))
+            .arg(format!(
+                "--listen-client-urls=http://127.0.0.1:{client_port}"
+            ))
+            .arg(format!(
+                "--advertise-client-urls=http://127.0.0.1:{client_port}"
+            ))
+            .arg(format!("--listen-peer-urls=http://127.0.0.1:{peer_port}"))
+            .arg(format!(
+                "--initial-advertise-peer-urls=http://127.0.0.1:{peer_port}"
+            ))
+            .arg(format!(
+                "--initial-cluster=tollgate-test=http://127.0.0.1:{peer_port}"
+            ))
+            .arg("--log-level=warn")
+            .stdout(Stdio::null())
+            .stderr(log("etcd.log"))
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", etcd_bin.display()));
+        let apiserver = Command::new(&kube_apiserver)
+            .arg(format!("--etcd-servers=http://127.0.0.1:{client_port}"))
+            .arg("--bind-address=127.0.0.1")
+            .arg("--advertise-address=127.0.0.1")
+            .arg(format!("--secure-port={api_port}"))
+            .arg(format!(
+                "--cert-dir={}",
+                dir.join("apiserver-certs").display()
+            ))
+            .arg(format!("--tls-cert-file={}", apiserver_crt.display()))
+            .arg(format!(
+                "--tls-private-key-file={}",
+                apiserver_key.display()
+            ))
+            .arg(format!("--client-ca-file={}", ca_crt.display()))
+            .arg("--authorization-mode=RBAC")
+            .arg("--service-account-issuer=https://kubernetes.default.svc")
+            .arg(format!("--service-account-key-file={}", sa_pub.display()))
+            .arg(format!(
+                "--service-account-signing-key-file={}",
+                sa_key.display()
+            ))
+            .arg("--service-cluster-ip-range=10.0.0.0/24")
+            .arg("--endpoint-reconciler-type=none")
+            .arg("--allow-privileged=true")
+            .arg("--profiling=false")
+            .stdout(Stdio::null())
+            .stderr(log("apiserver.log"))
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", kube_apiserver.display()));
+        let url = format!("https://127.0.0.1:{api_port}");
+        let kubeconfig = write(
+            "kubeconfig",
+            &format!(
+                "apiVersion: v1\nkind: Config\n\
+                 clusters: [{{name: test, cluster: {{server: \"{url}\", certificate-authority: \"{ca}\"}}}}]\n\
+                 users: [{{name: admin, user: {{client-certificate: \"{crt}\", client-key: \"{key}\"}}}}]\n\
+                 contexts: [{{name: test, context: {{cluster: test, user: admin}}}}]\n\
+                 current-context: test\n",
+                ca = ca_crt.display(),
+                crt = admin_crt.display(),
+                key = admin_key.display(),
+            ),
+        );
+        let mut cluster = Self {
+            dir,
+            url,
+            kubeconfig,
+            ca,
+            apiserver,
+            etcd,
+            _tmp: tmp,
+        };
+        cluster.wait_ready();
+        cluster
+    }
+
+    fn wait_ready(&mut self) {
+        let started = Instant::now();
+        loop {
+            let ready = self.kubectl(&["get", "--raw", "/readyz"]);
+            if ready.status.success() {
+                return;
+            }
+            let exited = [
+                ("kube-apiserver", &mut self.apiserver),
+                ("etcd", &mut self.etcd),
+            ]
+            .into_iter()
+            .find_map(|(name, child)| Some((name, child.try_wait().ok()??)));
+            if let Some((name, status)) = exited {
+                panic!("{name} exited ({status}):\n{}", self.log_tail());
+            }
+            if started.elapsed() > READY_TIMEOUT {
+                panic!(
+                    "kube-apiserver not ready within {READY_TIMEOUT:?}:\n{}",
+                    self.log_tail()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    }
+
+    /// The last lines of both logs, for failure messages.
+    pub fn log_tail(&self) -> String {
+        ["apiserver.log", "etcd.log"]
+            .iter()
+            .map(|name| {
+                let text = std::fs::read_to_string(self.dir.join(name)).unwrap_or_default();
+                let lines: Vec<&str> = text.lines().collect();
+                let tail = lines[lines.len().saturating_sub(15)..].join("\n");
+                format!("--- {name}\n{tail}")
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    /// `kubectl --kubeconfig <admin> ARGS`, run to completion.
+    pub fn kubectl(&self, args: &[&str]) -> Output {
+        self.kubectl_with_input(args, None)
+    }
+
+    /// `kubectl ARGS` with `input` on stdin (for `apply -f -`).
+    pub fn kubectl_with_input(&self, args: &[&str], input: Option<&str>) -> Output {
+        use std::io::Write;
+        let mut child =
+            Command::new(std::env::var_os("KUBECTL").unwrap_or_else(|| "kubectl".into()))
+                .arg("--kubeconfig")
+                .arg(&self.kubeconfig)
+                .args(args)
+                .stdin(if input.is_some() {
+                    Stdio::piped()
+                } else {
+                    Stdio::null()
+                })
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("run kubectl (install it or set KUBECTL)");
+        if let Some(input) = input {
+            child
+                .stdin
+                .take()
+                .expect("stdin")
+                .write_all(input.as_bytes())
+                .expect("write kubectl stdin");
+        }
+        child.wait_with_output().expect("kubectl output")
+    }
+
+    /// `kubectl ARGS`, which must succeed; returns its stdout.
+    pub fn kubectl_ok(&self, args: &[&str]) -> String {
+        let out = self.kubectl(args);
+        assert!(
+            out.status.success(),
+            "kubectl {} failed:\n{}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// `kubectl apply -f -` of `yaml`, which must succeed.
+    pub fn apply(&self, yaml: &str) -> String {
+        let out = self.kubectl_with_input(&["apply", "-f", "-"], Some(yaml));
+        assert!(
+            out.status.success(),
+            "kubectl apply failed:\n{}\n--- input\n{yaml}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for child in [&mut self.apiserver, &mut self.etcd] {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
