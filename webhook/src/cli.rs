@@ -53,6 +53,9 @@ pub struct ServeArgs {
     #[arg(long, requires = "cert")]
     pub key: Option<PathBuf>,
 
+    #[command(flatten)]
+    pub certs: crate::certs::CertArgs,
+
     /// Policy configuration (YAML); reloaded when it or a module it names
     /// changes. Default: the built-in Calico pack with its default configuration.
     #[arg(long)]
@@ -70,9 +73,18 @@ pub struct ServeArgs {
     #[arg(long, default_value = "10s", value_parser = duration)]
     pub header_read_timeout: Duration,
 
-    /// On SIGTERM/SIGINT, how long in-flight reviews may take to finish.
+    /// On SIGTERM/SIGINT, how long in-flight reviews may take to finish
+    /// (30s, the API server's longest webhook timeout, lets every review
+    /// reach its own deadline).
     #[arg(long, default_value = "30s", value_parser = duration)]
     pub shutdown_grace: Duration,
+
+    /// On SIGTERM, keep accepting connections this long while /readyz says
+    /// 503, so the Service's endpoints drop the pod before it stops
+    /// accepting (the pod's terminationGracePeriodSeconds must cover this
+    /// plus --shutdown-grace).
+    #[arg(long, default_value = "0s", value_parser = duration)]
+    pub shutdown_delay: Duration,
 
     /// Linear memory cap of each policy evaluation, in bytes.
     #[arg(long, default_value_t = 64 << 20)]
@@ -97,7 +109,7 @@ pub struct ServeArgs {
     pub cache_dir: Option<PathBuf>,
 }
 
-fn duration(text: &str) -> Result<Duration, String> {
+pub(crate) fn duration(text: &str) -> Result<Duration, String> {
     crate::admission::deadline::parse_duration(text)
         .ok_or_else(|| format!("{text:?} is not a duration such as 10s or 500ms"))
 }

@@ -7,6 +7,7 @@
 //! review is parsed lazily and judged by the [`admission`] service.
 
 pub mod admission;
+pub mod certs;
 pub mod cli;
 pub mod logging;
 pub mod metrics;

@@ -16,9 +16,9 @@ pub use context::{ClusterSource, resource_types};
 pub use policies::{BUILTINS, DEFAULT_POLICIES, PolicySource};
 
 use crate::admission::Admission;
+use crate::certs::CertSource;
 use crate::cli::ServeArgs;
 use crate::metrics::Metrics;
-use crate::server::devcert::DevCert;
 use crate::server::routes::{self, Limits};
 use crate::server::tls::TlsFiles;
 use crate::server::{self, ServerOptions};
@@ -30,9 +30,7 @@ const TICK: std::time::Duration = std::time::Duration::from_millis(5);
 pub struct Runtime {
     options: ServerOptions,
     limits: Limits,
-    tls: TlsFiles,
-    /// Set when serving the generated development certificate.
-    dev_ca: Option<PathBuf>,
+    tls: CertSource,
     source: PolicySource,
     watched: Vec<PathBuf>,
     sandbox: Arc<Sandbox>,
@@ -45,20 +43,13 @@ impl Runtime {
     /// Compiles the policies and prepares TLS; fails on a configuration that
     /// cannot serve.
     pub async fn build(args: ServeArgs) -> anyhow::Result<Self> {
-        let (tls, dev_ca) = match (&args.cert, &args.key) {
-            (Some(cert), Some(key)) => (
-                TlsFiles {
-                    cert: cert.clone(),
-                    key: key.clone(),
-                },
-                None,
-            ),
-            _ => {
-                let dir = state_dir(&args)?;
-                let dev = DevCert::ensure(&dir)?;
-                (dev.files, Some(dev.ca))
-            }
-        };
+        let files = args.cert.clone().zip(args.key.clone());
+        let tls = CertSource::from_args(
+            &args.certs,
+            files.map(|(cert, key)| TlsFiles { cert, key }),
+            args.kubeconfig.as_deref(),
+            || state_dir(&args),
+        )?;
         let sandbox = Sandbox::new(SandboxLimits {
             memory_bytes: args.policy_memory_bytes,
             tick: TICK,
@@ -81,13 +72,13 @@ impl Runtime {
                 listen: args.listen,
                 header_read_timeout: args.header_read_timeout,
                 shutdown_grace: args.shutdown_grace,
+                shutdown_delay: args.shutdown_delay,
             },
             limits: Limits {
                 max_body_bytes: args.max_body_bytes,
                 default_timeout: args.default_timeout,
             },
             tls,
-            dev_ca,
             source,
             watched: loaded.files,
             sandbox,
@@ -99,12 +90,7 @@ impl Runtime {
 
     /// Serves until a shutdown signal, hot-reloading policies and certificate.
     pub async fn run(self) -> anyhow::Result<()> {
-        let tls = self.tls.load().await?;
-        let _cert_reloader = self
-            .tls
-            .clone()
-            .spawn_reloader(tls.clone(), self.metrics.clone())
-            .context("cannot watch the certificate files")?;
+        let serving = self.tls.start(&self.metrics).await?;
         let _policy_reloader = match &self.source {
             PolicySource::File(path) => Some(
                 policies::spawn_reloader(
@@ -126,12 +112,17 @@ impl Runtime {
         ));
         let router = routes::router(admission, self.metrics.clone(), self.limits);
         let banner = Banner {
-            dev_ca: self.dev_ca.clone(),
-            tls: self.tls.clone(),
+            dev: match &self.tls {
+                CertSource::Development(dev) => Some((dev.ca.clone(), dev.files.clone())),
+                _ => None,
+            },
         };
-        server::serve(router, tls, self.options, move |addr| banner.print(addr))
-            .await
-            .with_context(|| format!("cannot serve on {}", self.options.listen))?;
+        let (cert, readiness) = (serving.cert.clone(), serving.readiness.clone());
+        server::serve(router, cert, readiness, self.options, move |addr| {
+            banner.print(addr)
+        })
+        .await
+        .with_context(|| format!("cannot serve on {}", self.options.listen))?;
         tracing::info!("stopped");
         Ok(())
     }
@@ -152,16 +143,16 @@ fn cache_dir(args: &ServeArgs) -> Option<PathBuf> {
 
 /// What `serve` prints on stdout once listening.
 struct Banner {
-    dev_ca: Option<PathBuf>,
-    tls: TlsFiles,
+    /// The development CA and certificate, when serving them.
+    dev: Option<(PathBuf, TlsFiles)>,
 }
 
 impl Banner {
     fn print(&self, addr: SocketAddr) {
         let mut out = std::io::stdout().lock();
         let _ = writeln!(out, "tollgate: listening on https://{addr}");
-        if let Some(ca) = &self.dev_ca {
-            let _ = write!(out, "{}", dev_cert_help(addr, ca, &self.tls));
+        if let Some((ca, files)) = &self.dev {
+            let _ = write!(out, "{}", dev_cert_help(addr, ca, files));
         }
         let _ = out.flush();
     }

@@ -7,12 +7,8 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
-    Issuer, KeyPair, KeyUsagePurpose,
-};
-
 use super::tls::TlsFiles;
+use crate::certs::issue::{Authority, Lifetime};
 
 /// The files of the development certificate.
 #[derive(Debug, Clone)]
@@ -64,35 +60,13 @@ impl DevCert {
     }
 }
 
-/// `(ca.pem, tls.crt, tls.key)`.
+/// `(ca.pem, tls.crt, tls.key)`, valid for ten years: a development
+/// certificate outlives the laptop it was made on.
 fn generate() -> Result<(String, String, String), DevCertError> {
-    let now = std::time::SystemTime::now();
-    let ten_years = std::time::Duration::from_secs(10 * 365 * 24 * 3600);
-
-    let mut ca = CertificateParams::default();
-    ca.distinguished_name = DistinguishedName::new();
-    ca.distinguished_name
-        .push(DnType::CommonName, "Tollgate development CA");
-    ca.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
-    ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-    ca.not_before = now.into();
-    ca.not_after = (now + ten_years).into();
-    let ca_key = KeyPair::generate()?;
-    let ca_cert = ca.self_signed(&ca_key)?;
-
-    let mut leaf = CertificateParams::new(NAMES.map(String::from).to_vec())?;
-    leaf.distinguished_name = DistinguishedName::new();
-    leaf.distinguished_name
-        .push(DnType::CommonName, "localhost");
-    leaf.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-    leaf.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-    leaf.not_before = now.into();
-    leaf.not_after = (now + ten_years).into();
-    let leaf_key = KeyPair::generate()?;
-    let issuer = Issuer::new(ca, ca_key);
-    let leaf_cert = leaf.signed_by(&leaf_key, &issuer)?;
-
-    Ok((ca_cert.pem(), leaf_cert.pem(), leaf_key.serialize_pem()))
+    let lifetime = Lifetime::days(3650);
+    let ca = Authority::generate("Tollgate development CA", lifetime)?;
+    let leaf = ca.issue(&NAMES.map(String::from), lifetime)?;
+    Ok((ca.cert_pem().to_owned(), leaf.cert_pem, leaf.key_pem))
 }
 
 fn write_atomically(path: &Path, contents: &[u8], mode: u32) -> std::io::Result<()> {

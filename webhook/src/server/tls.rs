@@ -1,15 +1,111 @@
 //! The serving certificate: rustls (ring) with TLS 1.2 and 1.3 and ALPN
-//! `h2` + `http/1.1`, re-read whenever the files change.
+//! `h2` + `http/1.1`, swapped in place whenever a new pair arrives (from
+//! files or from the self-managed Secret).
+//!
+//! One `ServerConfig` lives for the whole process; its certificate resolver
+//! holds the current pair behind an `ArcSwap`, so a swap is one pointer
+//! store: handshakes already under way finish with the pair they started
+//! with, the next one gets the new pair, and no request ever fails for it.
 
 use std::path::PathBuf;
 use std::sync::{Arc, Once};
+use std::time::Duration;
 
-use axum_server::tls_rustls::RustlsConfig;
+use arc_swap::ArcSwap;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::sign::CertifiedKey;
+use tokio_rustls::TlsAcceptor;
 
 use crate::metrics::Metrics;
 use crate::watch::FileWatch;
 
-/// A PEM certificate chain and its private key.
+/// Why a certificate and key cannot serve.
+#[derive(Debug, thiserror::Error)]
+pub enum PairError {
+    #[error("the certificate is not PEM: {0}")]
+    CertPem(rustls::pki_types::pem::Error),
+    #[error("the certificate PEM holds no certificate")]
+    NoCertificate,
+    #[error("the key is not a PEM private key: {0}")]
+    KeyPem(rustls::pki_types::pem::Error),
+    #[error("the key does not fit the certificate: {0}")]
+    Key(rustls::Error),
+}
+
+/// rustls needs one process-wide crypto provider; Tollgate uses ring.
+fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    static INSTALL: Once = Once::new();
+    INSTALL.call_once(|| {
+        // Err only if another provider was installed first, which then serves.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+    rustls::crypto::CryptoProvider::get_default()
+        .cloned()
+        .unwrap_or_else(|| Arc::new(rustls::crypto::ring::default_provider()))
+}
+
+/// A serving pair from PEM: the chain in `cert` (leaf first) and the private
+/// key in `key`, checked to belong together.
+pub fn certified_key(cert: &[u8], key: &[u8]) -> Result<CertifiedKey, PairError> {
+    let chain = CertificateDer::pem_slice_iter(cert)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(PairError::CertPem)?;
+    if chain.is_empty() {
+        return Err(PairError::NoCertificate);
+    }
+    let key = PrivateKeyDer::from_pem_slice(key).map_err(PairError::KeyPem)?;
+    CertifiedKey::from_der(chain, key, &provider()).map_err(PairError::Key)
+}
+
+/// The certificate the server presents, swappable while serving.
+#[derive(Clone)]
+pub struct ServingCert {
+    current: Arc<Resolver>,
+    config: Arc<rustls::ServerConfig>,
+}
+
+#[derive(Debug)]
+struct Resolver(ArcSwap<CertifiedKey>);
+
+impl ResolvesServerCert for Resolver {
+    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(self.0.load_full())
+    }
+}
+
+impl ServingCert {
+    pub fn new(pair: CertifiedKey) -> Self {
+        let current = Arc::new(Resolver(ArcSwap::from_pointee(pair)));
+        let mut config = rustls::ServerConfig::builder_with_provider(provider())
+            .with_safe_default_protocol_versions()
+            .expect("ring supports TLS 1.2 and 1.3")
+            .with_no_client_auth()
+            .with_cert_resolver(current.clone());
+        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        Self {
+            current,
+            config: Arc::new(config),
+        }
+    }
+
+    /// New handshakes present `pair` from now on.
+    pub fn swap(&self, pair: CertifiedKey) {
+        self.current.0.store(Arc::new(pair));
+    }
+
+    /// The leaf currently presented (DER).
+    pub fn leaf(&self) -> CertificateDer<'static> {
+        self.current.0.load().cert[0].clone()
+    }
+
+    pub fn acceptor(&self) -> TlsAcceptor {
+        TlsAcceptor::from(self.config.clone())
+    }
+}
+
+/// A PEM certificate chain and its private key in files.
 #[derive(Debug, Clone)]
 pub struct TlsFiles {
     pub cert: PathBuf,
@@ -17,62 +113,74 @@ pub struct TlsFiles {
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error("cannot use certificate {cert} with key {key}: {source}")]
+#[error("cannot use certificate {cert} with key {key}: {reason}")]
 pub struct TlsError {
     cert: String,
     key: String,
-    source: std::io::Error,
+    reason: String,
 }
 
-/// rustls needs one process-wide crypto provider; Tollgate uses ring.
-fn install_provider() {
-    static INSTALL: Once = Once::new();
-    INSTALL.call_once(|| {
-        // Err only if another provider was installed first, which then serves.
-        let _ = rustls::crypto::ring::default_provider().install_default();
-    });
-}
+/// How often a torn read is retried: a mounted Secret's `..data` swap
+/// changes both files at once, but a read may straddle two swaps.
+const TORN_READ_RETRIES: usize = 3;
 
 impl TlsFiles {
-    /// Loads the files. axum-server's config negotiates TLS 1.2 and 1.3 and
-    /// offers ALPN `h2` and `http/1.1`.
-    pub async fn load(&self) -> Result<RustlsConfig, TlsError> {
-        install_provider();
-        RustlsConfig::from_pem_file(&self.cert, &self.key)
-            .await
-            .map_err(|source| self.error(source))
-    }
-
-    async fn reload(&self, config: &RustlsConfig) -> Result<(), TlsError> {
-        config
-            .reload_from_pem_file(&self.cert, &self.key)
-            .await
-            .map_err(|source| self.error(source))
-    }
-
-    fn error(&self, source: std::io::Error) -> TlsError {
-        TlsError {
-            cert: self.cert.display().to_string(),
-            key: self.key.display().to_string(),
-            source,
+    /// Reads and checks the pair.
+    pub async fn load(&self) -> Result<CertifiedKey, TlsError> {
+        let mut attempt = 0;
+        loop {
+            match self.read_once().await {
+                Ok(pair) => return Ok(pair),
+                // A certificate and key from two different generations of a
+                // volume do not match; the next read sees one generation.
+                Err(error) if attempt < TORN_READ_RETRIES && error.mismatch => {
+                    attempt += 1;
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    tracing::debug!(reason = %error.inner.reason, "certificate and key disagree; reading again");
+                }
+                Err(error) => return Err(error.inner),
+            }
         }
     }
 
-    /// Re-reads the files whenever they change; new connections use the new
-    /// certificate. A pair that does not load (say the key was written
-    /// before the certificate) is logged and the previous one keeps serving
-    /// until the next change.
+    async fn read_once(&self) -> Result<CertifiedKey, ReadError> {
+        let read = |path: PathBuf| async move { tokio::fs::read(&path).await };
+        let (cert, key) = tokio::join!(read(self.cert.clone()), read(self.key.clone()));
+        let fail = |reason: String, mismatch: bool| ReadError {
+            inner: TlsError {
+                cert: self.cert.display().to_string(),
+                key: self.key.display().to_string(),
+                reason,
+            },
+            mismatch,
+        };
+        let (cert, key) = match (cert, key) {
+            (Ok(cert), Ok(key)) => (cert, key),
+            (Err(e), _) | (_, Err(e)) => return Err(fail(e.to_string(), false)),
+        };
+        certified_key(&cert, &key).map_err(|e| {
+            let mismatch = matches!(e, PairError::Key(_));
+            fail(e.to_string(), mismatch)
+        })
+    }
+
+    /// Re-reads the files whenever they change (including kubelet's atomic
+    /// `..data` symlink swap of a mounted Secret) and swaps the pair into
+    /// `serving`. A pair that does not load (say the key was written before
+    /// the certificate) is logged and the previous one keeps serving until
+    /// the next change.
     pub fn spawn_reloader(
         self,
-        config: RustlsConfig,
+        serving: ServingCert,
         metrics: Arc<Metrics>,
     ) -> notify::Result<tokio::task::JoinHandle<()>> {
         let mut watch = FileWatch::new()?;
         watch.set_files([self.cert.clone(), self.key.clone()])?;
         Ok(tokio::spawn(async move {
             while watch.changed().await.is_some() {
-                match self.reload(&config).await {
-                    Ok(()) => {
+                match self.load().await {
+                    Ok(pair) => {
+                        serving.swap(pair);
                         metrics.certificate_reloaded(true);
                         tracing::info!(cert = %self.cert.display(), "reloaded the serving certificate");
                     }
@@ -83,5 +191,54 @@ impl TlsFiles {
                 }
             }
         }))
+    }
+}
+
+struct ReadError {
+    inner: TlsError,
+    mismatch: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::certs::issue::{Authority, Lifetime};
+
+    fn pair(names: &[&str]) -> (String, String) {
+        let ca = Authority::generate("test CA", Lifetime::days(1)).unwrap();
+        let leaf = ca
+            .issue(
+                &names.iter().map(|n| n.to_string()).collect::<Vec<_>>(),
+                Lifetime::days(1),
+            )
+            .unwrap();
+        (leaf.cert_pem, leaf.key_pem)
+    }
+
+    #[test]
+    fn a_pair_must_belong_together() {
+        let (cert, key) = pair(&["localhost"]);
+        assert!(certified_key(cert.as_bytes(), key.as_bytes()).is_ok());
+        let (_, other_key) = pair(&["localhost"]);
+        let error = certified_key(cert.as_bytes(), other_key.as_bytes()).unwrap_err();
+        assert!(matches!(error, PairError::Key(_)), "{error}");
+        assert!(matches!(
+            certified_key(b"", key.as_bytes()).unwrap_err(),
+            PairError::NoCertificate
+        ));
+        assert!(matches!(
+            certified_key(cert.as_bytes(), b"not a key").unwrap_err(),
+            PairError::KeyPem(_)
+        ));
+    }
+
+    #[test]
+    fn a_swap_changes_the_presented_leaf() {
+        let (cert, key) = pair(&["localhost"]);
+        let serving = ServingCert::new(certified_key(cert.as_bytes(), key.as_bytes()).unwrap());
+        let first = serving.leaf();
+        let (cert, key) = pair(&["localhost"]);
+        serving.swap(certified_key(cert.as_bytes(), key.as_bytes()).unwrap());
+        assert_ne!(serving.leaf(), first);
     }
 }
