@@ -34,6 +34,8 @@ pub struct Cluster {
     pub kubeconfig: PathBuf,
     /// A CA the tests may sign webhook serving certificates with.
     pub ca: TestCa,
+    /// The admin's client certificate and key (PEM), for [`Cluster::api`].
+    admin_identity: Vec<u8>,
     apiserver: Child,
     etcd: Child,
     _tmp: tempfile::TempDir,
@@ -158,6 +160,7 @@ impl Cluster {
             &["admin"],
             ExtendedKeyUsagePurpose::ClientAuth,
         );
+        let admin_identity = format!("{cert}{key}").into_bytes();
         let (admin_crt, admin_key) = (write("admin.crt", &cert), write("admin.key", &key));
         // Service-account tokens are signed with a key of their own.
         let sa = KeyPair::generate().expect("service-account key");
@@ -236,6 +239,7 @@ impl Cluster {
             url,
             kubeconfig,
             ca,
+            admin_identity,
             apiserver,
             etcd,
             _tmp: tmp,
@@ -282,6 +286,76 @@ impl Cluster {
             })
             .collect::<Vec<_>>()
             .join("\n")
+    }
+
+    /// A kubeconfig for the user `name` (a client certificate with that
+    /// common name and no groups): what RBAC grants a service account of
+    /// that name (`system:serviceaccount:NS:SA`) is what this user may do.
+    pub fn kubeconfig_for(&self, name: &str) -> PathBuf {
+        let (cert, key) = self
+            .ca
+            .leaf(name, None, &[], ExtendedKeyUsagePurpose::ClientAuth);
+        let file = name.replace(':', "_");
+        let crt = self.dir.join(format!("{file}.crt"));
+        let key_path = self.dir.join(format!("{file}.key"));
+        std::fs::write(&crt, cert).expect("write certificate");
+        std::fs::write(&key_path, key).expect("write key");
+        let path = self.dir.join(format!("{file}.kubeconfig"));
+        std::fs::write(
+            &path,
+            format!(
+                "apiVersion: v1\nkind: Config\n\
+                 clusters: [{{name: test, cluster: {{server: \"{url}\", certificate-authority: \"{ca}\"}}}}]\n\
+                 users: [{{name: user, user: {{client-certificate: \"{crt}\", client-key: \"{key}\"}}}}]\n\
+                 contexts: [{{name: test, context: {{cluster: test, user: user}}}}]\n\
+                 current-context: test\n",
+                url = self.url,
+                ca = self.dir.join("ca.crt").display(),
+                crt = crt.display(),
+                key = key_path.display(),
+            ),
+        )
+        .expect("write kubeconfig");
+        path
+    }
+
+    /// An HTTP client authenticated as the admin, for API calls in tight
+    /// loops (`kubectl` costs a process per call).
+    pub fn api(&self) -> reqwest::Client {
+        reqwest::Client::builder()
+            .use_rustls_tls()
+            .tls_built_in_root_certs(false)
+            .add_root_certificate(
+                reqwest::Certificate::from_pem(self.ca.cert_pem.as_bytes()).expect("CA"),
+            )
+            .identity(reqwest::Identity::from_pem(&self.admin_identity).expect("admin identity"))
+            .timeout(Duration::from_secs(60))
+            .build()
+            .expect("API client")
+    }
+
+    /// `https://127.0.0.1:PORT{path}`.
+    pub fn api_url(&self, path: &str) -> String {
+        format!("{}{path}", self.url)
+    }
+
+    /// The object at `path` (JSON), or `None` when it does not exist.
+    pub async fn get_json(&self, path: &str) -> Option<serde_json::Value> {
+        let response = self
+            .api()
+            .get(self.api_url(path))
+            .send()
+            .await
+            .expect("GET");
+        if response.status() == reqwest::StatusCode::NOT_FOUND {
+            return None;
+        }
+        assert!(
+            response.status().is_success(),
+            "GET {path}: {}",
+            response.status()
+        );
+        Some(response.json().await.expect("JSON"))
     }
 
     /// `kubectl --kubeconfig <admin> ARGS`, run to completion.

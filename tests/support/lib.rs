@@ -99,6 +99,13 @@ impl Launch {
             .arg(key.display().to_string())
     }
 
+    /// Trusts `ca` (a file the test may rewrite) instead of the development
+    /// CA, for a server whose certificate comes from elsewhere.
+    pub fn trust(mut self, ca: &Path) -> Self {
+        self.ca = Some(ca.to_path_buf());
+        self
+    }
+
     /// Compiled modules go to a cache shared by the servers of this test
     /// target (entries are written atomically), so only the first server
     /// pays for compiling the built-in pack.
@@ -331,6 +338,83 @@ pub fn client_trusting(
     )
     .build()
     .expect("client")
+}
+
+/// A client that accepts any certificate: for servers whose CA the test
+/// does not know yet (a self-managed certificate before its Secret exists).
+pub fn insecure_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .use_rustls_tls()
+        .danger_accept_invalid_certs(true)
+        .timeout(Duration::from_secs(60))
+        .build()
+        .expect("client")
+}
+
+/// The leaf certificate (DER) `addr` presents, whoever signed it.
+pub async fn presented_certificate(addr: SocketAddr) -> Vec<u8> {
+    use rustls::DigitallySignedStruct;
+    use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+    use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+
+    /// Records nothing, checks nothing: the test compares the DER itself.
+    #[derive(Debug)]
+    struct AnyCertificate(std::sync::Arc<rustls::crypto::CryptoProvider>);
+    impl ServerCertVerifier for AnyCertificate {
+        fn verify_server_cert(
+            &self,
+            _: &CertificateDer<'_>,
+            _: &[CertificateDer<'_>],
+            _: &ServerName<'_>,
+            _: &[u8],
+            _: UnixTime,
+        ) -> Result<ServerCertVerified, rustls::Error> {
+            Ok(ServerCertVerified::assertion())
+        }
+        fn verify_tls12_signature(
+            &self,
+            message: &[u8],
+            cert: &CertificateDer<'_>,
+            dss: &DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, rustls::Error> {
+            rustls::crypto::verify_tls12_signature(
+                message,
+                cert,
+                dss,
+                &self.0.signature_verification_algorithms,
+            )
+        }
+        fn verify_tls13_signature(
+            &self,
+            message: &[u8],
+            cert: &CertificateDer<'_>,
+            dss: &DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, rustls::Error> {
+            rustls::crypto::verify_tls13_signature(
+                message,
+                cert,
+                dss,
+                &self.0.signature_verification_algorithms,
+            )
+        }
+        fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+            self.0.signature_verification_algorithms.supported_schemes()
+        }
+    }
+
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .expect("protocol versions")
+        .dangerous()
+        .with_custom_certificate_verifier(std::sync::Arc::new(AnyCertificate(provider)))
+        .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
+    let tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let name = ServerName::try_from("localhost").expect("name");
+    let tls = connector.connect(name, tcp).await.expect("TLS handshake");
+    let certificates = tls.get_ref().1.peer_certificates().expect("a certificate");
+    certificates[0].to_vec()
 }
 
 /// POSTs `review` with `client` and returns the answer (asserting HTTP 200).

@@ -103,7 +103,7 @@ impl Controller {
                 }
                 Err(error) => {
                     failures += 1;
-                    let pause = Duration::from_secs(1 << failures.min(5));
+                    let pause = Duration::from_secs(1 << failures.min(3));
                     tracing::warn!(
                         secret = %format!("{}/{}", self.namespace, self.secret.name()),
                         %error, retry_in = ?pause,
