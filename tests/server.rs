@@ -314,3 +314,279 @@ async fn json_logs_carry_the_uid_the_policy_and_the_verdict() {
     assert_eq!(entry["mode"], "enforce", "{entry}");
     assert_eq!(entry["message"], "policy evaluated", "{entry}");
 }
+
+/// A Secret volume as kubelet's atomic writer lays it out: `tls.crt` and
+/// `tls.key` are symlinks into `..data`, itself a symlink to a timestamped
+/// directory; an update writes a new directory, points `..data_tmp` at it,
+/// renames that over `..data` and removes the old directory.
+struct SecretVolume {
+    dir: PathBuf,
+    current: Option<PathBuf>,
+    generation: usize,
+}
+
+impl SecretVolume {
+    fn new(dir: &Path, issued: &Issued) -> Self {
+        std::fs::create_dir_all(dir).unwrap();
+        let mut volume = Self {
+            dir: dir.to_path_buf(),
+            current: None,
+            generation: 0,
+        };
+        volume.update(issued);
+        for file in ["tls.crt", "tls.key"] {
+            std::os::unix::fs::symlink(format!("..data/{file}"), dir.join(file)).unwrap();
+        }
+        volume
+    }
+
+    fn update(&mut self, issued: &Issued) {
+        self.generation += 1;
+        let name = format!("..2026_01_01_00_00_00.{:09}", self.generation);
+        let next = self.dir.join(&name);
+        std::fs::create_dir(&next).unwrap();
+        std::fs::copy(&issued.cert, next.join("tls.crt")).unwrap();
+        std::fs::copy(&issued.key, next.join("tls.key")).unwrap();
+        let tmp = self.dir.join("..data_tmp");
+        std::os::unix::fs::symlink(&name, &tmp).unwrap();
+        std::fs::rename(&tmp, self.dir.join("..data")).unwrap();
+        if let Some(old) = self.current.replace(next) {
+            std::fs::remove_dir_all(old).unwrap();
+        }
+    }
+}
+
+/// A client trusting every CA in `cas`; `fresh` opens a new connection
+/// (a new TLS handshake) for every request.
+fn client_trusting_all(cas: &[&Path], fresh: bool) -> reqwest::Client {
+    let mut builder = reqwest::Client::builder()
+        .use_rustls_tls()
+        .tls_built_in_root_certs(false)
+        .timeout(Duration::from_secs(60));
+    for ca in cas {
+        let pem = std::fs::read(ca).unwrap();
+        builder = builder.add_root_certificate(reqwest::Certificate::from_pem(&pem).unwrap());
+    }
+    if fresh {
+        builder = builder.pool_max_idle_per_host(0).http1_only();
+    }
+    builder.build().unwrap()
+}
+
+#[tokio::test]
+async fn a_mounted_secret_swapped_by_symlink_is_reloaded_without_failing_a_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = issue(dir.path(), "a");
+    let b = issue(dir.path(), "b");
+    let mount = dir.path().join("mount");
+    let mut volume = SecretVolume::new(&mount, &a);
+    let server = Launch::new()
+        .tls(&mount.join("tls.crt"), &mount.join("tls.key"), &a.ca)
+        .arg("--policies")
+        .arg(policies_file())
+        .shared_module_cache()
+        .start();
+
+    // Clients trusting both CAs hammer the server (half of them with a new
+    // handshake per request) while the volume flips between the two pairs.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let url = server.url("/validate?timeout=10s");
+    let tasks: Vec<_> = (0..8)
+        .map(|i| {
+            let client = client_trusting_all(&[&a.ca, &b.ca], i % 2 == 0);
+            let (url, stop) = (url.clone(), stop.clone());
+            tokio::spawn(async move {
+                let (mut ok, mut failures) = (0usize, Vec::new());
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let request = review(
+                        &format!("swap-{i}-{ok}"),
+                        ("", "v1", "ConfigMap"),
+                        "CREATE",
+                        object("v1", "ConfigMap", "x"),
+                    );
+                    match client.post(&url).json(&request).send().await {
+                        Ok(r) if r.status() == 200 => ok += 1,
+                        Ok(r) => failures.push(format!("HTTP {}", r.status())),
+                        Err(e) => failures.push(format!("{e:?}")),
+                    }
+                }
+                (ok, failures)
+            })
+        })
+        .collect();
+    // Eleven updates: b, a, b, ..., b.
+    for i in 0..11 {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        volume.update(if i % 2 == 0 { &b } else { &a });
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (mut total, mut failures) = (0, Vec::new());
+    for task in tasks {
+        let (ok, failed) = task.await.unwrap();
+        total += ok;
+        failures.extend(failed);
+    }
+    assert!(
+        failures.is_empty(),
+        "{} failed: {:?}",
+        failures.len(),
+        &failures[..failures.len().min(5)]
+    );
+    assert!(total > 100, "{total} requests");
+
+    // The last update (b) is what serves; a's CA no longer verifies it.
+    eventually(Duration::from_secs(10), "b's certificate is served", || {
+        healthy_with(&b.ca, &server)
+    })
+    .await;
+    assert!(!healthy_with(&a.ca, &server).await);
+    let client = client_trusting(&std::fs::read(&b.ca).unwrap(), |c| c);
+    let metrics = client.get(server.url("/metrics")).send().await.unwrap();
+    let metrics = metrics.text().await.unwrap();
+    let reloads = support::metric(
+        &metrics,
+        r#"tollgate_certificate_reloads_total{result="ok"}"#,
+    );
+    assert!(
+        reloads >= 5.0,
+        "{reloads} reloads for 10 swaps 250 ms apart"
+    );
+}
+
+/// How each review sent during a shutdown ended.
+#[derive(Default, Debug)]
+struct Tally {
+    answered: usize,
+    /// Slow reviews answered after the signal (in flight when it came).
+    slow_after_signal: usize,
+    /// Never accepted: the connection was refused (a client goes elsewhere).
+    refused: usize,
+    /// Accepted and never answered: must stay empty.
+    lost: Vec<String>,
+}
+
+#[tokio::test]
+async fn sigterm_under_load_answers_every_accepted_review_then_exits_0() {
+    let policies = "- id: slow\n  module: guests.wasm\n  rule: spin\n  timeout: 2s\n  match: {kinds: [{kind: Slow}]}\n\
+                    - id: fast\n  module: guests.wasm\n  rule: allow\n  match: {kinds: [{kind: ConfigMap}]}\n";
+    let mut server = Launch::new()
+        .policies(policies)
+        .arg("--shutdown-grace")
+        .arg("10s")
+        .start();
+    let ca = server.ca_pem();
+    let signalled: std::sync::Arc<std::sync::OnceLock<Instant>> = Default::default();
+    // HTTP/2, HTTP/1.1 kept alive, and HTTP/1.1 with a new connection per
+    // review: 40 clients, a tenth of their reviews slow.
+    let tasks: Vec<_> = (0..40)
+        .map(|i| {
+            let client = client_trusting(&ca, |b| match i % 5 {
+                0 | 1 => b,
+                2 | 3 => b.http1_only(),
+                _ => b.http1_only().pool_max_idle_per_host(0),
+            });
+            let url = server.url("/validate?timeout=10s");
+            let signalled = signalled.clone();
+            tokio::spawn(async move {
+                let mut tally = Tally::default();
+                for n in 0.. {
+                    let slow = (n + i) % 10 == 0;
+                    let (gvk, kind) = if slow {
+                        (("example.com", "v1", "Slow"), "Slow")
+                    } else {
+                        (("", "v1", "ConfigMap"), "ConfigMap")
+                    };
+                    let uid = format!("load-{i}-{n}");
+                    let request = review(&uid, gvk, "CREATE", object("v1", kind, "x"));
+                    let outcome = client.post(&url).json(&request).send().await;
+                    let response = match outcome {
+                        Ok(response) => response,
+                        Err(e) if e.is_connect() => {
+                            tally.refused += 1;
+                            break;
+                        }
+                        Err(e) => {
+                            tally.lost.push(format!("{uid}: {e:?}"));
+                            continue;
+                        }
+                    };
+                    let status = response.status();
+                    let answer: serde_json::Value = match response.json().await {
+                        Ok(answer) if status == 200 => answer,
+                        other => {
+                            tally.lost.push(format!("{uid}: HTTP {status}: {other:?}"));
+                            continue;
+                        }
+                    };
+                    assert_eq!(answer["response"]["uid"], uid.as_str(), "{answer}");
+                    tally.answered += 1;
+                    if slow && signalled.get().is_some() {
+                        let message = answer["response"]["status"]["message"]
+                            .as_str()
+                            .unwrap_or_default();
+                        assert!(
+                            message.starts_with("slow: policy failed (deadline)"),
+                            "{answer}"
+                        );
+                        tally.slow_after_signal += 1;
+                    }
+                }
+                tally
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    signalled.set(Instant::now()).unwrap();
+    server.terminate();
+    let mut total = Tally::default();
+    for task in tasks {
+        let tally = tokio::time::timeout(Duration::from_secs(30), task)
+            .await
+            .expect("every client ends once refused")
+            .unwrap();
+        total.answered += tally.answered;
+        total.slow_after_signal += tally.slow_after_signal;
+        total.refused += tally.refused;
+        total.lost.extend(tally.lost);
+    }
+    let status = server.wait(Duration::from_secs(15));
+    assert!(status.success(), "{status:?}\n{}", server.logs());
+    assert!(total.lost.is_empty(), "{total:?}");
+    assert_eq!(total.refused, 40, "{total:?}");
+    assert!(total.answered > 100, "{total:?}");
+    assert!(total.slow_after_signal >= 1, "{total:?}");
+    assert!(
+        server.logs().contains("stopped accepting"),
+        "{}",
+        server.logs()
+    );
+}
+
+#[tokio::test]
+async fn the_shutdown_delay_keeps_accepting_while_readyz_says_503() {
+    let mut server = Launch::new()
+        .arg("--policies")
+        .arg(policies_file())
+        .arg("--shutdown-delay")
+        .arg("2s")
+        .shared_module_cache()
+        .start();
+    assert_eq!(server.get("/readyz").await.0, 200);
+    let signalled = Instant::now();
+    server.terminate();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Fresh connections still work, and say they are going.
+    let fresh = server.client_with(|b| b.pool_max_idle_per_host(0));
+    let response = fresh.get(server.url("/readyz")).send().await.unwrap();
+    assert_eq!(response.status(), 503);
+    assert_eq!(response.text().await.unwrap(), "not ready: shutting down\n");
+    let health = fresh.get(server.url("/healthz")).send().await.unwrap();
+    assert_eq!(health.status(), 200);
+    // After the delay, no new connections.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert!(fresh.get(server.url("/healthz")).send().await.is_err());
+    let status = server.wait(Duration::from_secs(10));
+    assert!(status.success(), "{status:?}");
+    assert!(signalled.elapsed() >= Duration::from_secs(2));
+}
