@@ -330,6 +330,13 @@ async fn self_managed_certificates_rotate_without_a_failed_call_through_the_real
                 "{line} in\n{metrics}"
             );
         }
+        // A year's certificate, not the placeholder served before the Secret.
+        let expiry = support::metric(&metrics, "tollgate_certificate_expiry_timestamp_seconds");
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs_f64();
+        assert!(expiry > now + 300.0 * 86400.0, "{expiry}");
         let deny = r#"tollgate_reviews_total{endpoint="validate",policy="no-forbidden",verdict="deny",mode="enforce"}"#;
         assert!(
             support::metric(&metrics, deny) >= 1.0,

@@ -159,6 +159,13 @@ async fn health_readiness_and_metrics() {
     ] {
         assert!(text.contains(line), "missing {line} in\n{text}");
     }
+    // The development certificate lasts ten years.
+    let expiry = support::metric(&text, "tollgate_certificate_expiry_timestamp_seconds");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    assert!(expiry > now + 9.0 * 365.0 * 86400.0, "{expiry}");
 }
 
 /// A CA and a certificate it signs for localhost, written under `dir/name`.

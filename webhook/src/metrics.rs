@@ -63,6 +63,7 @@ pub struct Metrics {
     invalid: [Counter; 2],
     reloads: Family<ResultLabels, Counter>,
     certificate_reloads: Family<ResultLabels, Counter>,
+    certificate_expiry: Gauge,
     policies_loaded: Gauge,
 }
 
@@ -150,6 +151,12 @@ impl Metrics {
             "Serving certificate reloads by result (ok, error)",
             certificate_reloads.clone(),
         );
+        let certificate_expiry = Gauge::default();
+        registry.register(
+            "certificate_expiry_timestamp_seconds",
+            "When the certificate being served expires (Unix time): alert well before it",
+            certificate_expiry.clone(),
+        );
         // Both results exist from the start, so `rate()` alerts see a zero.
         for result in ["ok", "error"] {
             drop(reloads.get_or_create(&ResultLabels { result }));
@@ -171,6 +178,7 @@ impl Metrics {
             invalid,
             reloads,
             certificate_reloads,
+            certificate_expiry,
             policies_loaded,
         }
     }
@@ -241,6 +249,15 @@ impl Metrics {
         self.certificate_reloads
             .get_or_create(&ResultLabels { result })
             .inc();
+    }
+
+    /// The certificate now served expires at `not_after`.
+    pub fn certificate_serving(&self, not_after: std::time::SystemTime) {
+        let seconds = not_after
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        self.certificate_expiry
+            .set(i64::try_from(seconds).unwrap_or(i64::MAX));
     }
 
     /// Registers the cluster-context caches' metrics (they carry their own

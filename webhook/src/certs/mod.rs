@@ -214,6 +214,7 @@ impl CertSource {
 
 async fn files_serving(files: &TlsFiles, metrics: &Arc<Metrics>) -> anyhow::Result<Serving> {
     let cert = ServingCert::new(files.load().await?);
+    cert.record(metrics);
     let reloader = files
         .clone()
         .spawn_reloader(cert.clone(), metrics.clone())

@@ -95,6 +95,13 @@ impl ServingCert {
         self.current.0.store(Arc::new(pair));
     }
 
+    /// Records the served certificate's expiry in `metrics`.
+    pub fn record(&self, metrics: &Metrics) {
+        if let Ok(cert) = crate::certs::inspect::Cert::from_der(&self.leaf()) {
+            metrics.certificate_serving(cert.not_after);
+        }
+    }
+
     /// The leaf currently presented (DER).
     pub fn leaf(&self) -> CertificateDer<'static> {
         self.current.0.load().cert[0].clone()
@@ -181,6 +188,7 @@ impl TlsFiles {
                 match self.load().await {
                     Ok(pair) => {
                         serving.swap(pair);
+                        serving.record(&metrics);
                         metrics.certificate_reloaded(true);
                         tracing::info!(cert = %self.cert.display(), "reloaded the serving certificate");
                     }
