@@ -453,6 +453,47 @@ async fn self_managed_certificates_rotate_without_a_failed_call_through_the_real
         "{}",
         created.text().await.unwrap()
     );
+
+    // A configuration claiming a newer bundle than the Secret has (a Secret
+    // restored from an old backup, say) and a wiped caBundle: the replicas
+    // wait for the read to catch up, then raise the Secret's generation past
+    // it so its bundle wins, and write it back.
+    let patch = json!([
+        {"op": "add", "path": "/metadata/annotations/tollgate.dev~1ca-bundle-generation", "value": "99"},
+        {"op": "replace", "path": "/webhooks/0/clientConfig/caBundle", "value": ""},
+        {"op": "replace", "path": "/webhooks/1/clientConfig/caBundle", "value": ""},
+    ]);
+    cluster.kubectl_ok(&[
+        "patch",
+        "validatingwebhookconfiguration",
+        "tollgate",
+        "--type=json",
+        "-p",
+        &patch.to_string(),
+    ]);
+    eventually(
+        Duration::from_secs(30),
+        "the bundle is back under a higher generation",
+        || async {
+            let now = stored(&cluster).await.unwrap();
+            now.generation.parse::<u64>().unwrap() > 99
+                && bundles(&cluster).await.iter().all(|b| b == &now.ca)
+        },
+    )
+    .await;
+    assert_eq!(stored(&cluster).await.unwrap().ca, new_ca.ca);
+    let created = api
+        .post(&configmaps)
+        .json(&object("after-restore"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        created.status(),
+        StatusCode::CREATED,
+        "{}",
+        created.text().await.unwrap()
+    );
 }
 
 #[tokio::test]

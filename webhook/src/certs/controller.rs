@@ -149,6 +149,10 @@ impl Controller {
         let material = read.contents.as_ref().map(Material::read);
         if let Some(material) = &material {
             self.report_problems(&material.problems);
+            // Whatever the Secret holds is what every replica should serve,
+            // mid-rotation included, even if the next write fails.
+            self.serve(material);
+            self.remembered = Some(material.clone());
         }
         let found = self.webhooks.read().await;
         self.observe_coverage(material.as_ref(), found.as_deref().ok(), now);
@@ -179,8 +183,6 @@ impl Controller {
             }
         };
         let material = material.expect("a plan is idle only with a Secret");
-        self.serve(&material);
-        self.remembered = Some(material.clone());
         let found = found?;
 
         let bundle = material.bundle_pem();

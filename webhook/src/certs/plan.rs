@@ -141,7 +141,8 @@ pub fn plan(
     }
     let mut next = signer.cert.renew_at().min(leaf.cert.renew_at());
     if material.bundle.iter().any(|ca| ca != &signer.cert) {
-        let drop_at = leaf.cert.issued() + policy.wait;
+        // Certificate times are whole seconds: round the issue time up.
+        let drop_at = leaf.cert.issued() + policy.wait + Duration::from_secs(1);
         if now >= drop_at {
             return Step::DropOldCas;
         }

@@ -209,10 +209,16 @@ fn a_requested_ca_rotation_adds_first_switches_after_the_wait_then_drops() {
     assert!(world.leaf().signed_by(&new_ca));
     assert_eq!(world.secret.as_ref().unwrap().bundle.len(), 2);
 
-    // The old CA goes `wait` after the switch.
+    // The old CA goes `wait` after the switch (and the second the
+    // certificate's time was rounded down by).
     let switched = world.leaf().issued();
-    assert!(matches!(world.round(), Step::Idle { at: Some(at), .. } if at == switched + MINUTE));
+    let second = Duration::from_secs(1);
+    assert!(
+        matches!(world.round(), Step::Idle { at: Some(at), .. } if at == switched + MINUTE + second)
+    );
     world.now += MINUTE;
+    assert!(matches!(world.round(), Step::Idle { .. }));
+    world.now += second;
     assert_eq!(world.round(), Step::DropOldCas);
     let secret = world.secret.as_ref().unwrap();
     assert_eq!(secret.bundle, vec![new_ca]);
