@@ -597,3 +597,27 @@ async fn the_shutdown_delay_keeps_accepting_while_readyz_says_503() {
     assert!(status.success(), "{status:?}");
     assert!(signalled.elapsed() >= Duration::from_secs(2));
 }
+
+#[test]
+fn self_managed_certificates_refuse_a_command_line_that_cannot_work() {
+    let cases: [(&[&str], &str); 3] = [
+        (
+            &["--self-managed-certs"],
+            "--self-managed-certs needs the cluster: run in a pod or pass --kubeconfig",
+        ),
+        (
+            &["--self-managed-certs", "--cert", "c.pem", "--key", "k.pem"],
+            "cannot be used with",
+        ),
+        (&["--tls-secret", "mine"], "--self-managed-certs"),
+    ];
+    for (args, expected) in cases {
+        let output = args
+            .iter()
+            .fold(Launch::new().arg("serve"), |l, a| l.arg(*a))
+            .run_to_exit();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{args:?} started");
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+    }
+}
