@@ -144,10 +144,10 @@ impl Launch {
     }
 }
 
-/// Writes `tollgate_guests::TEST_GUESTS` to `dir/guests.wasm`.
+/// Writes `tollgate_test_artifacts::TEST_GUESTS` to `dir/guests.wasm`.
 pub fn write_guests(dir: &Path) -> PathBuf {
     let path = dir.join("guests.wasm");
-    std::fs::write(&path, tollgate_guests::TEST_GUESTS).expect("write guests");
+    std::fs::write(&path, tollgate_test_artifacts::TEST_GUESTS).expect("write guests");
     path
 }
 
