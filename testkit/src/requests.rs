@@ -129,10 +129,7 @@ pub fn strip_value(request: &Value) -> Value {
             .and_then(Value::as_object_mut)
         {
             meta.remove("managedFields");
-            if let Some(annotations) = meta
-                .get_mut("annotations")
-                .and_then(Value::as_object_mut)
-            {
+            if let Some(annotations) = meta.get_mut("annotations").and_then(Value::as_object_mut) {
                 annotations.remove(LAST_APPLIED);
             }
         }

@@ -183,7 +183,11 @@ mod guest {
         };
         let mut out = br#"{"verdicts":["#.to_vec();
         for (i, entry) in entries.iter().enumerate() {
-            match evaluate(entry.rule.as_bytes(), request, entry.settings.get().as_bytes()) {
+            match evaluate(
+                entry.rule.as_bytes(),
+                request,
+                entry.settings.get().as_bytes(),
+            ) {
                 Out::Verdict(verdict) => {
                     if i > 0 {
                         out.push(b',');

@@ -9,7 +9,9 @@ use serde_json::Value;
 use serde_json::value::RawValue;
 use tollgate_context::EmptyContext;
 use tollgate_host::input::strip_request;
-use tollgate_host::{Config, Endpoint, GuestInput, Parsed, PolicySet, Review, Sandbox, SandboxLimits};
+use tollgate_host::{
+    Config, Endpoint, GuestInput, Parsed, PolicySet, Review, Sandbox, SandboxLimits,
+};
 use tollgate_testkit::requests::strip_value;
 
 const REVIEW: &str = include_str!("../tests/fixtures/review-update-daemonset.json");

@@ -292,7 +292,10 @@ mod tests {
             j(Mode::Enforce, false, &deny).0,
             Effect::Deny("p1: bad".into())
         );
-        assert_eq!(j(Mode::Warn, false, &deny).0, Effect::Warn("p1: bad".into()));
+        assert_eq!(
+            j(Mode::Warn, false, &deny).0,
+            Effect::Warn("p1: bad".into())
+        );
         assert_eq!(
             j(Mode::Audit, false, &deny).0,
             Effect::Audit("p1: bad".into())
@@ -351,8 +354,9 @@ mod tests {
             effect,
             Effect::Failure {
                 cause: FailureCause::Deadline,
-                message: "p1: policy failed (deadline): deadline passed before the evaluation started"
-                    .into(),
+                message:
+                    "p1: policy failed (deadline): deadline passed before the evaluation started"
+                        .into(),
                 deny: true,
             }
         );

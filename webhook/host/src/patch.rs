@@ -74,7 +74,8 @@ mod tests {
 
     #[test]
     fn repairs_accumulate() {
-        let body = body(json!({"uid": "u", "operation": "UPDATE", "object": {"spec": {"replicas": 3}}}));
+        let body =
+            body(json!({"uid": "u", "operation": "UPDATE", "object": {"spec": {"replicas": 3}}}));
         let review = review(&body);
         let mut composer = Composer::default();
         let once = composer
@@ -90,7 +91,8 @@ mod tests {
 
     #[test]
     fn a_patch_that_does_not_apply_changes_nothing() {
-        let body = body(json!({"uid": "u", "operation": "UPDATE", "object": {"spec": {"replicas": 3}}}));
+        let body =
+            body(json!({"uid": "u", "operation": "UPDATE", "object": {"spec": {"replicas": 3}}}));
         let review = review(&body);
         let mut composer = Composer::default();
         composer
@@ -105,7 +107,8 @@ mod tests {
 
     #[test]
     fn delete_has_nothing_to_patch() {
-        let body = body(json!({"uid": "u", "operation": "DELETE", "object": null, "oldObject": {}}));
+        let body =
+            body(json!({"uid": "u", "operation": "DELETE", "object": null, "oldObject": {}}));
         let error = Composer::default()
             .apply(&review(&body), &[PatchOp::remove("/spec")])
             .unwrap_err();

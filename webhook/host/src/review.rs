@@ -125,7 +125,16 @@ impl<'a> Review<'a> {
                 }
             }
         }
-        let [uid, kind, sub_resource, operation, namespace, name, object, old_object] = fields;
+        let [
+            uid,
+            kind,
+            sub_resource,
+            operation,
+            namespace,
+            name,
+            object,
+            old_object,
+        ] = fields;
         let uid: Option<CowStr<'a>> = match uid {
             Some(raw) => serde_json::from_str(raw.get()).map_err(ReviewError::InvalidUid)?,
             None => None,

@@ -65,7 +65,10 @@ fn each_module_is_instantiated_once_per_review_when_nothing_fails() {
     let (decision, instances) = judge(&sandbox, &set, Endpoint::Validate, SECOND);
     // One instance for the v2 module's three rules, one per v1 rule.
     assert_eq!(instances, 1 + 2);
-    assert_eq!(decision.denial.as_deref(), Some("denier: denied by the deny rule"));
+    assert_eq!(
+        decision.denial.as_deref(),
+        Some("denier: denied by the deny rule")
+    );
     // The two v2 counters ran in the same instance; the v1 one alone.
     assert_eq!(
         decision.warnings,
@@ -114,10 +117,21 @@ fn a_hostile_rule_in_a_bundle_never_changes_a_good_rules_verdict() {
         let effects = effects(&set, &decision);
         assert_eq!(
             effects[0],
-            ("good-deny", &Effect::Deny("good-deny: denied by the deny rule".into())),
+            (
+                "good-deny",
+                &Effect::Deny("good-deny: denied by the deny rule".into())
+            ),
             "{hostile}"
         );
-        let ("hostile", Effect::Failure { cause: c, message, deny: true }) = effects[1] else {
+        let (
+            "hostile",
+            Effect::Failure {
+                cause: c,
+                message,
+                deny: true,
+            },
+        ) = effects[1]
+        else {
             panic!("{hostile}: {:?}", effects[1])
         };
         assert_eq!(c.as_str(), cause, "{hostile}: {message}");
@@ -126,11 +140,7 @@ fn a_hostile_rule_in_a_bundle_never_changes_a_good_rules_verdict() {
         assert!(message.contains(detail), "{hostile}: {message}");
         assert_eq!(effects[3], ("good-allow", &Effect::Allow), "{hostile}");
         // The counter ran again alone, in a fresh instance.
-        assert_eq!(
-            decision.warnings,
-            ["good-count: count=1"],
-            "{hostile}"
-        );
+        assert_eq!(decision.warnings, ["good-count: count=1"], "{hostile}");
         // The failed bundle, then each of the four rules alone.
         assert_eq!(instances, 1 + 4, "{hostile}");
         // Spin costs its deadline twice (bundle, then alone), no more.
@@ -232,7 +242,11 @@ fn a_repair_in_a_bundle_is_seen_by_the_policies_after_it() {
     // `before` is judged on the object as sent, the others after the repair.
     assert_eq!(
         decision.warnings,
-        ["before: replicas=3", "after: replicas=1", "v1-after: replicas=1"]
+        [
+            "before: replicas=3",
+            "after: replicas=1",
+            "v1-after: replicas=1"
+        ]
     );
     assert_eq!(
         decision.patch,
@@ -250,7 +264,11 @@ fn a_repair_in_a_bundle_is_seen_by_the_policies_after_it() {
     assert_eq!(decision.denial.as_deref(), Some("fix: repairable"));
     assert_eq!(
         decision.warnings,
-        ["before: replicas=3", "after: replicas=3", "v1-after: replicas=3"]
+        [
+            "before: replicas=3",
+            "after: replicas=3",
+            "v1-after: replicas=3"
+        ]
     );
     assert!(decision.patch.is_empty());
 }

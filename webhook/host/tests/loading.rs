@@ -97,10 +97,9 @@ fn another_abi_version_is_refused_naming_both() {
 fn a_v2_module_needs_the_v2_evaluate_signature() {
     let sandbox = sandbox();
     // A v1 module that claims version 2: its evaluate takes six parameters.
-    let v1 = Wat::default().text().replace(
-        "(result i32) i32.const 1)",
-        "(result i32) i32.const 2)",
-    );
+    let v1 = Wat::default()
+        .text()
+        .replace("(result i32) i32.const 1)", "(result i32) i32.const 2)");
     let message = module_message(load_wasm(&sandbox, &::wat::parse_str(v1).unwrap(), ""));
     assert!(
         message.contains("`tollgate_evaluate` must be func [i32, i32, i32, i32] -> [i64]"),
@@ -347,7 +346,9 @@ fn a_restart_loads_compiled_modules_from_the_disk_cache() {
     let dir = tempfile::tempdir().unwrap();
     let cache = dir.path().join("cache");
     let first = cached_sandbox(&cache);
-    first.load_module(tollgate_test_artifacts::TEST_GUESTS).unwrap();
+    first
+        .load_module(tollgate_test_artifacts::TEST_GUESTS)
+        .unwrap();
     assert_eq!(loads(&first), Loads(1, 0, 0));
     let entries: Vec<_> = std::fs::read_dir(&cache)
         .unwrap()
@@ -366,10 +367,14 @@ fn a_restart_loads_compiled_modules_from_the_disk_cache() {
     // A corrupt entry is recompiled and overwritten.
     std::fs::write(&entries[0], b"not a compiled module").unwrap();
     let third = cached_sandbox(&cache);
-    third.load_module(tollgate_test_artifacts::TEST_GUESTS).unwrap();
+    third
+        .load_module(tollgate_test_artifacts::TEST_GUESTS)
+        .unwrap();
     assert_eq!(loads(&third), Loads(1, 0, 0));
     let fourth = cached_sandbox(&cache);
-    fourth.load_module(tollgate_test_artifacts::TEST_GUESTS).unwrap();
+    fourth
+        .load_module(tollgate_test_artifacts::TEST_GUESTS)
+        .unwrap();
     assert_eq!(loads(&fourth), Loads(0, 1, 0));
 }
 
@@ -379,7 +384,9 @@ fn an_unwritable_cache_does_not_fail_the_load() {
     let blocker = dir.path().join("file");
     std::fs::write(&blocker, b"").unwrap();
     let sandbox = cached_sandbox(&blocker.join("cache"));
-    sandbox.load_module(tollgate_test_artifacts::TEST_GUESTS).unwrap();
+    sandbox
+        .load_module(tollgate_test_artifacts::TEST_GUESTS)
+        .unwrap();
     assert_eq!(loads(&sandbox), Loads(1, 0, 0));
 }
 
@@ -393,7 +400,10 @@ fn sandbox_limits_are_checked() {
         })
         .err()
         .unwrap();
-        assert!(err.to_string().starts_with("wasm engine: epoch tick"), "{err}");
+        assert!(
+            err.to_string().starts_with("wasm engine: epoch tick"),
+            "{err}"
+        );
     }
     for instances in [0, 100_000] {
         let err = Sandbox::new(SandboxLimits {

@@ -167,7 +167,8 @@ fn label_selector_operators_are_checked() {
     assert!(error.message.contains("Near"), "{error}");
     let error = compile_error("{labelSelector: {matchExpressions: [{key: k, operator: In}]}}");
     assert!(error.message.contains("needs"), "{error}");
-    let error =
-        compile_error("{labelSelector: {matchExpressions: [{key: k, operator: Exists, values: [x]}]}}");
+    let error = compile_error(
+        "{labelSelector: {matchExpressions: [{key: k, operator: Exists, values: [x]}]}}",
+    );
     assert!(error.message.contains("takes no"), "{error}");
 }

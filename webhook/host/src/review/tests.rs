@@ -125,14 +125,23 @@ fn rejects_what_is_not_an_admission_review() {
         let error = parse(body).unwrap_err().to_string();
         assert!(error.contains(expected), "{body}: {error}");
     }
-    let error = Review::parse(b"{\"kind\":\"\xff\"}").unwrap_err().to_string();
-    assert!(error.contains("not a JSON AdmissionReview: invalid UTF-8"), "{error}");
+    let error = Review::parse(b"{\"kind\":\"\xff\"}")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("not a JSON AdmissionReview: invalid UTF-8"),
+        "{error}"
+    );
 }
 
 #[test]
 fn a_malformed_request_with_a_uid_is_still_answerable() {
     for (request, field, expected) in [
-        (r#"{"uid":"u-2","operation":"EXPLODE"}"#, "operation", "EXPLODE"),
+        (
+            r#"{"uid":"u-2","operation":"EXPLODE"}"#,
+            "operation",
+            "EXPLODE",
+        ),
         (r#"{"uid":"u-2"}"#, "operation", "missing field `operation`"),
         (
             r#"{"uid":"u-2","operation":"CREATE","name":"a","name":"b"}"#,

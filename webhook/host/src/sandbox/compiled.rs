@@ -159,7 +159,8 @@ impl CompiledModule {
             (AbiVersion::V1, [call]) => {
                 let [(rp, rl), (qp, ql), (sp, sl)] =
                     session.write([call.rule.as_bytes(), request, call.settings])?;
-                let bytes = session.call_packed(&self.exports.evaluate, (rp, rl, qp, ql, sp, sl))?;
+                let bytes =
+                    session.call_packed(&self.exports.evaluate, (rp, rl, qp, ql, sp, sl))?;
                 let verdict: Verdict = serde_json::from_slice(bytes)
                     .map_err(|e| EvalError::Output(format!("not a verdict: {e}")))?;
                 vec![verdict]

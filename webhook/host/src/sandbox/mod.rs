@@ -144,8 +144,7 @@ pub struct Sandbox {
 impl Sandbox {
     pub fn new(limits: SandboxLimits) -> Result<Arc<Self>, EngineError> {
         let shared = engine::Shared::start(limits)?;
-        let linker =
-            host_calls::linker(&shared.engine).map_err(|e| EngineError(e.to_string()))?;
+        let linker = host_calls::linker(&shared.engine).map_err(|e| EngineError(e.to_string()))?;
         Ok(Arc::new(Self {
             shared,
             linker,
@@ -172,7 +171,9 @@ impl Sandbox {
         // reloads racing) compile it once; loads are rare.
         let mut modules = self.modules.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(module) = modules.get(&digest).and_then(Weak::upgrade) {
-            self.shared.stats.module_loaded(module_cache::Origin::Memory);
+            self.shared
+                .stats
+                .module_loaded(module_cache::Origin::Memory);
             return Ok(module);
         }
         let started = std::time::Instant::now();
