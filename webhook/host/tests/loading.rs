@@ -42,13 +42,7 @@ fn module_message(result: Result<PolicySet, LoadError>) -> String {
 fn a_hand_written_module_loads_and_evaluates() {
     let sandbox = sandbox();
     let set = load_wasm(&sandbox, &Wat::default().wasm(), "").unwrap();
-    let verdict = set.policies()[0]
-        .evaluate(
-            common::REQUEST,
-            std::time::Instant::now() + Duration::from_secs(1),
-            &tollgate_context::EmptyContext,
-        )
-        .unwrap();
+    let verdict = common::eval(&set, Duration::from_secs(1)).unwrap();
     assert_eq!(verdict.warnings, ["from wat"]);
     assert_eq!(set.module_paths().len(), 1);
     assert!(set.module_paths()[0].ends_with("m.wasm"));
@@ -67,13 +61,7 @@ fn a_hand_written_v2_module_loads_and_evaluates() {
         set.policies()[0].module().abi(),
         tollgate_host::AbiVersion::V2
     );
-    let verdict = set.policies()[0]
-        .evaluate(
-            common::REQUEST,
-            std::time::Instant::now() + Duration::from_secs(1),
-            &tollgate_context::EmptyContext,
-        )
-        .unwrap();
+    let verdict = common::eval(&set, Duration::from_secs(1)).unwrap();
     assert_eq!(verdict.warnings, ["from wat"]);
 }
 
