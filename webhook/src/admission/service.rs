@@ -7,7 +7,7 @@ use std::time::Instant;
 use arc_swap::{ArcSwap, Guard};
 use bytes::Bytes;
 use tollgate_context::ClusterContext;
-use tollgate_host::{Decision, Endpoint, Outcome, Parsed, PolicySet, Review, ReviewError};
+use tollgate_host::{Decision, Effect, Endpoint, Outcome, Parsed, PolicySet, Review, ReviewError};
 
 use super::backstop::{self, Job};
 use super::queue::Queue;
@@ -148,7 +148,7 @@ impl Admission {
         let (endpoint, mode) = (endpoint.as_str(), mode_label(policy.mode));
         let reason = outcome.reason();
         let patch_ops = match &outcome.effect {
-            tollgate_host::Effect::Patch(ops) => Some(ops.len()),
+            Effect::Patch(ops) => Some(ops.len()),
             _ => None,
         };
         let policy = policy.id.as_str();
@@ -168,7 +168,7 @@ impl Admission {
                 )
             };
         }
-        if matches!(outcome.effect, tollgate_host::Effect::Allow) {
+        if matches!(outcome.effect, Effect::Allow) {
             evaluated!(debug);
         } else {
             evaluated!(info);
