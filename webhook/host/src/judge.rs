@@ -161,10 +161,11 @@ impl Judge<'_> {
             .collect();
         let request = input.bytes(policies[0].1.bulky_fields);
         let bundles = policies[0].1.module().abi() == AbiVersion::V2;
-        if bundles && policies.len() > 1 {
-            if let Some(outcomes) = self.bundle(&policies, pending, request) {
-                return outcomes;
-            }
+        if bundles
+            && policies.len() > 1
+            && let Some(outcomes) = self.bundle(&policies, pending, request)
+        {
+            return outcomes;
         }
         policies
             .iter()

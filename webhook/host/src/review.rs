@@ -119,10 +119,10 @@ impl<'a> Review<'a> {
         let mut duplicate = None;
         for (key, value) in &members {
             let key = unquote(key).map_err(ReviewError::Json)?;
-            if let Some(i) = FIELDS.iter().position(|f| *f == key) {
-                if fields[i].replace(value).is_some() {
-                    duplicate.get_or_insert(FIELDS[i]);
-                }
+            if let Some(i) = FIELDS.iter().position(|f| *f == key)
+                && fields[i].replace(value).is_some()
+            {
+                duplicate.get_or_insert(FIELDS[i]);
             }
         }
         let [
