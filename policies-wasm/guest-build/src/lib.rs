@@ -21,8 +21,7 @@ pub struct Guest {
 }
 
 /// Builds `guests` (release, wasm32) and points each one's env var at a copy
-/// in `OUT_DIR` (one package built with different features produces the
-/// same file name, so every module is copied out before the next build).
+/// in `OUT_DIR`.
 /// `watched` are the workspace directories whose changes rebuild.
 pub fn build(guests: &[Guest], watched: &[&str]) {
     let manifest_dir = PathBuf::from(env("CARGO_MANIFEST_DIR"));
@@ -43,7 +42,7 @@ pub fn build(guests: &[Guest], watched: &[&str]) {
 
     // Shared by every profile and by clippy/test builds, so the guests are
     // compiled once rather than once per host build configuration.
-    let target_dir = std::env::var_os("CARGO_TARGET_DIR")
+    let guests_dir = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| workspace.join("target"))
         .join("guests");
@@ -57,6 +56,12 @@ pub fn build(guests: &[Guest], watched: &[&str]) {
     }
     for features in sets {
         let batch: Vec<&Guest> = guests.iter().filter(|g| g.features == features).collect();
+        // A target directory per feature set: one package built with other
+        // features would overwrite the same output file.
+        let target_dir = match features {
+            [] => guests_dir.clone(),
+            _ => guests_dir.join(format!("features-{}", features.join("-"))),
+        };
         cargo_build(&workspace, &target_dir, &batch, features);
         for guest in batch {
             let built = target_dir
