@@ -11,6 +11,7 @@ const WASM_TARGET: &str = "wasm32-unknown-unknown";
 const GUESTS: &[(&str, &str)] = &[
     ("tollgate-calico", "TOLLGATE_CALICO_WASM"),
     ("tollgate-test-guests", "TOLLGATE_TEST_GUESTS_WASM"),
+    ("pod-privileged", "TOLLGATE_POD_PRIVILEGED_WASM"),
 ];
 
 fn main() {
@@ -23,6 +24,7 @@ fn main() {
         "policies-wasm/sdk",
         "policies-wasm/calico",
         "policies-wasm/test-guests",
+        "policies-wasm/examples/pod-privileged",
     ] {
         println!("cargo:rerun-if-changed={}", workspace.join(dir).display());
     }
