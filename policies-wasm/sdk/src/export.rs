@@ -118,7 +118,11 @@ macro_rules! export_rules {
 #[cfg(target_arch = "wasm32")]
 fn install_panic_hook() {
     std::panic::set_hook(Box::new(|info| {
-        crate::log::error(&format!("panic: {info}"))
+        let message = info.payload_as_str().unwrap_or("a rule panicked");
+        match info.location() {
+            Some(at) => crate::log::error(&format!("panic: {message} (at {at})")),
+            None => crate::log::error(&format!("panic: {message}")),
+        }
     }));
 }
 
@@ -198,6 +202,9 @@ pub unsafe fn evaluate(rules: Rules, qp: i32, ql: i32, rp: i32, rl: i32) -> i64 
         Ok(verdicts) => json(&verdicts),
         // Not a verdict: the whole call fails, and the host re-runs each
         // rule alone so one rule's failure never changes another's verdict.
-        Err(e) => panic!("{e}"),
+        Err(e) => {
+            crate::log::error(&format!("panic: {e}"));
+            core::arch::wasm32::unreachable()
+        }
     }
 }

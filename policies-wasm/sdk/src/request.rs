@@ -96,6 +96,11 @@ pub enum RequestError {
 
 impl<'a> Envelope<'a> {
     pub(crate) fn parse(json: &'a [u8]) -> Result<Self, RequestError> {
+        // serde reads a struct from an array too; a request is an object.
+        if json.trim_ascii_start().first() == Some(&b'[') {
+            let e = <serde_json::Error as serde::de::Error>::custom("expected a JSON object");
+            return Err(RequestError::Envelope(e));
+        }
         serde_json::from_slice(json).map_err(RequestError::Envelope)
     }
 

@@ -359,6 +359,6 @@ fn a_request_parsed_on_its_own_keeps_the_raw_objects() {
     );
     assert!(req.raw_old_object().is_none() && req.old_object.is_none());
     assert_eq!(req.subject().unwrap().kind_str(), "Pod");
-    let e = Request::<Pod<'_>>::parse(br#"{"object": {"spec": []}}"#).unwrap_err();
+    let e = Request::<Pod<'_>>::parse(br#"{"object": {"spec": {"containers": "x"}}}"#).unwrap_err();
     assert!(matches!(e, RequestError::View(_)), "{e}");
 }

@@ -298,7 +298,7 @@ mod tests {
         assert_eq!(caps.capabilities.as_ref().unwrap().add, ["NET_ADMIN"]);
         assert!(pod.spec.host_network && pod.spec.host_pid && !pod.spec.host_ipc);
         assert_eq!(
-            pod.spec.security_context.unwrap().run_as_non_root,
+            pod.spec.security_context.as_ref().unwrap().run_as_non_root,
             Some(true)
         );
         assert_eq!(

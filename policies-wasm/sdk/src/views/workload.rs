@@ -101,6 +101,7 @@ mod tests {
             deployment
                 .spec
                 .selector
+                .as_ref()
                 .unwrap()
                 .matches(|k| template.metadata.label(k))
         );
