@@ -20,8 +20,26 @@ use tollgate_testkit::corpus::{captured, read_docs};
 const REVIEWS: &[&str] = &[
     "02-upgrade-v2.4-to-v2.5-kdd--validate--update-daemonset-calico-node.json",
     "04-edit-controller-to-rollingupdate--validate--update-deployment-calico-policy-controller.json",
-    "13-create-calico-node-pod--validate--create-pod-calico-node-x7k2p.json",
+    "12-cordon-node--validate--update-node-node-01.json",
 ];
+
+/// The request parsed in one pass with its objects typed, as the v1 SDK
+/// did: the baseline for what reading the envelope first costs.
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[allow(dead_code)] // read by the parser only
+struct OnePass<'a> {
+    #[serde(borrow)]
+    uid: std::borrow::Cow<'a, str>,
+    #[serde(borrow)]
+    kind: tollgate_sdk::GroupVersionKind<'a>,
+    #[serde(borrow)]
+    user_info: tollgate_sdk::UserInfo<'a>,
+    #[serde(borrow)]
+    object: Option<tollgate_sdk::Object<'a>>,
+    #[serde(borrow)]
+    old_object: Option<tollgate_sdk::Object<'a>>,
+}
 
 /// The policies of the pack's configuration that a request enters (kind and
 /// operation; the pack's policies select nothing else).
@@ -67,7 +85,10 @@ fn main() {
         .map(|n| n.parse().expect("ITERATIONS is a number"))
         .unwrap_or(200);
     let rules = tollgate_calico::rules();
-    println!("review | bytes | rules | v1: each rule parses (us) | v2: one bundle (us) | v1/v2");
+    println!(
+        "review | bytes | rules | v1: each rule parses (us) | v2: one bundle (us) | v1/v2 \
+         | parse only, one pass (us) | parse only, envelope then view (us)"
+    );
     for file in REVIEWS {
         let request = captured(file).1["request"].take();
         let calls = selected(&request);
@@ -95,14 +116,23 @@ fn main() {
             let out = rules.evaluate(body.as_bytes(), calls_json.as_bytes(), &NoCluster);
             black_box(out.unwrap());
         });
+        let one_pass = median_ns(iterations, || {
+            black_box(serde_json::from_slice::<OnePass<'_>>(body.as_bytes()).unwrap());
+        });
+        let envelope_then_view = median_ns(iterations, || {
+            let parsed = tollgate_sdk::ParsedRequest::parse(body.as_bytes()).unwrap();
+            black_box(parsed.view::<tollgate_sdk::Object<'_>>().unwrap());
+        });
         let short = file.split("--").next().unwrap();
         println!(
-            "{short} | {} | {} | {:.1} | {:.1} | {:.2}",
+            "{short} | {} | {} | {:.1} | {:.1} | {:.2} | {:.1} | {:.1}",
             body.len(),
             calls.len(),
             v1 / 1e3,
             v2 / 1e3,
-            v1 / v2
+            v1 / v2,
+            one_pass / 1e3,
+            envelope_then_view / 1e3,
         );
     }
 }
