@@ -1,14 +1,17 @@
-//! Parse once per evaluation (ABI v2): the request's envelope once, and each
-//! distinct view `T` of `object`/`oldObject` once, shared by every rule of
-//! the bundle that reads the same `T`.
+//! Parse once per evaluation (ABI v2): each distinct view `T` of
+//! `object`/`oldObject` once, shared by every rule of the bundle that reads
+//! the same `T`. The first view reads the whole request in one pass; the
+//! envelope (the request with its objects as raw JSON) is read only when a
+//! second view or the raw JSON is asked for.
 
 use std::any::TypeId;
 use std::cell::RefCell;
 use std::ptr::NonNull;
+use std::sync::Arc;
 
 use serde::Deserialize;
 
-use crate::request::{Envelope, Request, RequestError, ViewError};
+use crate::request::{Request, RequestError, Source};
 
 /// A request parsed for one evaluation, handing out typed views on demand.
 ///
@@ -19,7 +22,7 @@ use crate::request::{Envelope, Request, RequestError, ViewError};
 /// `Deserialize` impl, so a value valid for one of them is valid for the
 /// other.
 pub struct ParsedRequest<'a> {
-    envelope: Envelope<'a>,
+    source: Arc<Source<'a>>,
     /// Boxed `Request<'a, T>`s, never moved or freed before `self` drops, so
     /// references to them may outlive the `RefCell` borrow.
     views: RefCell<Vec<(TypeId, NonNull<dyn Erased + 'a>)>>,
@@ -30,25 +33,25 @@ trait Erased {}
 impl<T: ?Sized> Erased for T {}
 
 impl<'a> ParsedRequest<'a> {
-    /// Reads the envelope; `object` and `oldObject` are only checked to be
-    /// JSON until a view asks for them.
-    pub fn parse(json: &'a [u8]) -> Result<Self, RequestError> {
-        Ok(Self {
-            envelope: Envelope::parse(json)?,
+    /// Wraps a request; nothing is read until a rule asks for its view, so
+    /// an unreadable request is the error of the first [`Self::view`].
+    pub fn new(json: &'a [u8]) -> Self {
+        Self {
+            source: Source::new(json),
             views: RefCell::default(),
-        })
+        }
     }
 
     /// The request read as view `T`, parsed on the first call for `T` and
     /// shared afterwards.
-    pub fn view<T: Deserialize<'a> + 'a>(&self) -> Result<&Request<'a, T>, ViewError> {
+    pub fn view<T: Deserialize<'a> + 'a>(&self) -> Result<&Request<'a, T>, RequestError> {
         let key = typeid::of::<T>();
         if let Some(found) = self.find(key) {
             // SAFETY: stored under `T`'s key, so it is a `Request<'a, T>`
             // (up to lifetimes, see the type's docs), alive as long as `self`.
             return Ok(unsafe { found.cast::<Request<'a, T>>().as_ref() });
         }
-        let view = self.envelope.view::<T>()?;
+        let view = self.source.view::<T>()?;
         let raw: NonNull<dyn Erased + 'a> = NonNull::from(Box::leak(Box::new(view)));
         self.views.borrow_mut().push((key, raw));
         // SAFETY: just stored; freed only in `drop`.
@@ -89,7 +92,7 @@ mod tests {
 
     #[test]
     fn each_view_is_built_once_and_shared() {
-        let parsed = ParsedRequest::parse(UPDATE).unwrap();
+        let parsed = ParsedRequest::new(UPDATE);
         assert_eq!(parsed.views_parsed(), 0);
         let a: *const Request<'_, Pod<'_>> = parsed.view::<Pod<'_>>().unwrap();
         let b: *const Request<'_, Pod<'_>> = parsed.view::<Pod<'_>>().unwrap();
@@ -109,7 +112,7 @@ mod tests {
 
     #[test]
     fn owned_views_and_raw_access() {
-        let parsed = ParsedRequest::parse(UPDATE).unwrap();
+        let parsed = ParsedRequest::new(UPDATE);
         let value = parsed.view::<serde_json::Value>().unwrap();
         assert_eq!(
             value.object.as_ref().unwrap()["spec"]["containers"][0]["name"],
@@ -130,8 +133,10 @@ mod tests {
 
     #[test]
     fn a_view_that_does_not_fit_is_an_error_naming_field_and_view() {
-        let parsed = ParsedRequest::parse(br#"{"object": {"spec": {"containers": 5}}}"#).unwrap();
-        let e = parsed.view::<Pod<'_>>().unwrap_err();
+        let parsed = ParsedRequest::new(br#"{"object": {"spec": {"containers": 5}}}"#);
+        let RequestError::View(e) = parsed.view::<Pod<'_>>().unwrap_err() else {
+            panic!("not a view error")
+        };
         assert_eq!(e.field, "object");
         assert!(
             e.to_string()
@@ -139,7 +144,11 @@ mod tests {
             "{e}"
         );
         assert_eq!(parsed.views_parsed(), 0, "a failed view is not kept");
-        assert!(ParsedRequest::parse(br#"{"object": {"#).is_err());
-        assert!(ParsedRequest::parse(b"[]").is_err());
+        for unreadable in [&br#"{"object": {"#[..], b"[]", b"{not json"] {
+            let e = ParsedRequest::new(unreadable)
+                .view::<Pod<'_>>()
+                .unwrap_err();
+            assert!(matches!(e, RequestError::Envelope(_)), "{e}");
+        }
     }
 }

@@ -43,7 +43,20 @@ pub enum RuleError {
     #[error("settings: {0}")]
     Settings(String),
     #[error(transparent)]
-    View(#[from] ViewError),
+    View(ViewError),
+    /// The request itself is unreadable: reported as the call's error, not
+    /// the rule's.
+    #[error("cannot read the admission request: {0}")]
+    Request(serde_json::Error),
+}
+
+impl From<RequestError> for RuleError {
+    fn from(e: RequestError) -> Self {
+        match e {
+            RequestError::Envelope(e) => Self::Request(e),
+            RequestError::View(v) => Self::View(v),
+        }
+    }
 }
 
 /// Why an evaluation failed. In Wasm any of these traps, and the host
@@ -94,7 +107,7 @@ impl RuleEntry {
         settings_json: &[u8],
         cluster: &dyn Cluster,
     ) -> Result<Verdict, EvalError> {
-        self.evaluate_parsed(&ParsedRequest::parse(request_json)?, settings_json, cluster)
+        self.evaluate_parsed(&ParsedRequest::new(request_json), settings_json, cluster)
     }
 
     /// Evaluates the rule on a request parsed for the whole bundle.
@@ -108,6 +121,7 @@ impl RuleEntry {
         match (self.invoke)(Some(request), settings_json, cluster) {
             Ok(Some(verdict)) => Ok(verdict),
             Ok(None) => unreachable!("a rule given a request answers a verdict"),
+            Err(RuleError::Request(e)) => Err(EvalError::Request(RequestError::Envelope(e))),
             Err(error) => Err(EvalError::Rule { rule, error }),
         }
     }
@@ -167,7 +181,7 @@ impl Rules {
     ) -> Result<Verdicts, EvalError> {
         let calls: Vec<RuleCall<'_>> =
             serde_json::from_slice(rules_json).map_err(EvalError::Rules)?;
-        let request = ParsedRequest::parse(request_json)?;
+        let request = ParsedRequest::new(request_json);
         let verdicts = self.evaluate_calls(&request, &calls, cluster)?;
         Ok(Verdicts { verdicts })
     }

@@ -1,6 +1,7 @@
 //! The admission request as a rule sees it.
 
 use std::borrow::Cow;
+use std::sync::{Arc, OnceLock};
 
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -39,15 +40,15 @@ pub struct Request<'a, T = Object<'a>> {
     pub dry_run: Option<bool>,
     /// Who made the request: rules exempt the cluster's own controllers.
     pub user_info: UserInfo<'a>,
-    raw_object: Option<&'a RawValue>,
-    raw_old_object: Option<&'a RawValue>,
+    source: Arc<Source<'a>>,
 }
 
-/// The request with `object` and `oldObject` left unparsed: what the SDK
-/// reads once per evaluation before any view.
+/// The request as sent, with `object` and `oldObject` read as `O`: the
+/// view itself in one pass (the first view an evaluation asks for), or
+/// `&RawValue` for the [`Envelope`].
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub(crate) struct Envelope<'a> {
+struct Whole<'a, O> {
     #[serde(borrow, default)]
     uid: Cow<'a, str>,
     #[serde(borrow, default)]
@@ -64,14 +65,81 @@ pub(crate) struct Envelope<'a> {
     namespace: Option<Cow<'a, str>>,
     #[serde(default)]
     operation: Operation,
-    #[serde(borrow, default)]
-    object: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    old_object: Option<&'a RawValue>,
+    #[serde(default = "none")]
+    object: Option<O>,
+    #[serde(default = "none")]
+    old_object: Option<O>,
     #[serde(default)]
     dry_run: Option<bool>,
     #[serde(borrow, default)]
     user_info: UserInfo<'a>,
+}
+
+fn none<O>() -> Option<O> {
+    None
+}
+
+/// The request with both objects left unparsed: read only when a second
+/// view or the raw JSON is asked for.
+type Envelope<'a> = Whole<'a, &'a RawValue>;
+
+/// The request's bytes, and its envelope once someone needed it.
+#[derive(Debug)]
+pub(crate) struct Source<'a> {
+    json: &'a [u8],
+    envelope: OnceLock<Option<Envelope<'a>>>,
+}
+
+impl<'a> Source<'a> {
+    pub(crate) fn new(json: &'a [u8]) -> Arc<Self> {
+        Arc::new(Self {
+            json,
+            envelope: OnceLock::new(),
+        })
+    }
+
+    /// The envelope; `None` if the request is not readable at all.
+    fn envelope(&self) -> Option<&Envelope<'a>> {
+        self.envelope
+            .get_or_init(|| read_object(self.json).ok())
+            .as_ref()
+    }
+
+    fn envelope_scanned(&self) -> bool {
+        self.envelope.get().is_some()
+    }
+
+    /// The request read as `T`: in one pass unless the envelope is already
+    /// at hand.
+    pub(crate) fn view<T: Deserialize<'a>>(
+        self: &Arc<Self>,
+    ) -> Result<Request<'a, T>, RequestError> {
+        if !self.envelope_scanned() {
+            match read_object::<Whole<'a, T>>(self.json) {
+                Ok(whole) => return Ok(Request::from_parts(whole, self.clone())),
+                // Tell an unreadable request from an object the view does
+                // not fit (the error path only).
+                Err(e) if self.envelope().is_none() => return Err(RequestError::Envelope(e)),
+                Err(_) => {}
+            }
+        }
+        match self.envelope() {
+            Some(envelope) => Ok(Request::from_envelope(envelope, self.clone())?),
+            None => Err(RequestError::Envelope(
+                read_object::<Envelope<'a>>(self.json).expect_err("the envelope did not read"),
+            )),
+        }
+    }
+}
+
+/// serde reads a struct from an array too; a request is an object.
+fn read_object<'a, D: Deserialize<'a>>(json: &'a [u8]) -> Result<D, serde_json::Error> {
+    if json.trim_ascii_start().first() == Some(&b'[') {
+        return Err(<serde_json::Error as serde::de::Error>::custom(
+            "expected a JSON object",
+        ));
+    }
+    serde_json::from_slice(json)
 }
 
 /// `request.object` or `request.oldObject` could not be read as the view.
@@ -94,18 +162,30 @@ pub enum RequestError {
     View(#[from] ViewError),
 }
 
-impl<'a> Envelope<'a> {
-    pub(crate) fn parse(json: &'a [u8]) -> Result<Self, RequestError> {
-        // serde reads a struct from an array too; a request is an object.
-        if json.trim_ascii_start().first() == Some(&b'[') {
-            let e = <serde_json::Error as serde::de::Error>::custom("expected a JSON object");
-            return Err(RequestError::Envelope(e));
+impl<'a, T> Request<'a, T> {
+    fn from_parts(whole: Whole<'a, T>, source: Arc<Source<'a>>) -> Self {
+        Request {
+            uid: whole.uid,
+            kind: whole.kind,
+            resource: whole.resource,
+            sub_resource: whole.sub_resource,
+            request_kind: whole.request_kind,
+            name: whole.name,
+            namespace: whole.namespace,
+            operation: whole.operation,
+            object: whole.object,
+            old_object: whole.old_object,
+            dry_run: whole.dry_run,
+            user_info: whole.user_info,
+            source,
         }
-        serde_json::from_slice(json).map_err(RequestError::Envelope)
     }
+}
 
-    /// The request with both objects read as `T`.
-    pub(crate) fn view<T: Deserialize<'a>>(&self) -> Result<Request<'a, T>, ViewError> {
+impl<'a, T: Deserialize<'a>> Request<'a, T> {
+    /// The request with both objects read as `T` from the envelope's raw
+    /// JSON.
+    fn from_envelope(envelope: &Envelope<'a>, source: Arc<Source<'a>>) -> Result<Self, ViewError> {
         let read = |field: &'static str, raw: Option<&'a RawValue>| {
             raw.map(|raw| {
                 serde_json::from_str(raw.get()).map_err(|error| ViewError {
@@ -116,30 +196,27 @@ impl<'a> Envelope<'a> {
             })
             .transpose()
         };
-        Ok(Request {
-            uid: self.uid.clone(),
-            kind: self.kind.clone(),
-            resource: self.resource.clone(),
-            sub_resource: self.sub_resource.clone(),
-            request_kind: self.request_kind.clone(),
-            name: self.name.clone(),
-            namespace: self.namespace.clone(),
-            operation: self.operation,
-            object: read("object", self.object)?,
-            old_object: read("oldObject", self.old_object)?,
-            dry_run: self.dry_run,
-            user_info: self.user_info.clone(),
-            raw_object: self.object,
-            raw_old_object: self.old_object,
-        })
+        let whole = Whole {
+            uid: envelope.uid.clone(),
+            kind: envelope.kind.clone(),
+            resource: envelope.resource.clone(),
+            sub_resource: envelope.sub_resource.clone(),
+            request_kind: envelope.request_kind.clone(),
+            name: envelope.name.clone(),
+            namespace: envelope.namespace.clone(),
+            operation: envelope.operation,
+            object: read("object", envelope.object)?,
+            old_object: read("oldObject", envelope.old_object)?,
+            dry_run: envelope.dry_run,
+            user_info: envelope.user_info.clone(),
+        };
+        Ok(Self::from_parts(whole, source))
     }
-}
 
-impl<'a, T: Deserialize<'a>> Request<'a, T> {
     /// Reads a request (the `request` member of an AdmissionReview) on its
     /// own, as tests and tools do; rules get theirs from the SDK.
     pub fn parse(json: &'a [u8]) -> Result<Self, RequestError> {
-        Ok(Envelope::parse(json)?.view()?)
+        Source::new(json).view()
     }
 }
 
@@ -148,12 +225,12 @@ impl<'a, T> Request<'a, T> {
     /// last-applied annotation stripped unless the policy sets
     /// `bulkyFields: true`); `None` when absent or `null`.
     pub fn raw_object(&self) -> Option<&'a RawValue> {
-        self.raw_object
+        self.source.envelope().and_then(|e| e.object)
     }
 
     /// `oldObject` as the API server sent it.
     pub fn raw_old_object(&self) -> Option<&'a RawValue> {
-        self.raw_old_object
+        self.source.envelope().and_then(|e| e.old_object)
     }
 
     /// The object the request is about: `object`, or for DELETE `oldObject`.

@@ -95,7 +95,7 @@ fn borrowed_and_k8s_openapi_views_agree_in_one_bundle() {
     let mut denied = 0;
     for request in shapes() {
         let text = request.to_string();
-        let parsed = tollgate_sdk::ParsedRequest::parse(text.as_bytes()).unwrap();
+        let parsed = tollgate_sdk::ParsedRequest::new(text.as_bytes());
         let calls: Vec<tollgate_sdk::wire::RuleCall<'_>> = serde_json::from_str(&calls).unwrap();
         let v = rules().evaluate_calls(&parsed, &calls, &NoCluster).unwrap();
         assert_eq!(
