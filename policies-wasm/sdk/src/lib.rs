@@ -91,8 +91,8 @@
 //!
 //! The host evaluates every rule of one module that a review enters in one
 //! fresh instance (ABI v2, `policies-wasm/ABI.md`): the SDK parses the
-//! request's envelope once and each distinct view once, shared by the rules
-//! that read it ([`ParsedRequest`]), runs the rules in the order asked and
+//! request once and each distinct view once, shared by the rules that read
+//! it ([`ParsedRequest`]), runs the rules in the order asked and
 //! answers one verdict per rule. Any failure — unreadable settings or
 //! object, a panic — fails the whole call, and the host re-runs each rule
 //! alone, so one rule's failure never changes another rule's verdict.
