@@ -256,7 +256,7 @@ impl Controller {
         match certified_key(leaf.cert_pem.as_bytes(), leaf.key_pem.as_bytes()) {
             Ok(pair) => {
                 self.serving.swap(pair);
-                self.serving.record(&self.metrics);
+                super::record_expiry(&self.serving, &self.metrics);
                 self.serving_from_secret = true;
                 self.metrics.certificate_reloaded(true);
                 tracing::info!(

@@ -18,6 +18,8 @@
 //! Tollgate's alone.
 
 mod controller;
+pub mod dev;
+mod files;
 pub mod inspect;
 pub mod issue;
 pub mod material;
@@ -36,14 +38,15 @@ use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
 use self::controller::{Controller, watch_wakes};
+use self::dev::DevCert;
+pub use self::files::TlsFiles;
 use self::issue::{Authority, Lifetime};
 use self::plan::Policy;
 use self::secret::SecretStore;
 use self::webhooks::WebhookConfigurations;
 use crate::metrics::Metrics;
-use crate::server::devcert::DevCert;
 use crate::server::ready::{Gate, Readiness};
-use crate::server::tls::{ServingCert, TlsFiles, certified_key};
+use crate::server::tls::{ServingCert, certified_key};
 
 const DAY: Duration = Duration::from_secs(24 * 3600);
 const CA_VALIDITY: Duration = Duration::from_secs(3650 * 24 * 3600);
@@ -94,8 +97,13 @@ pub struct CertArgs {
     /// long the switched certificate must have been in the Secret before
     /// the old CA leaves the bundle (covers the API servers' and replicas'
     /// watch delays).
-    #[arg(long, default_value = "1m", value_parser = crate::cli::duration, requires = "self_managed_certs")]
+    #[arg(long, default_value = "1m", value_parser = wait, requires = "self_managed_certs")]
     pub cert_rotation_wait: Duration,
+}
+
+fn wait(text: &str) -> Result<Duration, String> {
+    crate::admission::deadline::parse_duration(text)
+        .ok_or_else(|| format!("{text:?} is not a duration such as 1m or 30s"))
 }
 
 impl CertArgs {
@@ -214,7 +222,7 @@ impl CertSource {
 
 async fn files_serving(files: &TlsFiles, metrics: &Arc<Metrics>) -> anyhow::Result<Serving> {
     let cert = ServingCert::new(files.load().await?);
-    cert.record(metrics);
+    record_expiry(&cert, metrics);
     let reloader = files
         .clone()
         .spawn_reloader(cert.clone(), metrics.clone())
@@ -276,6 +284,13 @@ async fn self_managed(
         readiness: Readiness::default().with(gate),
         _tasks: Tasks(tasks),
     })
+}
+
+/// Records the served certificate's expiry in `metrics`.
+fn record_expiry(serving: &ServingCert, metrics: &Metrics) {
+    if let Ok(cert) = inspect::Cert::from_der(&serving.leaf()) {
+        metrics.certificate_serving(cert.not_after);
+    }
 }
 
 /// A self-signed certificate for localhost that nobody trusts.

@@ -13,14 +13,13 @@ use arc_swap::ArcSwap;
 use tollgate_host::{PolicySet, Sandbox, SandboxLimits};
 
 pub use context::{ClusterSource, resource_types};
-pub use policies::{BUILTINS, DEFAULT_POLICIES, PolicySource};
+pub use policies::PolicySource;
 
 use crate::admission::Admission;
-use crate::certs::CertSource;
+use crate::certs::{CertSource, TlsFiles};
 use crate::cli::ServeArgs;
 use crate::metrics::Metrics;
 use crate::server::routes::{self, Limits};
-use crate::server::tls::TlsFiles;
 use crate::server::{self, ServerOptions};
 
 /// Epoch tick of the sandbox: the granularity of CPU deadlines.
@@ -54,6 +53,7 @@ impl Runtime {
             memory_bytes: args.policy_memory_bytes,
             tick: TICK,
             cache_dir: cache_dir(&args),
+            ..SandboxLimits::default()
         })?;
         let source = match &args.policies {
             Some(path) => PolicySource::File(path.clone()),
@@ -63,6 +63,7 @@ impl Runtime {
             .await
             .context("cannot load the policies")?;
         let mut metrics = Metrics::new();
+        metrics.register_sandbox(sandbox.stats());
         let cluster = ClusterSource::from_args(&args, &loaded.set, &mut metrics).await?;
         let metrics = Arc::new(metrics);
         metrics.loaded(loaded.set.policies().len());
@@ -109,6 +110,7 @@ impl Runtime {
             self.policies.clone(),
             self.cluster.context.clone(),
             self.metrics.clone(),
+            self.sandbox.limits().instances,
         ));
         let router = routes::router(admission, self.metrics.clone(), self.limits);
         let banner = Banner {

@@ -1,5 +1,4 @@
-//! The HTTPS server: routes, TLS, development certificate, readiness and
-//! graceful shutdown.
+//! The HTTPS server: routes, TLS, readiness and graceful shutdown.
 //!
 //! The accept loop is our own (tokio + tokio-rustls + hyper) because
 //! shutdown must answer every review a client already sent: a connection
@@ -10,7 +9,6 @@
 //! elsewhere.
 
 mod connection;
-pub mod devcert;
 pub mod ready;
 pub mod routes;
 mod shutdown;

@@ -1,15 +1,13 @@
-//! The serving certificate: rustls (ring) with TLS 1.2 and 1.3 and ALPN
-//! `h2` + `http/1.1`, swapped in place whenever a new pair arrives (from
-//! files or from the self-managed Secret).
+//! The server's TLS: rustls (ring) with TLS 1.2 and 1.3 and ALPN `h2` +
+//! `http/1.1`, its certificate swapped in place whenever a new pair arrives
+//! (`crate::certs` decides where pairs come from).
 //!
 //! One `ServerConfig` lives for the whole process; its certificate resolver
 //! holds the current pair behind an `ArcSwap`, so a swap is one pointer
 //! store: handshakes already under way finish with the pair they started
 //! with, the next one gets the new pair, and no request ever fails for it.
 
-use std::path::PathBuf;
 use std::sync::{Arc, Once};
-use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use rustls::pki_types::pem::PemObject;
@@ -17,9 +15,6 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 use tokio_rustls::TlsAcceptor;
-
-use crate::metrics::Metrics;
-use crate::watch::FileWatch;
 
 /// Why a certificate and key cannot serve.
 #[derive(Debug, thiserror::Error)]
@@ -95,13 +90,6 @@ impl ServingCert {
         self.current.0.store(Arc::new(pair));
     }
 
-    /// Records the served certificate's expiry in `metrics`.
-    pub fn record(&self, metrics: &Metrics) {
-        if let Ok(cert) = crate::certs::inspect::Cert::from_der(&self.leaf()) {
-            metrics.certificate_serving(cert.not_after);
-        }
-    }
-
     /// The leaf currently presented (DER).
     pub fn leaf(&self) -> CertificateDer<'static> {
         self.current.0.load().cert[0].clone()
@@ -112,115 +100,14 @@ impl ServingCert {
     }
 }
 
-/// A PEM certificate chain and its private key in files.
-#[derive(Debug, Clone)]
-pub struct TlsFiles {
-    pub cert: PathBuf,
-    pub key: PathBuf,
-}
-
-#[derive(Debug, thiserror::Error)]
-#[error("cannot use certificate {cert} with key {key}: {reason}")]
-pub struct TlsError {
-    cert: String,
-    key: String,
-    reason: String,
-}
-
-/// How often a torn read is retried: a mounted Secret's `..data` swap
-/// changes both files at once, but a read may straddle two swaps.
-const TORN_READ_RETRIES: usize = 3;
-
-impl TlsFiles {
-    /// Reads and checks the pair.
-    pub async fn load(&self) -> Result<CertifiedKey, TlsError> {
-        let mut attempt = 0;
-        loop {
-            match self.read_once().await {
-                Ok(pair) => return Ok(pair),
-                // A certificate and key from two different generations of a
-                // volume do not match; the next read sees one generation.
-                Err(error) if attempt < TORN_READ_RETRIES && error.mismatch => {
-                    attempt += 1;
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    tracing::debug!(reason = %error.inner.reason, "certificate and key disagree; reading again");
-                }
-                Err(error) => return Err(error.inner),
-            }
-        }
-    }
-
-    async fn read_once(&self) -> Result<CertifiedKey, ReadError> {
-        let read = |path: PathBuf| async move { tokio::fs::read(&path).await };
-        let (cert, key) = tokio::join!(read(self.cert.clone()), read(self.key.clone()));
-        let fail = |reason: String, mismatch: bool| ReadError {
-            inner: TlsError {
-                cert: self.cert.display().to_string(),
-                key: self.key.display().to_string(),
-                reason,
-            },
-            mismatch,
-        };
-        let (cert, key) = match (cert, key) {
-            (Ok(cert), Ok(key)) => (cert, key),
-            (Err(e), _) | (_, Err(e)) => return Err(fail(e.to_string(), false)),
-        };
-        certified_key(&cert, &key).map_err(|e| {
-            let mismatch = matches!(e, PairError::Key(_));
-            fail(e.to_string(), mismatch)
-        })
-    }
-
-    /// Re-reads the files whenever they change (including kubelet's atomic
-    /// `..data` symlink swap of a mounted Secret) and swaps the pair into
-    /// `serving`. A pair that does not load (say the key was written before
-    /// the certificate) is logged and the previous one keeps serving until
-    /// the next change.
-    pub fn spawn_reloader(
-        self,
-        serving: ServingCert,
-        metrics: Arc<Metrics>,
-    ) -> notify::Result<tokio::task::JoinHandle<()>> {
-        let mut watch = FileWatch::new()?;
-        watch.set_files([self.cert.clone(), self.key.clone()])?;
-        Ok(tokio::spawn(async move {
-            while watch.changed().await.is_some() {
-                match self.load().await {
-                    Ok(pair) => {
-                        serving.swap(pair);
-                        serving.record(&metrics);
-                        metrics.certificate_reloaded(true);
-                        tracing::info!(cert = %self.cert.display(), "reloaded the serving certificate");
-                    }
-                    Err(error) => {
-                        metrics.certificate_reloaded(false);
-                        tracing::error!(%error, "certificate reload failed; the previous certificate keeps serving");
-                    }
-                }
-            }
-        }))
-    }
-}
-
-struct ReadError {
-    inner: TlsError,
-    mismatch: bool,
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::certs::issue::{Authority, Lifetime};
 
     fn pair(names: &[&str]) -> (String, String) {
-        let ca = Authority::generate("test CA", Lifetime::days(1)).unwrap();
-        let leaf = ca
-            .issue(
-                &names.iter().map(|n| n.to_string()).collect::<Vec<_>>(),
-                Lifetime::days(1),
-            )
-            .unwrap();
-        (leaf.cert_pem, leaf.key_pem)
+        let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+        let issued = rcgen::generate_simple_self_signed(names).unwrap();
+        (issued.cert.pem(), issued.signing_key.serialize_pem())
     }
 
     #[test]

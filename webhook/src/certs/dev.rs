@@ -7,8 +7,8 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use super::tls::TlsFiles;
-use crate::certs::issue::{Authority, Lifetime};
+use super::files::TlsFiles;
+use super::issue::{Authority, Lifetime};
 
 /// The files of the development certificate.
 #[derive(Debug, Clone)]
