@@ -2,77 +2,11 @@
 //! stores them, so rules are judged on what they really receive rather than
 //! on manifests as written.
 
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
-/// The object as the API server sends it after `kubectl apply` through
-/// `apps/v1` and `networking.k8s.io/v1` (as in the captured reviews): the
-/// apiVersion converted and that version's defaults applied.
-pub fn served(doc: &Value) -> Value {
-    let mut d = doc.clone();
-    let kind = d["kind"].as_str().unwrap_or_default().to_owned();
-    match kind.as_str() {
-        "Deployment" | "ReplicaSet" | "DaemonSet" => default_controller(&mut d, &kind),
-        "NetworkPolicy" => default_network_policy(&mut d),
-        _ => {}
-    }
-    d
-}
-
-/// `apps/v1` defaults: a selector from the template labels, one replica,
-/// and the rolling-update parameters of the kind.
-fn default_controller(d: &mut Value, kind: &str) {
-    d["apiVersion"] = json!("apps/v1");
-    let labels = d["spec"]["template"]["metadata"]["labels"].clone();
-    let spec = object_at(d, "spec");
-    if !spec.contains_key("selector") && labels.is_object() {
-        spec.insert("selector".into(), json!({"matchLabels": labels}));
-    }
-    if kind == "DaemonSet" {
-        let strategy = spec
-            .entry("updateStrategy")
-            .or_insert(json!({"type": "RollingUpdate"}));
-        if strategy["type"] == "RollingUpdate" {
-            let rolling = object_at(strategy, "rollingUpdate");
-            rolling.entry("maxUnavailable").or_insert(json!(1));
-            rolling.entry("maxSurge").or_insert(json!(0));
-        }
-        return;
-    }
-    spec.entry("replicas").or_insert(json!(1));
-    if kind == "Deployment" {
-        let strategy = spec
-            .entry("strategy")
-            .or_insert(json!({"type": "RollingUpdate"}));
-        if strategy["type"] == "RollingUpdate" && strategy.get("rollingUpdate").is_none() {
-            strategy["rollingUpdate"] = json!({"maxUnavailable": "25%", "maxSurge": "25%"});
-        }
-    }
-}
-
-/// `networking.k8s.io/v1` defaults: a null `podSelector` becomes `{}` and
-/// `policyTypes` is derived from the rules present (Ingress always).
-fn default_network_policy(d: &mut Value) {
-    d["apiVersion"] = json!("networking.k8s.io/v1");
-    let spec = object_at(d, "spec");
-    if spec.get("podSelector").is_none_or(Value::is_null) {
-        spec.insert("podSelector".into(), json!({}));
-    }
-    if !spec.contains_key("policyTypes") {
-        let mut types = vec![json!("Ingress")];
-        if spec.contains_key("egress") {
-            types.push(json!("Egress"));
-        }
-        spec.insert("policyTypes".into(), Value::Array(types));
-    }
-}
-
-/// `v[key]` as a map, made one if it is missing or not an object.
-fn object_at<'v>(v: &'v mut Value, key: &str) -> &'v mut Map<String, Value> {
-    if !v[key].is_object() {
-        v[key] = json!({});
-    }
-    v[key].as_object_mut().expect("an object")
-}
+/// The object as the API server sends it after `kubectl apply` (one
+/// implementation, the production one `tollgate check` uses).
+pub use tollgate_preflight::served::served;
 
 /// The object as the cluster stores it once running (what a snapshot, a
 /// watch or a lookup serves): served, with a uid, and for controllers a

@@ -91,26 +91,9 @@ pub fn review(uid: &str, mut request: Value) -> Value {
 }
 
 /// `(group, version, kind)` of an object; core objects have the empty group.
-pub fn gvk(obj: &Value) -> (&str, &str, &str) {
-    let api = obj["apiVersion"].as_str().expect("apiVersion");
-    let (group, version) = api.split_once('/').unwrap_or(("", api));
-    (group, version, obj["kind"].as_str().expect("kind"))
-}
-
-/// The resource name of a kind (`NetworkPolicy` → `networkpolicies`,
-/// `Ingress` → `ingresses`).
-pub fn plural(kind: &str) -> String {
-    let lower = kind.to_ascii_lowercase();
-    if let Some(stem) = lower.strip_suffix('y')
-        && !stem.ends_with(['a', 'e', 'i', 'o', 'u'])
-    {
-        return format!("{stem}ies");
-    }
-    if lower.ends_with('s') {
-        return format!("{lower}es");
-    }
-    format!("{lower}s")
-}
+pub use tollgate_preflight::served::gvk;
+/// The resource name of a kind (`NetworkPolicy` → `networkpolicies`).
+pub use tollgate_preflight::served::plural;
 
 /// The annotation `kubectl apply` stores the whole previous object in.
 pub const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";

@@ -1,0 +1,22 @@
+//! Pre-flight: what the API server would do with a manifest, offline.
+//!
+//! [`manifest`] reads files as `kubectl apply -f` does (file:line in every
+//! error); [`served`] turns an object into what the API server hands
+//! webhooks (served apiVersion, defaults); [`review`] builds the
+//! AdmissionReview of applying it (CREATE, or UPDATE against the stored
+//! object from [`store`]); [`chain`] judges that review through the host's
+//! judgement API the way the API server chains admission (mutate, patch,
+//! validate). `tollgate check`, `audit` and `test` are built on these; the
+//! test kit reuses [`served`] and [`review`] so tests judge the same input.
+
+#[cfg(feature = "chain")]
+pub mod chain;
+pub mod manifest;
+pub mod review;
+pub mod served;
+pub mod store;
+
+#[cfg(feature = "chain")]
+pub use chain::{Chain, ChainError, Finding, Judged, findings};
+pub use manifest::{Manifest, ManifestError, Origin, Source};
+pub use store::Objects;

@@ -1,0 +1,191 @@
+//! The AdmissionReview the API server would send for `kubectl apply` of an
+//! object: CREATE when it does not exist, UPDATE with `oldObject` when it
+//! does; the object served ([`crate::served`]), its namespace defaulted, on
+//! UPDATE its identity (uid, resourceVersion, creationTimestamp, generation)
+//! and status taken from the stored object as the API server does before
+//! admission; kind, resource and the request's user as in the captures of
+//! `testdata/reviews`.
+
+use serde_json::{Value, json};
+use tollgate_sdk::Operation;
+
+use crate::served::{gvk, namespaced, plural, served};
+
+/// The user of the captured reviews: a cluster admin.
+pub fn user_info() -> Value {
+    json!({"username": "admin", "uid": "1000", "groups": ["system:masters", "system:authenticated"]})
+}
+
+/// An AdmissionRequest of `operation` on `new` (or `old`, for a DELETE),
+/// with objects exactly as given.
+pub fn request(operation: Operation, old: Option<&Value>, new: Option<&Value>, uid: &str) -> Value {
+    let subject = new.or(old).unwrap_or(&Value::Null);
+    let (group, version, kind) = gvk(subject);
+    let gvk = json!({"group": group, "version": version, "kind": kind});
+    let resource = json!({"group": group, "version": version, "resource": plural(kind)});
+    json!({
+        "uid": uid,
+        "kind": gvk,
+        "resource": resource,
+        "requestKind": gvk,
+        "requestResource": resource,
+        "name": subject["metadata"]["name"],
+        "namespace": subject["metadata"]["namespace"],
+        "operation": operation,
+        "userInfo": user_info(),
+        "object": new.cloned().unwrap_or(Value::Null),
+        "oldObject": old.cloned().unwrap_or(Value::Null),
+        "dryRun": false,
+    })
+}
+
+/// `request` in an `admission.k8s.io/v1` AdmissionReview.
+pub fn review(request: Value) -> Value {
+    json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": request})
+}
+
+/// The review `kubectl apply` of `manifest` makes the API server send, given
+/// the stored object of the same name (`existing`, as read from a snapshot
+/// or the cluster) if there is one.
+pub fn apply(manifest: &Value, existing: Option<&Value>) -> Value {
+    let mut object = served(manifest);
+    let (group, _, kind) = gvk(&object);
+    if namespaced(group, kind) && object["metadata"]["namespace"].as_str().is_none() {
+        object["metadata"]["namespace"] = json!("default");
+    }
+    let (operation, old, options) = match existing {
+        None => (Operation::Create, None, "CreateOptions"),
+        Some(existing) => {
+            let old = served(existing);
+            object = prepare_update(object, &old);
+            (Operation::Update, Some(old), "UpdateOptions")
+        }
+    };
+    let mut request = request(
+        operation,
+        old.as_ref(),
+        Some(&object),
+        &uid(operation, &object),
+    );
+    request["options"] = json!({"apiVersion": "meta.k8s.io/v1", "kind": options,
+                                "fieldManager": "kubectl-client-side-apply", "fieldValidation": "Strict"});
+    review(request)
+}
+
+/// The review of re-applying a stored object unchanged: how `audit` asks
+/// whether what runs today would be admitted.
+pub fn reapply(stored: &Value) -> Value {
+    apply(stored, Some(stored))
+}
+
+/// An UPDATE's object before admission: the identity the client cannot set
+/// and the status a main-resource update cannot change come from the
+/// stored object.
+fn prepare_update(mut object: Value, old: &Value) -> Value {
+    for field in ["uid", "resourceVersion", "creationTimestamp", "generation"] {
+        if let Some(value) = old["metadata"].get(field) {
+            object["metadata"][field] = value.clone();
+        }
+    }
+    match old.get("status") {
+        Some(status) => object["status"] = status.clone(),
+        None => {
+            if let Some(map) = object.as_object_mut() {
+                map.remove("status");
+            }
+        }
+    }
+    object
+}
+
+/// A uid per object, stable across runs so outputs can be compared.
+fn uid(operation: Operation, object: &Value) -> String {
+    let (group, _, kind) = gvk(object);
+    let meta = &object["metadata"];
+    let text = |v: &Value| v.as_str().unwrap_or("").to_owned();
+    let op = serde_json::to_value(operation).ok();
+    let op = op
+        .as_ref()
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    let parts = [
+        op,
+        group.to_owned(),
+        kind.to_ascii_lowercase(),
+        text(&meta["namespace"]),
+        text(&meta["name"]),
+    ];
+    format!(
+        "tollgate-{}",
+        parts
+            .into_iter()
+            .filter(|p| !p.is_empty())
+            .collect::<Vec<_>>()
+            .join("-")
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn daemonset() -> Value {
+        json!({"apiVersion": "extensions/v1beta1", "kind": "DaemonSet",
+               "metadata": {"name": "calico-node", "namespace": "kube-system"},
+               "spec": {"template": {"metadata": {"labels": {"k8s-app": "calico-node"}},
+                                     "spec": {"containers": [{"name": "calico-node", "image": "calico/node:v2.5.1"}]}}}})
+    }
+
+    #[test]
+    fn a_new_object_is_a_create_of_the_served_object() {
+        let review = apply(&daemonset(), None);
+        let r = &review["request"];
+        assert_eq!(r["operation"], "CREATE");
+        assert_eq!(
+            r["kind"],
+            json!({"group": "apps", "version": "v1", "kind": "DaemonSet"})
+        );
+        assert_eq!(r["resource"]["resource"], "daemonsets");
+        assert_eq!(r["object"]["apiVersion"], "apps/v1");
+        assert_eq!(r["oldObject"], Value::Null);
+        assert_eq!(r["options"]["kind"], "CreateOptions");
+        assert_eq!(
+            r["uid"],
+            "tollgate-create-apps-daemonset-kube-system-calico-node"
+        );
+        assert_eq!(r["userInfo"]["username"], "admin");
+    }
+
+    #[test]
+    fn an_existing_object_is_an_update_with_identity_and_status_from_it() {
+        let mut stored = served(&daemonset());
+        stored["metadata"]["uid"] = json!("u-1");
+        stored["metadata"]["resourceVersion"] = json!("42");
+        stored["status"] = json!({"numberReady": 3});
+        let mut new = daemonset();
+        new["status"] = json!({"numberReady": 0});
+        let review = apply(&new, Some(&stored));
+        let r = &review["request"];
+        assert_eq!(r["operation"], "UPDATE");
+        assert_eq!(r["oldObject"], stored);
+        assert_eq!(r["object"]["metadata"]["uid"], "u-1");
+        assert_eq!(r["object"]["metadata"]["resourceVersion"], "42");
+        assert_eq!(r["object"]["status"], json!({"numberReady": 3}));
+        assert_eq!(r["options"]["kind"], "UpdateOptions");
+        assert_eq!(reapply(&stored)["request"]["object"], stored);
+    }
+
+    #[test]
+    fn the_namespace_defaults_only_for_namespaced_kinds() {
+        let cm = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}});
+        assert_eq!(apply(&cm, None)["request"]["namespace"], "default");
+        let ns = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "web"}});
+        let r = apply(&ns, None);
+        assert_eq!(r["request"]["namespace"], Value::Null);
+        assert_eq!(
+            r["request"]["resource"],
+            json!({"group": "", "version": "v1", "resource": "namespaces"})
+        );
+    }
+}
