@@ -35,6 +35,14 @@ pub enum Command {
     Serve(Box<ServeArgs>),
     /// Print the ClusterRole the policies' `context:` allow-lists need.
     Rbac(crate::rbac::RbacArgs),
+    /// Generate the whole install (Deployment, RBAC, webhooks narrowed to
+    /// what the policies match) from the policy configuration.
+    Manifests(crate::manifests::ManifestsArgs),
+    /// Sleep, then exit: the preStop hook of an image without a shell.
+    Sleep {
+        #[arg(value_parser = duration)]
+        duration: Duration,
+    },
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -109,6 +117,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         None => args.serve,
         Some(Command::Rbac(rbac)) => {
             print!("{}", crate::rbac::render(&rbac)?);
+            return Ok(());
+        }
+        Some(Command::Manifests(manifests)) => return crate::manifests::run(&manifests),
+        Some(Command::Sleep { duration }) => {
+            std::thread::sleep(duration);
             return Ok(());
         }
     };

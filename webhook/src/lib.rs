@@ -9,6 +9,7 @@
 pub mod admission;
 pub mod cli;
 pub mod logging;
+pub mod manifests;
 pub mod metrics;
 pub mod rbac;
 pub mod runtime;
