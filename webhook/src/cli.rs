@@ -151,6 +151,23 @@ mod tests {
     }
 
     #[test]
+    fn manifests_and_sleep_subcommands() {
+        let args = Args::try_parse_from(["tollgate", "manifests", "--cert-mode", "cert-manager"]);
+        let Some(Command::Manifests(m)) = args.unwrap().command else {
+            panic!("expected manifests")
+        };
+        assert_eq!(m.cert_mode, crate::manifests::CertMode::CertManager);
+        assert_eq!(m.replicas, 2);
+        assert!(Args::try_parse_from(["tollgate", "manifests", "--replicas", "0"]).is_err());
+        let args = Args::try_parse_from(["tollgate", "sleep", "5s"]).unwrap();
+        assert!(matches!(
+            args.command,
+            Some(Command::Sleep { duration }) if duration == Duration::from_secs(5)
+        ));
+        assert!(Args::try_parse_from(["tollgate", "sleep", "soon"]).is_err());
+    }
+
+    #[test]
     fn cert_and_key_go_together() {
         assert!(Args::try_parse_from(["tollgate", "--cert", "c.pem"]).is_err());
         assert!(Args::try_parse_from(["tollgate", "--cert", "c", "--key", "k"]).is_ok());

@@ -4,10 +4,11 @@
 //! [`tollgate_host::Matcher`] selects (same criteria, same order of
 //! fallbacks, same image rule).
 //!
-//! The API server evaluates match conditions on unstructured objects, where
+//! The API server evaluates match conditions on unstructured values, where
 //! a missing key is an error and an error applies the webhook's
-//! failurePolicy; every member access is therefore guarded (`has`, `in`),
-//! `object` is null on DELETE and `oldObject` on CREATE.
+//! failurePolicy; every member access is therefore guarded (`has`, `in`):
+//! `request` omits `subResource`, `namespace` and `name` when they are
+//! empty, `object` is null on DELETE and `oldObject` on CREATE.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -109,10 +110,16 @@ fn rest(m: &MatchConfig, inherited: Subject, containers: Containers) -> String {
     let containers = Containers::of(&m.kinds, containers);
     let mut all = Vec::new();
     if !m.namespaces.is_empty() {
-        all.push(format!("request.namespace in {}", list(&m.namespaces)));
+        all.push(format!(
+            "(has(request.namespace) && request.namespace in {})",
+            list(&m.namespaces)
+        ));
     }
     if !m.names.is_empty() {
-        all.push(format!("request.name in {}", list(&m.names)));
+        all.push(format!(
+            "(has(request.name) && request.name in {})",
+            list(&m.names)
+        ));
     }
     if !m.any_of.is_empty() {
         all.push(any(m.any_of.iter().map(|a| {
@@ -191,10 +198,13 @@ fn kinds(patterns: &[KindMatch]) -> String {
                 parts.insert(every(fields.into_iter().flatten().collect()));
             }
             (Some("*"), _) => {
-                parts.insert("request.subResource != ''".to_owned());
+                parts.insert("(has(request.subResource) && request.subResource != '')".to_owned());
             }
             (Some(name), _) => {
-                parts.insert(format!("request.subResource == {}", quote(name)));
+                parts.insert(format!(
+                    "(has(request.subResource) && request.subResource == {})",
+                    quote(name)
+                ));
             }
         }
     }

@@ -1,6 +1,6 @@
-//! The `--output-dir` layout: a kustomize base in the self-managed
-//! certificate mode and the overlay `overlays/cert-manager`, each file
-//! marked as generated. `kubectl kustomize DIR/overlays/cert-manager`
+//! The `--output-dir` layout: a kustomize base (`base/`, the self-managed
+//! certificate mode; the top-level `kustomization.yaml` names it) and the
+//! overlay `overlays/cert-manager`, each file marked as generated. `kubectl kustomize DIR/overlays/cert-manager`
 //! renders what `tollgate manifests --cert-mode cert-manager` prints.
 
 use std::path::PathBuf;
@@ -49,18 +49,23 @@ pub fn files(install: &Install, config: &Config) -> Vec<(PathBuf, String)> {
             ]),
         ),
     ];
-    let mut out = Vec::new();
-    let resources: Vec<&str> = base_files.iter().map(|(name, _)| *name).collect();
-    out.push(file(
-        "kustomization.yaml",
-        &[json!({
+    // The base is a directory of its own: an overlay may not load a
+    // directory that contains it, so `deploy/` itself just names the base.
+    let kustomization = |resources: Vec<&str>| {
+        json!({
             "apiVersion": "kustomize.config.k8s.io/v1beta1",
             "kind": "Kustomization",
             "resources": resources,
-        })],
+        })
+    };
+    let mut out = vec![file("kustomization.yaml", &[kustomization(vec!["base"])])];
+    let resources: Vec<&str> = base_files.iter().map(|(name, _)| *name).collect();
+    out.push(with_dir(
+        "base",
+        file("kustomization.yaml", &[kustomization(resources)]),
     ));
     for (name, objects) in &base_files {
-        out.push(file(name, objects));
+        out.push(with_dir("base", file(name, objects)));
     }
     out.extend(cert_manager_overlay(install));
     out
@@ -122,7 +127,7 @@ fn cert_manager_overlay(install: &Install) -> Vec<(PathBuf, String)> {
     let kustomization = json!({
         "apiVersion": "kustomize.config.k8s.io/v1beta1",
         "kind": "Kustomization",
-        "resources": ["../..", "certificate.yaml"],
+        "resources": ["../../base", "certificate.yaml"],
         "patches": patches,
     });
     vec![
