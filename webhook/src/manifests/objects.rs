@@ -188,9 +188,10 @@ impl Install {
             json!({"name": "cache", "mountPath": CACHE_DIR}),
         ];
         if self.cert_mode == CertMode::CertManager {
+            // First, where kustomize's strategic merge puts what it adds.
             let (volume, mount) = Self::tls_volume();
-            volumes.push(volume);
-            mounts.push(mount);
+            volumes.insert(0, volume);
+            mounts.insert(0, mount);
         }
         json!({
             "apiVersion": "apps/v1",

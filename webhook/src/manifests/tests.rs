@@ -224,7 +224,7 @@ fn cert_manager_mode_mounts_the_issued_secret() {
         "{args}"
     );
     assert!(!args.contains("--self-managed-certs"));
-    assert_eq!(pod["volumes"][2]["secret"]["secretName"], "tollgate-tls");
+    assert_eq!(pod["volumes"][0]["secret"]["secretName"], "tollgate-tls");
 }
 
 #[test]
