@@ -102,12 +102,12 @@ fn the_image_runs_tollgate_as_non_root_without_a_shell() {
     assert_eq!(
         files,
         [
-            "/tollgate",
-            "/var",
-            "/var/cache",
-            "/var/cache/tollgate",
-            "/var/lib",
-            "/var/lib/tollgate"
+            "tollgate",
+            "var",
+            "var/cache",
+            "var/cache/tollgate",
+            "var/lib",
+            "var/lib/tollgate"
         ],
         "the image holds only tollgate"
     );

@@ -240,6 +240,11 @@ fn every_violation_in_the_reviews_is_routed_to_its_policy() {
     }
 }
 
+/// A request string field; the API server omits empty ones.
+fn text(v: &Value) -> Option<&str> {
+    v.as_str().filter(|s| !s.is_empty())
+}
+
 /// Whether the pack's configured match of policy `id` selects `request`
 /// (an AdmissionRequest), as `tollgate serve` decides it.
 fn host_selects(id: &str, request: &Value) -> bool {
@@ -250,7 +255,6 @@ fn host_selects(id: &str, request: &Value) -> bool {
     let matcher = tollgate_host::Matcher::compile(&pc.matches).unwrap();
     let raw = |v: &Value| (!v.is_null()).then(|| RawValue::from_string(v.to_string()).unwrap());
     let (object, old_object) = (raw(&request["object"]), raw(&request["oldObject"]));
-    let text = |v: &Value| v.as_str().filter(|s| !s.is_empty());
     let meta = tollgate_host::RequestMeta {
         group: request["kind"]["group"].as_str().unwrap_or_default(),
         version: request["kind"]["version"].as_str().unwrap_or_default(),
