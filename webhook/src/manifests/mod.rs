@@ -19,7 +19,7 @@ use serde_json::Value;
 use tollgate_context::AllowList;
 use tollgate_host::{Config, PolicyConfig};
 
-use crate::runtime::DEFAULT_POLICIES;
+use crate::builtin::DEFAULT_POLICIES;
 pub use objects::Install;
 use webhooks::Endpoint;
 
@@ -111,6 +111,11 @@ pub fn load(args: &ManifestsArgs) -> anyhow::Result<(Config, Install)> {
         ),
     };
     let config = Config::from_yaml(&text, &origin)?;
+    // The matches become webhook rules and CEL: they must compile first.
+    for policy in &config.policies {
+        tollgate_host::Matcher::compile(&policy.matches)
+            .map_err(|e| anyhow::anyhow!("{origin}: policy {}: {e}", policy.id))?;
+    }
     if let Some(policy) = config
         .policies
         .iter()

@@ -397,7 +397,7 @@ mod tests {
     use tollgate_host::Config;
 
     use super::*;
-    use crate::runtime::DEFAULT_POLICIES;
+    use crate::builtin::DEFAULT_POLICIES;
 
     fn pack() -> Config {
         Config::from_yaml(DEFAULT_POLICIES, "pack").unwrap()

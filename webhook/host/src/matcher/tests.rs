@@ -230,23 +230,22 @@ fn images_read_the_new_object_and_the_old_one_of_a_delete() {
 
 #[test]
 fn image_entries_are_repository_paths() {
-    let compile = |images: &str| {
-        let config = Config::from_yaml(
-            &format!("- {{id: a, module: a.wasm, match: {{images: {images}}}}}"),
-            "t",
-        );
-        config.map(|_| ()).map_err(|e| e.to_string())
-    };
-    assert!(compile("[calico/node, node]").is_ok());
+    let m = matcher("{images: [calico/node, node]}");
+    assert!(!m.matches(&meta(None, None)));
     for bad in [
         "[quay.io/calico/node]",
         "['calico/node:v1']",
         "['']",
         "[/node]",
     ] {
-        let error = compile(bad).unwrap_err();
-        assert!(error.contains("match.images"), "{bad}: {error}");
+        let error = compile_error(&format!("{{images: {bad}}}"));
+        assert_eq!(error.field, "match.images", "{bad}");
     }
+    assert!(
+        compile_error("{images: [quay.io/calico/node]}")
+            .message
+            .contains("registry")
+    );
 }
 
 #[test]
@@ -277,11 +276,7 @@ fn changed_compares_a_field_of_the_old_and_new_object() {
     request.old_object = None;
     request.object = Some(&cordoned);
     assert!(m.matches(&request));
-    let bad = Config::from_yaml(
-        "- {id: a, module: a.wasm, match: {changed: [spec..x]}}",
-        "t",
-    );
-    assert!(bad.unwrap_err().to_string().contains("match.changed"));
+    assert_eq!(compile_error("{changed: [spec..x]}").field, "match.changed");
 }
 
 #[test]
@@ -319,4 +314,28 @@ fn subresource_patterns() {
     assert!(main.matches(&request) && !scale.matches(&request) && !any.matches(&request));
     (request.group, request.kind, request.sub_resource) = ("autoscaling", "Scale", Some("scale"));
     assert!(!main.matches(&request) && scale.matches(&request) && any.matches(&request));
+}
+
+/// The error of compiling a `match:` (checked where it is compiled, once,
+/// when the policy set loads).
+fn compile_error(yaml_match: &str) -> MatchError {
+    let config = Config::from_yaml(
+        &format!("- {{id: a, module: a.wasm, match: {yaml_match}}}"),
+        "t",
+    )
+    .unwrap();
+    Matcher::compile(&config.policies[0].matches).unwrap_err()
+}
+
+#[test]
+fn label_selector_operators_are_checked() {
+    let error = compile_error("{labelSelector: {matchExpressions: [{key: k, operator: Near}]}}");
+    assert_eq!(error.field, "match.labelSelector.matchExpressions");
+    assert!(error.message.contains("Near"), "{error}");
+    let error = compile_error("{labelSelector: {matchExpressions: [{key: k, operator: In}]}}");
+    assert!(error.message.contains("needs"), "{error}");
+    let error = compile_error(
+        "{labelSelector: {matchExpressions: [{key: k, operator: Exists, values: [x]}]}}",
+    );
+    assert!(error.message.contains("takes no"), "{error}");
 }
