@@ -16,6 +16,7 @@ pub mod builtin;
 pub mod certs;
 pub mod cli;
 pub mod logging;
+pub mod manifests;
 pub mod metrics;
 pub mod rbac;
 pub mod runtime;

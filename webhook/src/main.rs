@@ -13,6 +13,11 @@ fn main() -> anyhow::Result<()> {
             print!("{}", tollgate::rbac::render(&rbac)?);
             return Ok(());
         }
+        Command::Manifests(manifests) => return tollgate::manifests::run(&manifests),
+        Command::Sleep { duration } => {
+            std::thread::sleep(duration);
+            return Ok(());
+        }
     };
     let runtime = tokio::runtime::Runtime::new()?;
     let result = runtime.block_on(async { Runtime::build(serve).await?.run().await });
