@@ -130,3 +130,36 @@ fn bad_input_is_refused_clearly() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/tollgate: no such file"));
 }
+
+#[test]
+fn against_measures_another_engine_on_the_same_bodies() {
+    // Another Tollgate stands in for "the user's current engine".
+    let other = tollgate_e2e::Launch::new().shared_module_cache().start();
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("other-ca.pem");
+    std::fs::write(&ca, other.ca_pem()).unwrap();
+    let pid = other.pid().to_string();
+    let url = other.url("/validate");
+    let text = stdout(&bench(&[
+        "--scenario",
+        "a",
+        "--seconds",
+        "0.2",
+        "--rounds",
+        "1",
+        "--warmup-seconds",
+        "0.1",
+        "--against",
+        &url,
+        "--against-ca",
+        ca.to_str().unwrap(),
+        "--against-pid",
+        &pid,
+    ]));
+    assert!(text.contains("against: allowed"), "{text}");
+    let cells = row(&text, "(a)", "against");
+    assert!(cells[1].parse::<f64>().unwrap() > 0.0, "{cells:?}");
+    assert_eq!(cells[6], "0", "{cells:?}");
+    assert_ne!(cells[8], "-", "memory of --against-pid: {cells:?}");
+    assert!(text.contains("against / floor: throughput"), "{text}");
+}
