@@ -69,6 +69,9 @@ pub struct Ratios {
     pub rate: Spread,
     pub p50: Spread,
     pub p99: Spread,
+    /// Server CPU time per review: the servers' own work, which the load
+    /// generator's scheduling on a busy machine does not blur.
+    pub cpu: Option<Spread>,
     pub memory: Option<f64>,
 }
 
@@ -115,18 +118,25 @@ pub async fn measure(contenders: &[Contender], settings: Settings) -> Vec<Summar
         .collect();
     let floor = summaries[0].clone();
     for (i, s) in summaries.iter_mut().enumerate().skip(1) {
-        let per_round = |samples: &[Vec<Sample>], f: &dyn Fn(&Run) -> f64| {
+        let per_round = |samples: &[Vec<Sample>], f: &dyn Fn(&Sample) -> Option<f64>| {
             let ratios: Vec<f64> = samples[i]
                 .iter()
                 .zip(&samples[0])
-                .map(|(mine, floor)| f(&mine.run) / f(&floor.run).max(f64::MIN_POSITIVE))
+                .filter_map(|(mine, floor)| Some(f(mine)? / f(floor)?.max(f64::MIN_POSITIVE)))
                 .collect();
-            Spread::of(&ratios)
+            (!ratios.is_empty()).then(|| Spread::of(&ratios))
         };
+        let always = |s: Option<Spread>| s.expect("every round has both runs");
         s.vs_floor = Some(Ratios {
-            rate: per_round(&throughput, &Run::rate),
-            p50: per_round(&latency, &|r| r.quantile_us(0.5) as f64),
-            p99: per_round(&latency, &|r| r.quantile_us(0.99) as f64),
+            rate: always(per_round(&throughput, &|s| Some(s.run.rate()))),
+            p50: always(per_round(
+                &latency,
+                &|s| Some(s.run.quantile_us(0.5) as f64),
+            )),
+            p99: always(per_round(&latency, &|s| {
+                Some(s.run.quantile_us(0.99) as f64)
+            })),
+            cpu: per_round(&throughput, &|s| s.server_cpu),
             memory: s
                 .memory
                 .zip(floor.memory)

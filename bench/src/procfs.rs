@@ -49,6 +49,26 @@ fn parse_stat(stat: &str) -> Option<u64> {
     Some((utime + stime) * (1_000_000 / TICKS_PER_SECOND))
 }
 
+/// The one-minute load average of the machine.
+pub fn load_average() -> Option<f64> {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// The scheduler autogroup (one per session) of `pid`, or of this process.
+pub fn autogroup(pid: Option<u32>) -> Option<String> {
+    let path = match pid {
+        Some(pid) => format!("/proc/{pid}/autogroup"),
+        None => "/proc/self/autogroup".to_owned(),
+    };
+    let text = std::fs::read_to_string(path).ok()?;
+    Some(text.split_whitespace().next()?.to_owned())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -60,6 +80,8 @@ mod tests {
         assert!(cpu_us(None).is_some());
         assert!(cpu_us(Some(std::process::id())).is_some());
         assert_eq!(memory(u32::MAX), None);
+        assert!(load_average().is_some_and(|l| l >= 0.0));
+        assert_eq!(autogroup(None), autogroup(Some(std::process::id())));
     }
 
     #[test]

@@ -5,6 +5,7 @@ use std::fmt::Write as _;
 
 use crate::measure::{Settings, Spread, Summary};
 use crate::probe::{Verdict, Work};
+use crate::procfs;
 
 /// One of the issue's targets and what was measured against it.
 #[derive(Debug, Clone)]
@@ -47,6 +48,15 @@ pub fn header(settings: &Settings, tollgate: &std::path::Path) {
         settings.rounds,
         settings.seconds.as_secs_f64()
     );
+    if let Some(load) = procfs::load_average() {
+        println!("  load average before the run: {load:.2}");
+        if load > cores as f64 {
+            println!(
+                "  WARNING: the machine is busy (load {load:.1} on {cores} cores): the load generator waits \
+                 for CPU too, which pulls ratios toward 1; CPU/review still compares the servers' own work"
+            );
+        }
+    }
     if cfg!(debug_assertions) {
         println!(
             "  WARNING: tollgate-bench is a debug build; its load generator may be the bottleneck (use --release)"
@@ -163,11 +173,14 @@ pub fn table(summaries: &[Summary], settings: &Settings) {
     }
     for s in summaries {
         let Some(r) = &s.vs_floor else { continue };
+        let cpu = r
+            .cpu
+            .map_or_else(String::new, |c| format!(", CPU/review {}", spread(&c)));
         let memory = r
             .memory
             .map_or_else(String::new, |m| format!(", RSS {m:.2}x"));
         println!(
-            "  {} / floor: throughput {}, p50 {}, p99 {}{memory}",
+            "  {} / floor: throughput {}, p50 {}, p99 {}{cpu}{memory}",
             s.name,
             spread(&r.rate),
             spread(&r.p50),
@@ -202,6 +215,9 @@ pub fn skipped(label: &str, why: &str) {
 }
 
 pub fn outcomes(outcomes: &[Outcome]) {
+    if let Some(load) = procfs::load_average() {
+        println!("\nload average after the run: {load:.2}");
+    }
     if outcomes.is_empty() {
         return;
     }

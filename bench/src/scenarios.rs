@@ -12,6 +12,7 @@ use crate::client::Endpoint;
 use crate::load::Target;
 use crate::measure::{self, Contender, Settings, Summary};
 use crate::probe::{self, Work};
+use crate::procfs;
 use crate::report::{self, Outcome};
 use crate::servers::{self, Launcher, Server, TollgateConfig};
 use crate::snapshot;
@@ -71,6 +72,14 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         rounds: args.rounds,
         warmup: args.warmup_seconds,
     };
+    if let Some(pid) = args.against_pid
+        && procfs::autogroup(Some(pid)).is_some_and(|g| Some(g) == procfs::autogroup(None))
+    {
+        eprintln!(
+            "tollgate-bench: WARNING: --against-pid {pid} runs in this shell's session, the bench's floor and \
+             Tollgate each in their own; the scheduler treats them differently. Start it with setsid."
+        );
+    }
     let against = match &args.against {
         Some(url) => Some(Against {
             endpoint: Endpoint::from_url(url, args.against_ca.as_deref())?,
