@@ -72,12 +72,17 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         rounds: args.rounds,
         warmup: args.warmup_seconds,
     };
+    // Linux shares the CPU fairly between sessions ("autogroups"), not
+    // between threads: the floor and Tollgate run in the bench's session,
+    // and an engine in another one is scheduled differently (on a busy
+    // machine a second floor started with setsid measured 0.5x this one).
     if let Some(pid) = args.against_pid
-        && procfs::autogroup(Some(pid)).is_some_and(|g| Some(g) == procfs::autogroup(None))
+        && procfs::autogroup(Some(pid)) != procfs::autogroup(None)
     {
         eprintln!(
-            "tollgate-bench: WARNING: --against-pid {pid} runs in this shell's session, the bench's floor and \
-             Tollgate each in their own; the scheduler treats them differently. Start it with setsid."
+            "tollgate-bench: WARNING: --against-pid {pid} runs in another session than the bench, its floor and \
+             Tollgate; the scheduler treats it differently. Start it from the bench's shell (`engine &`), \
+             not with setsid, nohup or a service manager."
         );
     }
     let against = match &args.against {

@@ -125,7 +125,6 @@ impl Launcher {
         self.started.set(n);
         let log = self.dir().join(format!("{n:02}-{name}.log"));
         let out = File::create(&log)?;
-        own_session(&mut cmd);
         let child = cmd
             .stdin(Stdio::null())
             .stdout(out.try_clone()?)
@@ -235,24 +234,6 @@ impl Drop for Server {
         // next scenario is measured.
         let _ = self.child.kill();
         let _ = self.child.wait();
-    }
-}
-
-/// Starts the server in a session of its own. Linux's scheduler shares the
-/// CPU fairly between sessions ("autogroups"), not between threads: a server
-/// sharing the bench's session would be scheduled differently from one
-/// started elsewhere (an `--against` engine, a pod), and on a busy machine
-/// that alone moves a ratio by 2x.
-fn own_session(cmd: &mut Command) {
-    use std::os::unix::process::CommandExt;
-    // SAFETY: setsid is async-signal-safe and touches no memory of ours.
-    unsafe {
-        cmd.pre_exec(|| {
-            if libc::setsid() == -1 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
     }
 }
 

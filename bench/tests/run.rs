@@ -16,6 +16,20 @@ fn bench(args: &[&str]) -> Output {
         .expect("run tollgate-bench")
 }
 
+/// Runs short enough for a test (these are not figures).
+const QUICK: [&str; 6] = [
+    "--seconds",
+    "0.2",
+    "--rounds",
+    "1",
+    "--warmup-seconds",
+    "0.1",
+];
+
+fn quick(args: &[&str]) -> Output {
+    bench(&[&QUICK[..], args].concat())
+}
+
 fn stdout(out: &Output) -> String {
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
@@ -41,14 +55,7 @@ fn row<'t>(text: &'t str, label: &str, server: &str) -> Vec<&'t str> {
 
 #[test]
 fn every_scenario_runs_and_reports_its_work() {
-    let text = stdout(&bench(&[
-        "--seconds",
-        "0.2",
-        "--rounds",
-        "1",
-        "--warmup-seconds",
-        "0.1",
-    ]));
+    let text = stdout(&quick(&[]));
     // (a): an unrelated Deployment, answered; both servers measured, no errors.
     assert!(text.contains("(a) unrelated Deployment UPDATE"), "{text}");
     for label in ["(a)", "(b)", "(c)"] {
@@ -107,10 +114,6 @@ fn bad_input_is_refused_clearly() {
             &[
                 "--scenario",
                 "a",
-                "--seconds",
-                "0.2",
-                "--rounds",
-                "1",
                 "--against",
                 "http://127.0.0.1:1/validate",
             ],
@@ -118,7 +121,7 @@ fn bad_input_is_refused_clearly() {
         ),
     ];
     for (args, message) in cases {
-        let out = bench(args);
+        let out = quick(args);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success(), "{args:?} succeeded");
         assert!(stderr.contains(message), "{args:?}: {stderr}");
@@ -140,15 +143,9 @@ fn against_measures_another_engine_on_the_same_bodies() {
     std::fs::write(&ca, other.ca_pem()).unwrap();
     let pid = other.pid().to_string();
     let url = other.url("/validate");
-    let text = stdout(&bench(&[
+    let text = stdout(&quick(&[
         "--scenario",
         "a",
-        "--seconds",
-        "0.2",
-        "--rounds",
-        "1",
-        "--warmup-seconds",
-        "0.1",
         "--against",
         &url,
         "--against-ca",
