@@ -231,3 +231,28 @@ pub fn outcomes(outcomes: &[Outcome]) {
         );
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bounds_and_spreads() {
+        assert!(Outcome::at_least("t".into(), 2.0, 2.0, "2.00x".into()).met);
+        assert!(!Outcome::at_least("t".into(), 1.9, 2.0, "1.90x".into()).met);
+        assert!(Outcome::at_most("t".into(), 5.0, 5.0, "5 ms".into()).met);
+        assert!(!Outcome::at_most("t".into(), 5.1, 5.0, "5.1 ms".into()).met);
+        let tight = Spread {
+            median: 0.5,
+            min: 0.499,
+            max: 0.501,
+        };
+        assert_eq!(spread(&tight), "0.50x");
+        let wide = Spread {
+            median: 0.5,
+            min: 0.4,
+            max: 0.6,
+        };
+        assert_eq!(spread(&wide), "0.50x (0.40-0.60)");
+    }
+}
