@@ -47,6 +47,18 @@ const POLICIES: &str = r#"
   mutate: true
   settings: [{op: remove, path: /spec/missing}]
   match: {kinds: [{group: apps, kind: StatefulSet}]}
+- id: bundled-allow
+  module: guests-v2.wasm
+  rule: allow
+  match: {kinds: [{kind: Bundle}]}
+- id: bundled-count
+  module: guests-v2.wasm
+  rule: counter
+  match: {kinds: [{kind: Bundle}]}
+- id: bundled-count-again
+  module: guests-v2.wasm
+  rule: counter
+  match: {kinds: [{kind: Bundle}]}
 - id: long-advice
   module: guests.wasm
   rule: patch
@@ -199,6 +211,30 @@ async fn mutate_composes_patches_in_configuration_order_and_validate_never_patch
         "replicas: repairable; paused: repairable"
     );
     assert!(response_.get("patch").is_none() && response_.get("patchType").is_none());
+}
+
+#[tokio::test]
+async fn the_rules_of_a_v2_module_share_one_instance_per_review() {
+    let server = server();
+    let instances = |metrics: &str| support::metric(metrics, "tollgate_wasm_instances_total");
+    for i in 0..3 {
+        let before = instances(&server.metrics().await);
+        let request = review(
+            &format!("bundle-{i}"),
+            ("example.com", "v1", "Bundle"),
+            "CREATE",
+            object("example.com/v1", "Bundle", "b"),
+        );
+        let answer = server.review("/validate", &request).await;
+        let response_ = response(&request, &answer);
+        assert_eq!(response_["allowed"], true, "{answer}");
+        // Both counters ran in the same (fresh) instance.
+        assert_eq!(
+            response_["warnings"],
+            json!(["bundled-count: count=1", "bundled-count-again: count=2"])
+        );
+        assert_eq!(instances(&server.metrics().await) - before, 1.0);
+    }
 }
 
 #[tokio::test]

@@ -105,7 +105,7 @@ async fn a_changed_module_is_reloaded_and_a_broken_one_refused() {
     let module = server.dir.join("guests.wasm");
 
     // The same module rewritten: reloaded.
-    replace(&module, tollgate_guests::TEST_GUESTS);
+    replace(&module, tollgate_test_artifacts::TEST_GUESTS);
     wait_for_reload(&server, "ok", 1.0).await;
 
     // Not Wasm at all: refused, the compiled module keeps serving.

@@ -111,3 +111,28 @@ pub fn plural(kind: &str) -> String {
     }
     format!("{lower}s")
 }
+
+/// The annotation `kubectl apply` stores the whole previous object in.
+pub const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
+/// What the host's request stripping means, spelled with
+/// `serde_json::Value`: `managedFields` and the last-applied annotation
+/// removed from `object` and `oldObject`'s metadata. The reference the
+/// host's one-pass splice must agree with (its tests) and must beat (its
+/// benchmark); test-only, so it lives here rather than in the host.
+pub fn strip_value(request: &Value) -> Value {
+    let mut value = request.clone();
+    for key in ["object", "oldObject"] {
+        if let Some(meta) = value
+            .get_mut(key)
+            .and_then(|o| o.get_mut("metadata"))
+            .and_then(Value::as_object_mut)
+        {
+            meta.remove("managedFields");
+            if let Some(annotations) = meta.get_mut("annotations").and_then(Value::as_object_mut) {
+                annotations.remove(LAST_APPLIED);
+            }
+        }
+    }
+    value
+}

@@ -81,8 +81,9 @@ impl Launch {
         self
     }
 
-    /// Writes the hostile test guests to `guests.wasm` and `yaml` to
-    /// `policies.yaml` in the test directory, and serves them.
+    /// Writes the hostile test guests to `guests.wasm` (and their ABI v2
+    /// build to `guests-v2.wasm`) and `yaml` to `policies.yaml` in the test
+    /// directory, and serves them.
     pub fn policies(self, yaml: &str) -> Self {
         write_guests(self.dir());
         let path = self.dir().join("policies.yaml");
@@ -144,10 +145,13 @@ impl Launch {
     }
 }
 
-/// Writes `tollgate_guests::TEST_GUESTS` to `dir/guests.wasm`.
+/// Writes the test guests to `dir/guests.wasm` (ABI v1) and
+/// `dir/guests-v2.wasm` (the same rules, ABI v2); returns the first.
 pub fn write_guests(dir: &Path) -> PathBuf {
     let path = dir.join("guests.wasm");
-    std::fs::write(&path, tollgate_guests::TEST_GUESTS).expect("write guests");
+    std::fs::write(&path, tollgate_test_artifacts::TEST_GUESTS).expect("write guests");
+    let v2 = dir.join("guests-v2.wasm");
+    std::fs::write(&v2, tollgate_test_artifacts::TEST_GUESTS_V2).expect("write v2 guests");
     path
 }
 

@@ -1,4 +1,5 @@
-//! The command line. `tollgate` with no subcommand serves.
+//! The command line. `tollgate` with no subcommand serves. Only the parsed
+//! form lives here; `main` turns it into a [`crate::runtime::Runtime`].
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -7,7 +8,6 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 
 use crate::logging::LogFormat;
-use crate::runtime::Runtime;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -102,22 +102,15 @@ fn duration(text: &str) -> Result<Duration, String> {
         .ok_or_else(|| format!("{text:?} is not a duration such as 10s or 500ms"))
 }
 
-/// Runs the command.
-pub fn run(args: Args) -> anyhow::Result<()> {
-    let serve = match args.command {
-        Some(Command::Serve(serve)) => *serve,
-        None => args.serve,
-        Some(Command::Rbac(rbac)) => {
-            print!("{}", crate::rbac::render(&rbac)?);
-            return Ok(());
+impl Args {
+    /// The `serve` flags when the command is to serve (the default), or the
+    /// command to run instead.
+    pub fn into_command(self) -> Command {
+        match self.command {
+            Some(command) => command,
+            None => Command::Serve(Box::new(self.serve)),
         }
-    };
-    let runtime = tokio::runtime::Runtime::new()?;
-    let result = runtime.block_on(async { Runtime::build(serve).await?.run().await });
-    // An evaluation still running on a blocking thread ends at its CPU
-    // deadline; do not wait for it after the last answer was sent.
-    runtime.shutdown_timeout(Duration::from_secs(1));
-    result
+    }
 }
 
 #[cfg(test)]

@@ -1,7 +1,23 @@
+use std::time::Duration;
+
 use clap::Parser;
+use tollgate::cli::{Args, Command};
+use tollgate::runtime::Runtime;
 
 fn main() -> anyhow::Result<()> {
-    let args = tollgate::cli::Args::parse();
+    let args = Args::parse();
     tollgate::logging::init(args.log_format);
-    tollgate::cli::run(args)
+    let serve = match args.into_command() {
+        Command::Serve(serve) => *serve,
+        Command::Rbac(rbac) => {
+            print!("{}", tollgate::rbac::render(&rbac)?);
+            return Ok(());
+        }
+    };
+    let runtime = tokio::runtime::Runtime::new()?;
+    let result = runtime.block_on(async { Runtime::build(serve).await?.run().await });
+    // An evaluation still running on a blocking thread ends at its CPU
+    // deadline; do not wait for it after the last answer was sent.
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    result
 }

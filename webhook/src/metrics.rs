@@ -11,7 +11,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
-use tollgate_host::{Endpoint, FailureCause, Mode};
+use tollgate_host::{Endpoint, FailureCause, Mode, SandboxStats};
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ReviewLabels {
@@ -64,6 +64,10 @@ pub struct Metrics {
     reloads: Family<ResultLabels, Counter>,
     certificate_reloads: Family<ResultLabels, Counter>,
     policies_loaded: Gauge,
+    queue_depth: Gauge,
+    queue_wait: Histogram,
+    queue_expired: Counter,
+    slots: Gauge,
 }
 
 const ENDPOINTS: [Endpoint; 2] = [Endpoint::Validate, Endpoint::Mutate];
@@ -161,6 +165,30 @@ impl Metrics {
             "Policies in the set currently serving",
             policies_loaded.clone(),
         );
+        let queue_depth = Gauge::default();
+        registry.register(
+            "evaluation_queue_depth",
+            "Reviews waiting for an evaluation slot (all slots busy)",
+            queue_depth.clone(),
+        );
+        let queue_wait = latency_histogram();
+        registry.register(
+            "evaluation_queue_wait_seconds",
+            "Time a matched review waited for an evaluation slot",
+            queue_wait.clone(),
+        );
+        let queue_expired = Counter::default();
+        registry.register(
+            "evaluation_queue_expired",
+            "Reviews whose deadline passed while they waited for a slot (answered with their policies' failure verdicts)",
+            queue_expired.clone(),
+        );
+        let slots = Gauge::default();
+        registry.register(
+            "evaluation_slots",
+            "Evaluations that may hold a Wasm instance at once",
+            slots.clone(),
+        );
         Self {
             registry: root,
             reviews,
@@ -172,6 +200,10 @@ impl Metrics {
             reloads,
             certificate_reloads,
             policies_loaded,
+            queue_depth,
+            queue_wait,
+            queue_expired,
+            slots,
         }
     }
 
@@ -243,6 +275,47 @@ impl Metrics {
             .inc();
     }
 
+    /// Records a review leaving the evaluation queue, admitted or not.
+    pub fn queue_waited(&self, waited: Duration, admitted: bool) {
+        self.queue_wait.observe(waited.as_secs_f64());
+        if !admitted {
+            self.queue_expired.inc();
+        }
+    }
+
+    /// A review joins (`1`) or leaves (`-1`) the evaluation queue.
+    pub fn queue_depth(&self, change: i64) {
+        self.queue_depth.inc_by(change);
+    }
+
+    pub fn evaluation_slots(&self, slots: u32) {
+        self.slots.set(i64::from(slots));
+    }
+
+    /// Registers the sandbox's counters: instances started, modules loaded
+    /// by origin.
+    pub fn register_sandbox(&mut self, stats: &SandboxStats) {
+        let registry = self.registry.sub_registry_with_prefix("tollgate");
+        registry.register(
+            "wasm_instances",
+            "Wasm instances started: one per v1 rule or v2 bundle evaluated, one per load-time call",
+            stats.instances.clone(),
+        );
+        for (origin, counter) in [
+            ("compiled", &stats.compiled),
+            ("disk-cache", &stats.from_disk_cache),
+            ("memory", &stats.from_memory),
+        ] {
+            registry
+                .sub_registry_with_label(("origin".into(), origin.into()))
+                .register(
+                    "modules_loaded",
+                    "Policy modules loaded, by where their compiled code came from",
+                    counter.clone(),
+                );
+        }
+    }
+
     /// Registers the cluster-context caches' metrics (they carry their own
     /// `tollgate_context_` names).
     pub fn register_context(&mut self) -> tollgate_context::ContextMetrics {
@@ -263,6 +336,23 @@ mod tests {
     use super::*;
 
     #[test]
+    fn exposes_the_sandbox_counters() {
+        let mut m = Metrics::new();
+        let stats = SandboxStats::default();
+        m.register_sandbox(&stats);
+        stats.instances.inc_by(3);
+        stats.from_disk_cache.inc();
+        let text = m.encode();
+        for line in [
+            "tollgate_wasm_instances_total 3",
+            r#"tollgate_modules_loaded_total{origin="disk-cache"} 1"#,
+            r#"tollgate_modules_loaded_total{origin="compiled"} 0"#,
+        ] {
+            assert!(text.contains(line), "missing {line} in\n{text}");
+        }
+    }
+
+    #[test]
     fn exposes_reviews_failures_and_reloads() {
         let m = Metrics::new();
         let ms = Duration::from_millis(1);
@@ -278,6 +368,9 @@ mod tests {
         m.answered(Endpoint::Validate, false, ms);
         m.reloaded(None);
         m.reloaded(Some(3));
+        m.evaluation_slots(8);
+        m.queue_depth(1);
+        m.queue_waited(Duration::from_millis(5), false);
         let text = m.encode();
         for line in [
             r#"tollgate_reviews_total{endpoint="mutate",policy="p1",verdict="warn",mode="warn"} 1"#,
@@ -287,6 +380,10 @@ mod tests {
             r#"tollgate_reloads_total{result="ok"} 1"#,
             "tollgate_policies_loaded 3",
             r#"tollgate_evaluation_duration_seconds_count{policy="p2"} 1"#,
+            "tollgate_evaluation_slots 8",
+            "tollgate_evaluation_queue_depth 1",
+            "tollgate_evaluation_queue_wait_seconds_count 1",
+            "tollgate_evaluation_queue_expired_total 1",
         ] {
             assert!(text.contains(line), "missing {line} in\n{text}");
         }

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use tollgate_context::{AllowList, ResourceType};
 use tollgate_host::Config;
 
-use crate::runtime::DEFAULT_POLICIES;
+use crate::builtin::DEFAULT_POLICIES;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct RbacArgs {

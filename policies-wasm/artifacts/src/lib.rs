@@ -1,8 +1,6 @@
-//! The compiled guest modules, embedded as bytes (see `build.rs`).
+//! The compiled guest modules the binary embeds, as bytes (see `build.rs`).
+//! The hostile test guests are in `tollgate-test-artifacts`, which only
+//! tests depend on.
 
 /// The built-in Calico upgrade pack (`builtin:calico`).
 pub const CALICO: &[u8] = include_bytes!(env!("TOLLGATE_CALICO_WASM"));
-
-/// Hostile and probing guests used by the host's tests (see
-/// `policies-wasm/test-guests`).
-pub const TEST_GUESTS: &[u8] = include_bytes!(env!("TOLLGATE_TEST_GUESTS_WASM"));

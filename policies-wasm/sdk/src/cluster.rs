@@ -5,7 +5,7 @@
 //! [`MemoryCluster`] or [`NoCluster`], so context-aware rules are unit-tested
 //! like any other function.
 
-use crate::object::Object;
+use crate::views::Object;
 use crate::wire::LookupQuery;
 
 /// A lookup that could not be served.

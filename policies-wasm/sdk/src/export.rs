@@ -1,111 +1,70 @@
-//! The thin Wasm boundary: the rule table behind [`export_rules!`] and the
-//! raw exports of `policies-wasm/ABI.md`.
+//! The thin Wasm boundary: [`export_rules!`] and the raw exports of ABI v2
+//! (`policies-wasm/ABI.md`), which move bytes in and out of [`Rules`].
 
-use crate::cluster::Cluster;
-use crate::request::Request;
-use crate::settings::Settings;
-use crate::verdict::Verdict;
-use crate::wire::SettingsCheck;
-
-/// The signature of a rule.
-pub type RuleFn<S> = fn(&Request<'_>, &S, &dyn Cluster) -> Verdict;
-
-type CheckFn = Box<dyn Fn(&[u8]) -> Result<(), String>>;
-type EvalFn = Box<dyn Fn(&[u8], &[u8], &dyn Cluster) -> Result<Verdict, String>>;
-
-/// One exported rule with its settings type erased, so a module can bundle
-/// rules with different settings behind one `tollgate_evaluate`.
-pub struct RuleEntry {
-    pub name: &'static str,
-    pub mutating: bool,
-    check: CheckFn,
-    eval: EvalFn,
-}
-
-impl RuleEntry {
-    pub fn new<S: Settings + 'static>(name: &'static str, mutating: bool, rule: RuleFn<S>) -> Self {
-        Self {
-            name,
-            mutating,
-            check: Box::new(|settings| parse_settings::<S>(settings).map(drop)),
-            eval: Box::new(move |request, settings, cluster| {
-                let settings = parse_settings::<S>(settings)?;
-                let request: Request<'_> = serde_json::from_slice(request)
-                    .map_err(|e| format!("cannot read the admission request: {e}"))?;
-                Ok(rule(&request, &settings, cluster))
-            }),
-        }
-    }
-
-    /// Checks settings as the host does at load time.
-    pub fn check_settings(&self, settings_json: &[u8]) -> SettingsCheck {
-        match (self.check)(settings_json) {
-            Ok(()) => SettingsCheck {
-                valid: true,
-                message: None,
-            },
-            Err(message) => SettingsCheck {
-                valid: false,
-                message: Some(message),
-            },
-        }
-    }
-
-    /// Evaluates the rule on a JSON admission request, exactly as the Wasm
-    /// export does; an unreadable request or settings is an `Err`.
-    pub fn evaluate(
-        &self,
-        request_json: &[u8],
-        settings_json: &[u8],
-        cluster: &dyn Cluster,
-    ) -> Result<Verdict, String> {
-        (self.eval)(request_json, settings_json, cluster)
-    }
-}
-
-fn parse_settings<S: Settings>(json: &[u8]) -> Result<S, String> {
-    let json = if json.is_empty() {
-        b"{}".as_slice()
-    } else {
-        json
-    };
-    let settings: S = serde_json::from_slice(json).map_err(|e| format!("settings: {e}"))?;
-    settings.validate().map_err(|e| format!("settings: {e}"))?;
-    Ok(settings)
-}
+#[cfg(target_arch = "wasm32")]
+use crate::module::Rules;
 
 /// Exports rules from a policy crate.
 ///
+/// Each rule is a plain function `fn(&Request<'_, View>, &Settings, &dyn Cluster) -> Verdict`;
+/// the macro reads the view and settings types from its signature.
+/// `(mutating)` marks a rule that may answer with a patch.
+///
 /// ```
-/// use tollgate_sdk::{Cluster, NoSettings, Request, Verdict};
+/// use tollgate_sdk::{Cluster, NoSettings, Pod, Request, Verdict};
 ///
 /// fn allow_all(_: &Request<'_>, _: &NoSettings, _: &dyn Cluster) -> Verdict {
 ///     Verdict::allow()
 /// }
 ///
+/// fn no_host_network(req: &Request<'_, Pod<'_>>, _: &NoSettings, _: &dyn Cluster) -> Verdict {
+///     match &req.object {
+///         Some(pod) if pod.spec.host_network => Verdict::deny("hostNetwork is not allowed"),
+///         _ => Verdict::allow(),
+///     }
+/// }
+///
 /// tollgate_sdk::export_rules! {
 ///     "allow-all" => allow_all,
+///     "no-host-network" => no_host_network,
 /// }
 ///
 /// let rules = rules();
 /// assert_eq!(rules[0].name, "allow-all");
-/// assert!(!rules[0].mutating);
-/// let verdict = rules[0].evaluate(br#"{"uid":"1"}"#, b"{}", &tollgate_sdk::NoCluster).unwrap();
-/// assert!(verdict.allowed);
+/// assert!(!rules[1].mutating);
+/// let request = br#"{"uid": "1", "object": {"spec": {"hostNetwork": true}}}"#;
+/// let bundle = br#"[{"rule": "no-host-network"}, {"rule": "allow-all", "settings": {}}]"#;
+/// let verdicts = rules.evaluate(request, bundle, &tollgate_sdk::NoCluster).unwrap().verdicts;
+/// assert!(!verdicts[0].allowed && verdicts[1].allowed);
 /// ```
 ///
-/// Natively this defines `pub fn rules() -> Vec<RuleEntry>` for tests; on
-/// wasm32 it also defines the exports of `policies-wasm/ABI.md`.
+/// It defines `pub fn rules() -> tollgate_sdk::Rules` (the natively testable
+/// rule table: [`Rules::evaluate`](crate::Rules::evaluate) is exactly what
+/// the Wasm export runs) and, on wasm32, the exports of
+/// `policies-wasm/ABI.md`.
 #[macro_export]
 macro_rules! export_rules {
     ($($name:literal $(($mutating:ident))? => $rule:path),* $(,)?) => {
         /// Every rule this crate exports, in declaration order.
-        pub fn rules() -> ::std::vec::Vec<$crate::RuleEntry> {
-            ::std::vec![$($crate::RuleEntry::new(
-                $name,
-                $crate::export_rules!(@mutating $($mutating)?),
-                $rule,
-            )),*]
+        pub fn rules() -> $crate::Rules {
+            static RULES: &[$crate::RuleEntry] = &[$(
+                $crate::RuleEntry::new(
+                    $name,
+                    $crate::export_rules!(@mutating $($mutating)?),
+                    // The view and settings types are inferred from the
+                    // rule's signature at this call.
+                    |request, settings, cluster| {
+                        let settings = $crate::__private::parse_settings(settings)?;
+                        match request {
+                            ::core::option::Option::Some(request) => ::core::result::Result::Ok(
+                                ::core::option::Option::Some($rule(request.view()?, &settings, cluster)),
+                            ),
+                            ::core::option::Option::None => ::core::result::Result::Ok(::core::option::Option::None),
+                        }
+                    },
+                )
+            ),*];
+            $crate::Rules::new(RULES)
         }
 
         #[cfg(target_arch = "wasm32")]
@@ -122,7 +81,7 @@ macro_rules! export_rules {
 
             #[unsafe(no_mangle)]
             pub extern "C" fn tollgate_describe() -> i64 {
-                $crate::__private::describe(&super::rules())
+                $crate::__private::describe(super::rules())
             }
 
             #[unsafe(no_mangle)]
@@ -132,21 +91,19 @@ macro_rules! export_rules {
                 // SAFETY: the host wrote these ranges through `tollgate_alloc`.
                 unsafe {
                     $crate::__private::validate_settings(
-                        &super::rules(), rule_ptr, rule_len, settings_ptr, settings_len,
+                        super::rules(), rule_ptr, rule_len, settings_ptr, settings_len,
                     )
                 }
             }
 
             #[unsafe(no_mangle)]
             pub extern "C" fn tollgate_evaluate(
-                rule_ptr: i32, rule_len: i32, request_ptr: i32, request_len: i32,
-                settings_ptr: i32, settings_len: i32,
+                request_ptr: i32, request_len: i32, rules_ptr: i32, rules_len: i32,
             ) -> i64 {
                 // SAFETY: the host wrote these ranges through `tollgate_alloc`.
                 unsafe {
                     $crate::__private::evaluate(
-                        &super::rules(), rule_ptr, rule_len, request_ptr, request_len,
-                        settings_ptr, settings_len,
+                        super::rules(), request_ptr, request_len, rules_ptr, rules_len,
                     )
                 }
             }
@@ -156,128 +113,98 @@ macro_rules! export_rules {
     (@mutating) => { false };
 }
 
+/// Sends panic messages to the host log, so a failure verdict can say why
+/// the guest trapped instead of just "unreachable".
 #[cfg(target_arch = "wasm32")]
-mod wasm {
-    use super::RuleEntry;
-    use crate::wire::{Description, RuleInfo, SettingsCheck};
-
-    /// Sends panic messages to the host log, so a failure verdict can say
-    /// why the guest trapped instead of just "unreachable".
-    fn install_panic_hook() {
-        std::panic::set_hook(Box::new(|info| {
-            crate::log::error(&format!("panic: {info}"))
-        }));
-    }
-
-    pub fn alloc(len: i32) -> i32 {
-        let Ok(len) = usize::try_from(len) else {
-            return 0;
-        };
-        let mut buf = Vec::<u8>::with_capacity(len);
-        let ptr = buf.as_mut_ptr();
-        // Each evaluation is a fresh instance: handed-out memory is never freed.
-        std::mem::forget(buf);
-        ptr as i32
-    }
-
-    /// Leaks `bytes` and packs their address and length for the host.
-    fn pack(bytes: Vec<u8>) -> i64 {
-        let bytes = bytes.leak();
-        (((bytes.as_ptr() as u64) << 32) | bytes.len() as u64) as i64
-    }
-
-    /// # Safety
-    /// `packed` must describe memory this instance handed out and never frees.
-    pub unsafe fn take_packed(packed: u64) -> &'static [u8] {
-        let (ptr, len) = ((packed >> 32) as usize, (packed & 0xffff_ffff) as usize);
-        if len == 0 {
-            return &[];
+fn install_panic_hook() {
+    std::panic::set_hook(Box::new(|info| {
+        let message = info.payload_as_str().unwrap_or("a rule panicked");
+        match info.location() {
+            Some(at) => crate::log::error(&format!("panic: {message} (at {at})")),
+            None => crate::log::error(&format!("panic: {message}")),
         }
-        // SAFETY: per the function's contract.
-        unsafe { std::slice::from_raw_parts(ptr as *const u8, len) }
-    }
+    }));
+}
 
-    unsafe fn bytes<'a>(ptr: i32, len: i32) -> &'a [u8] {
-        if len <= 0 {
-            return &[];
-        }
-        // SAFETY: the host wrote `len` bytes at `ptr` through `tollgate_alloc`.
-        unsafe { std::slice::from_raw_parts(ptr as usize as *const u8, len as usize) }
-    }
+#[cfg(target_arch = "wasm32")]
+pub fn alloc(len: i32) -> i32 {
+    let Ok(len) = usize::try_from(len) else {
+        return 0;
+    };
+    let mut buf = Vec::<u8>::with_capacity(len);
+    let ptr = buf.as_mut_ptr();
+    // Each evaluation is a fresh instance: handed-out memory is never freed.
+    std::mem::forget(buf);
+    ptr as i32
+}
 
-    fn json(value: &impl serde::Serialize) -> i64 {
-        pack(serde_json::to_vec(value).unwrap_or_else(|_| b"{}".to_vec()))
-    }
+/// Leaks `bytes` and packs their address and length for the host.
+#[cfg(target_arch = "wasm32")]
+fn pack(bytes: Vec<u8>) -> i64 {
+    let bytes = bytes.leak();
+    (((bytes.as_ptr() as u64) << 32) | bytes.len() as u64) as i64
+}
 
-    fn find<'r>(rules: &'r [RuleEntry], name: &[u8]) -> Result<&'r RuleEntry, String> {
-        rules
-            .iter()
-            .find(|r| r.name.as_bytes() == name)
-            .ok_or_else(|| {
-                format!(
-                    "this module has no rule {:?}",
-                    String::from_utf8_lossy(name)
-                )
-            })
+/// # Safety
+/// `packed` must describe memory this instance handed out and never frees.
+#[cfg(target_arch = "wasm32")]
+pub unsafe fn take_packed(packed: u64) -> &'static [u8] {
+    let (ptr, len) = ((packed >> 32) as usize, (packed & 0xffff_ffff) as usize);
+    if len == 0 {
+        return &[];
     }
+    // SAFETY: per the function's contract.
+    unsafe { std::slice::from_raw_parts(ptr as *const u8, len) }
+}
 
-    pub fn describe(rules: &[RuleEntry]) -> i64 {
-        json(&Description {
-            abi: crate::ABI_VERSION,
-            rules: rules
-                .iter()
-                .map(|r| RuleInfo {
-                    name: r.name.to_owned(),
-                    mutating: r.mutating,
-                })
-                .collect(),
-        })
+/// # Safety
+/// The host wrote `len` bytes at `ptr` through `tollgate_alloc`; they live as
+/// long as the instance.
+#[cfg(target_arch = "wasm32")]
+unsafe fn bytes(ptr: i32, len: i32) -> &'static [u8] {
+    if len <= 0 {
+        return &[];
     }
+    // SAFETY: per the function's contract.
+    unsafe { std::slice::from_raw_parts(ptr as usize as *const u8, len as usize) }
+}
 
-    /// # Safety
-    /// The pointer/length pairs must be ranges the host wrote.
-    pub unsafe fn validate_settings(
-        rules: &[RuleEntry],
-        rp: i32,
-        rl: i32,
-        sp: i32,
-        sl: i32,
-    ) -> i64 {
-        // SAFETY: per the function's contract.
-        let (rule, settings) = unsafe { (bytes(rp, rl), bytes(sp, sl)) };
-        json(&match find(rules, rule) {
-            Ok(rule) => rule.check_settings(settings),
-            Err(message) => SettingsCheck {
-                valid: false,
-                message: Some(message),
-            },
-        })
-    }
-
-    /// # Safety
-    /// The pointer/length pairs must be ranges the host wrote.
-    pub unsafe fn evaluate(
-        rules: &[RuleEntry],
-        rp: i32,
-        rl: i32,
-        qp: i32,
-        ql: i32,
-        sp: i32,
-        sl: i32,
-    ) -> i64 {
-        // SAFETY: per the function's contract.
-        let (rule, request, settings) = unsafe { (bytes(rp, rl), bytes(qp, ql), bytes(sp, sl)) };
-        install_panic_hook();
-        let verdict = find(rules, rule)
-            .and_then(|rule| rule.evaluate(request, settings, &crate::cluster::HostCluster));
-        match verdict {
-            Ok(verdict) => json(&verdict),
-            // A request the rule cannot read is a policy failure, not a
-            // verdict: the host maps the trap to the policy's failurePolicy.
-            Err(e) => panic!("{e}"),
-        }
+#[cfg(target_arch = "wasm32")]
+fn json(value: &impl serde::Serialize) -> i64 {
+    match serde_json::to_vec(value) {
+        Ok(bytes) => pack(bytes),
+        Err(e) => panic!("cannot write the answer: {e}"),
     }
 }
 
 #[cfg(target_arch = "wasm32")]
-pub use wasm::*;
+pub fn describe(rules: Rules) -> i64 {
+    json(&rules.describe())
+}
+
+/// # Safety
+/// The pointer/length pairs must be ranges the host wrote.
+#[cfg(target_arch = "wasm32")]
+pub unsafe fn validate_settings(rules: Rules, rp: i32, rl: i32, sp: i32, sl: i32) -> i64 {
+    // SAFETY: per the function's contract.
+    let (rule, settings) = unsafe { (bytes(rp, rl), bytes(sp, sl)) };
+    json(&rules.check_settings(rule, settings))
+}
+
+/// # Safety
+/// The pointer/length pairs must be ranges the host wrote.
+#[cfg(target_arch = "wasm32")]
+pub unsafe fn evaluate(rules: Rules, qp: i32, ql: i32, rp: i32, rl: i32) -> i64 {
+    // SAFETY: per the function's contract.
+    let (request, calls) = unsafe { (bytes(qp, ql), bytes(rp, rl)) };
+    install_panic_hook();
+    match rules.evaluate(request, calls, &crate::cluster::HostCluster) {
+        Ok(verdicts) => json(&verdicts),
+        // Not a verdict: the whole call fails, and the host re-runs each
+        // rule alone so one rule's failure never changes another's verdict.
+        Err(e) => {
+            crate::log::error(&format!("panic: {e}"));
+            core::arch::wasm32::unreachable()
+        }
+    }
+}

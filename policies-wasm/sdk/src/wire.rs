@@ -2,9 +2,13 @@
 //!
 //! Host and guest both use these types, so the two sides cannot drift apart.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+
+use crate::verdict::Verdict;
 
 /// What `tollgate_describe` returns.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -31,6 +35,34 @@ pub struct SettingsCheck {
     pub valid: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+}
+
+/// One entry of the `rules` argument of `tollgate_evaluate` (ABI v2): a
+/// rule and the settings of the policy that runs it. A rule may appear more
+/// than once, with different settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleCall<'a> {
+    #[serde(borrow)]
+    pub rule: Cow<'a, str>,
+    /// The policy's validated settings; absent or `null` means `{}`.
+    #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
+    pub settings: Option<&'a RawValue>,
+}
+
+impl RuleCall<'_> {
+    /// The settings as JSON bytes (empty when none were given).
+    pub fn settings_json(&self) -> &[u8] {
+        self.settings.map_or(b"".as_slice(), |s| s.get().as_bytes())
+    }
+}
+
+/// What `tollgate_evaluate` returns (ABI v2): exactly one verdict per entry
+/// of `rules`, in the same order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Verdicts {
+    pub verdicts: Vec<Verdict>,
 }
 
 /// A read of cluster objects through the `lookup` host call.

@@ -2,6 +2,10 @@
 //! ABI (`policies-wasm/ABI.md`) without the SDK: plain exported functions,
 //! byte buffers and hand-written JSON, as an author in any language would.
 //!
+//! The crate builds as an ABI v1 module, or with feature `abi2` as an ABI v2
+//! module (`tollgate_evaluate` takes a list of rules and answers a list of
+//! verdicts) with the same rules: `policies-wasm/test-artifacts` embeds both.
+//!
 //! Rules (all in one module):
 //! - `allow`: `{"allowed":true}`
 //! - `deny`: a violation
@@ -13,7 +17,13 @@
 //! - `peek`: looks up the query given as its settings; answers the lookup
 //!   result as a warning, or as the deny message when it is an error
 //! - `patch` (mutating): a violation repaired by the patch given as settings
-//! - `counter`: counts evaluations in a global and warns `count=N`
+//! - `counter`: counts evaluations in a global and warns `count=N` (in a v2
+//!   bundle, the rules of one call share the instance, so a second `counter`
+//!   in the same bundle warns `count=2`)
+//! - `wrong-count`: answers a list of no verdicts (v2: the wrong count; v1:
+//!   not a verdict)
+//! - `replicas` (mutating, never repairs): warns `replicas=N`, the request's
+//!   `object.spec.replicas` (what this rule saw of earlier repairs)
 //!
 //! `tollgate_validate_settings` refuses settings containing
 //! `"invalid":true` and unknown rules.
@@ -43,7 +53,19 @@ mod guest {
         ("peek", false),
         ("patch", true),
         ("counter", false),
+        ("wrong-count", false),
+        ("replicas", true),
     ];
+
+    /// The version this build speaks.
+    const ABI: i32 = if cfg!(feature = "abi2") { 2 } else { 1 };
+
+    /// What one rule answers: its verdict, or something that replaces the
+    /// whole call's result (garbage, a pointer out of bounds).
+    enum Out {
+        Verdict(Vec<u8>),
+        Whole(i64),
+    }
 
     /// Hands `bytes` to the host; this instance never frees them.
     fn pack(bytes: Vec<u8>) -> i64 {
@@ -86,7 +108,7 @@ mod guest {
 
     #[unsafe(no_mangle)]
     pub extern "C" fn tollgate_abi_version() -> i32 {
-        1
+        ABI
     }
 
     #[unsafe(no_mangle)]
@@ -106,7 +128,7 @@ mod guest {
             .iter()
             .map(|(name, mutating)| format!(r#"{{"name":"{name}","mutating":{mutating}}}"#))
             .collect();
-        pack(format!(r#"{{"abi":1,"rules":[{}]}}"#, rules.join(",")).into_bytes())
+        pack(format!(r#"{{"abi":{ABI},"rules":[{}]}}"#, rules.join(",")).into_bytes())
     }
 
     #[unsafe(no_mangle)]
@@ -125,20 +147,64 @@ mod guest {
         text(r#"{"valid":true}"#)
     }
 
+    /// ABI v1: one rule.
+    #[cfg(not(feature = "abi2"))]
     #[unsafe(no_mangle)]
     pub extern "C" fn tollgate_evaluate(
         rp: i32,
         rl: i32,
-        _qp: i32,
-        _ql: i32,
+        qp: i32,
+        ql: i32,
         sp: i32,
         sl: i32,
     ) -> i64 {
         // SAFETY: the host wrote these ranges.
-        let (rule, settings) = unsafe { (bytes(rp, rl), bytes(sp, sl)) };
-        match rule {
-            b"allow" => text(r#"{"allowed":true}"#),
-            b"deny" => text(r#"{"allowed":false,"message":"denied by the deny rule"}"#),
+        let (rule, request, settings) = unsafe { (bytes(rp, rl), bytes(qp, ql), bytes(sp, sl)) };
+        match evaluate(rule, request, settings) {
+            Out::Verdict(verdict) => pack(verdict),
+            Out::Whole(packed) => packed,
+        }
+    }
+
+    /// ABI v2: `[{"rule": ..., "settings": ...}, ...]` in, `{"verdicts": [...]}` out.
+    #[cfg(feature = "abi2")]
+    #[unsafe(no_mangle)]
+    pub extern "C" fn tollgate_evaluate(qp: i32, ql: i32, rp: i32, rl: i32) -> i64 {
+        #[derive(serde::Deserialize)]
+        struct Entry<'a> {
+            rule: &'a str,
+            #[serde(borrow)]
+            settings: &'a serde_json::value::RawValue,
+        }
+        // SAFETY: the host wrote these ranges.
+        let (request, rules) = unsafe { (bytes(qp, ql), bytes(rp, rl)) };
+        let Ok(entries) = serde_json::from_slice::<Vec<Entry<'_>>>(rules) else {
+            core::arch::wasm32::unreachable()
+        };
+        let mut out = br#"{"verdicts":["#.to_vec();
+        for (i, entry) in entries.iter().enumerate() {
+            match evaluate(
+                entry.rule.as_bytes(),
+                request,
+                entry.settings.get().as_bytes(),
+            ) {
+                Out::Verdict(verdict) => {
+                    if i > 0 {
+                        out.push(b',');
+                    }
+                    out.extend_from_slice(&verdict);
+                }
+                Out::Whole(packed) => return packed,
+            }
+        }
+        out.extend_from_slice(b"]}");
+        pack(out)
+    }
+
+    fn evaluate(rule: &[u8], request: &[u8], settings: &[u8]) -> Out {
+        Out::Verdict(match rule {
+            b"allow" => br#"{"allowed":true}"#.to_vec(),
+            b"deny" => br#"{"allowed":false,"message":"denied by the deny rule"}"#.to_vec(),
             b"spin" => loop {
                 core::hint::black_box(());
             },
@@ -153,29 +219,38 @@ mod guest {
                 unsafe { log(0, message.as_ptr(), message.len()) };
                 core::arch::wasm32::unreachable()
             }
-            b"garbage" => pack(vec![
-                0xff, 0xfe, b'n', b'o', b't', b' ', b'j', b's', b'o', b'n',
-            ]),
+            b"garbage" => {
+                return Out::Whole(pack(vec![
+                    0xff, 0xfe, b'n', b'o', b't', b' ', b'j', b's', b'o', b'n',
+                ]));
+            }
             b"out-of-bounds" => {
                 let end = core::arch::wasm32::memory_size(0) * 65536;
-                (((end as u64 + 16) << 32) | 8) as i64
+                return Out::Whole((((end as u64 + 16) << 32) | 8) as i64);
             }
+            b"wrong-count" => return Out::Whole(text(r#"{"verdicts":[]}"#)),
             b"peek" => peek(settings),
             b"patch" => {
                 let mut out = br#"{"allowed":false,"message":"repairable","patch":"#.to_vec();
                 out.extend_from_slice(settings);
                 out.push(b'}');
-                pack(out)
+                out
+            }
+            b"replicas" => {
+                let request: serde_json::Value =
+                    serde_json::from_slice(request).unwrap_or_default();
+                let replicas = &request["object"]["spec"]["replicas"];
+                format!(r#"{{"allowed":true,"warnings":["replicas={replicas}"]}}"#).into_bytes()
             }
             b"counter" => {
                 let n = COUNTER.fetch_add(1, Ordering::Relaxed) + 1;
-                pack(format!(r#"{{"allowed":true,"warnings":["count={n}"]}}"#).into_bytes())
+                format!(r#"{{"allowed":true,"warnings":["count={n}"]}}"#).into_bytes()
             }
             _ => core::arch::wasm32::unreachable(),
-        }
+        })
     }
 
-    fn peek(query: &[u8]) -> i64 {
+    fn peek(query: &[u8]) -> Vec<u8> {
         // SAFETY: the host reads `query` and writes its answer into memory
         // obtained from `tollgate_alloc`, which is never freed.
         let answer = unsafe {
@@ -195,6 +270,6 @@ mod guest {
             out.push(b']');
         }
         out.push(b'}');
-        pack(out)
+        out
     }
 }

@@ -1,6 +1,6 @@
-//! Per-evaluation latency of the sandbox and of request stripping.
+//! Per-evaluation latency of the sandbox, of bundles and of request stripping.
 //!
-//! `cargo run --release -p tollgate-host --example eval_bench [strip|eval]`
+//! `cargo run --release -p tollgate-host --example eval_bench [strip|eval|bundle]`
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -8,8 +8,11 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use serde_json::value::RawValue;
 use tollgate_context::EmptyContext;
-use tollgate_host::input::{strip_request, strip_value};
-use tollgate_host::{Config, GuestInput, PolicySet, Sandbox, SandboxLimits};
+use tollgate_host::input::strip_request;
+use tollgate_host::{
+    Config, Endpoint, GuestInput, Parsed, PolicySet, Review, Sandbox, SandboxLimits,
+};
+use tollgate_testkit::requests::strip_value;
 
 const REVIEW: &str = include_str!("../tests/fixtures/review-update-daemonset.json");
 const RUNS: usize = 20_000;
@@ -17,7 +20,7 @@ const RUNS: usize = 20_000;
 fn main() {
     let review: Value = serde_json::from_str(REVIEW).expect("review");
     let request = serde_json::value::to_raw_value(&review["request"]).expect("request");
-    let stripped = strip_request(&request);
+    let stripped = strip_request(request.get());
     println!(
         "review request: {} bytes, stripped: {} bytes",
         request.get().len(),
@@ -31,13 +34,16 @@ fn main() {
     if run("eval") {
         eval_bench(&stripped);
     }
+    if run("bundle") {
+        bundle_bench();
+    }
 }
 
 fn strip_bench(request: &RawValue) {
     report(
         "strip (raw splice, GuestInput)",
         measure(|| {
-            let input = GuestInput::new(request);
+            let input = GuestInput::new(request.get());
             std::hint::black_box(input.bytes(false).len());
         }),
     );
@@ -60,7 +66,7 @@ fn eval_bench(stripped: &[u8]) {
         "bench",
     )
     .unwrap();
-    let builtins: &[(&str, &[u8])] = &[("guests", tollgate_guests::TEST_GUESTS)];
+    let builtins: &[(&str, &[u8])] = BUILTINS;
     let set = PolicySet::load(&config, &sandbox, builtins, Path::new(".")).expect("load");
     let policy = &set.policies()[0];
     for (name, bytes) in [
@@ -75,6 +81,39 @@ fn eval_bench(stripped: &[u8]) {
                     .evaluate(bytes, deadline, &EmptyContext)
                     .expect("verdict");
                 assert!(verdict.allowed);
+            }),
+        );
+    }
+}
+
+const BUILTINS: &[(&str, &[u8])] = &[
+    ("guests", tollgate_test_artifacts::TEST_GUESTS),
+    ("guests-v2", tollgate_test_artifacts::TEST_GUESTS_V2),
+];
+
+/// Judging the captured review with six `allow` policies of one module:
+/// six v1 instances against one v2 bundle.
+fn bundle_bench() {
+    let sandbox = Sandbox::new(SandboxLimits {
+        cache_dir: None,
+        ..SandboxLimits::default()
+    })
+    .expect("sandbox");
+    for module in ["guests", "guests-v2"] {
+        let yaml: String = (0..6)
+            .map(|i| format!("- {{id: p{i}, module: 'builtin:{module}', rule: allow}}\n"))
+            .collect();
+        let config = Config::from_yaml(&yaml, "bench").unwrap();
+        let set = PolicySet::load(&config, &sandbox, BUILTINS, Path::new(".")).expect("load");
+        let Parsed::Review(review) = Review::parse(REVIEW.as_bytes()).expect("review") else {
+            panic!("a review")
+        };
+        report(
+            &format!("judge the review, 6 policies of {module}"),
+            measure(|| {
+                let deadline = Instant::now() + Duration::from_secs(1);
+                let decision = set.judge(&review, Endpoint::Validate, deadline, &EmptyContext);
+                assert!(decision.allowed() && decision.outcomes.len() == 6);
             }),
         );
     }

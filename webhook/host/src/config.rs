@@ -22,8 +22,9 @@
 //!
 //! Each list item is parsed on its own so an error names the policy it is in
 //! (and the path of the field, e.g. `match.operations[1]`), then the whole
-//! list is checked: ids unique and non-empty, timeouts in (0, 30s], label
-//! selectors well formed.
+//! list is checked: ids unique and non-empty, timeouts in (0, 30s]. A
+//! `match:` is checked where it is compiled, once, when the policy set loads
+//! ([`crate::Matcher::compile`]).
 
 use std::collections::HashSet;
 use std::path::Path;
@@ -205,8 +206,8 @@ impl Config {
         Ok(config)
     }
 
-    /// Checks what the types alone cannot: unique non-empty ids, a module,
-    /// timeouts in range and well-formed label selectors.
+    /// Checks what the types alone cannot: unique non-empty ids, a module
+    /// and timeouts in range.
     /// [`crate::PolicySet::load`] calls it too, for hand-built configurations.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let mut seen = HashSet::new();
@@ -241,8 +242,6 @@ impl Config {
                     format!("{:?} is outside (0, {MAX_TIMEOUT:?}]", policy.timeout),
                 ));
             }
-            crate::matcher::Matcher::compile(&policy.matches)
-                .map_err(|e| invalid(e.field, e.message))?;
         }
         Ok(())
     }

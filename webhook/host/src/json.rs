@@ -11,6 +11,9 @@ use serde::de::{
 use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::value::RawValue;
 
+/// JSON's insignificant whitespace.
+pub(crate) const WS: [char; 4] = [' ', '\t', '\n', '\r'];
+
 /// A JSON string borrowed from the input, owned only when it had escapes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct CowStr<'a>(pub Cow<'a, str>);
@@ -53,12 +56,6 @@ impl Serialize for CowStr<'_> {
 /// A JSON object's members in document order (duplicates kept as sent).
 #[derive(Debug, Clone)]
 pub(crate) struct Members<'a, V>(pub Vec<(CowStr<'a>, V)>);
-
-impl<'a, V> Members<'a, V> {
-    pub fn get_mut(&mut self, key: &str) -> Option<&mut V> {
-        self.0.iter_mut().find(|(k, _)| **k == *key).map(|(_, v)| v)
-    }
-}
 
 impl<'de: 'a, 'a, V: Deserialize<'de>> Deserialize<'de> for Members<'a, V> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -134,9 +131,7 @@ struct Cuts<'t> {
 impl<'t> Cuts<'t> {
     /// Where `part`, a slice borrowed from `text`, starts in it.
     fn offset(&self, part: &'t str) -> usize {
-        let at = (part.as_ptr() as usize).wrapping_sub(self.text.as_ptr() as usize);
-        debug_assert!(at + part.len() <= self.text.len(), "not borrowed from text");
-        at
+        offset_in(self.text, part)
     }
 
     fn end_of(&self, part: &'t str) -> usize {
@@ -146,7 +141,6 @@ impl<'t> Cuts<'t> {
     /// Where the value before the member whose key starts at `key_start`
     /// ends: back over whitespace, the comma, and whitespace.
     fn end_of_previous_value(&self, key_start: usize) -> usize {
-        const WS: [char; 4] = [' ', '\t', '\n', '\r'];
         let before = self.text[..key_start].trim_end_matches(WS);
         debug_assert!(before.ends_with(','), "no comma before a later member");
         before
@@ -282,8 +276,41 @@ impl<'de, P: CutPlan> Visitor<'de> for Walk<'_, 'de, P> {
     }
 }
 
+/// A JSON object's members as raw key and value slices of the input, in
+/// document order: the positions of both are known (they borrow the text),
+/// and nothing is parsed beyond finding where each value ends.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct RawMembers<'a>(pub Vec<(&'a RawValue, &'a RawValue)>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for RawMembers<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct MapVisitor<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> Visitor<'de> for MapVisitor<'a> {
+            type Value = RawMembers<'a>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut members = Vec::with_capacity(map.size_hint().unwrap_or(16));
+                while let Some(key) = map.next_key::<&'de RawValue>()? {
+                    members.push((key, map.next_value::<&'de RawValue>()?));
+                }
+                Ok(RawMembers(members))
+            }
+        }
+        d.deserialize_map(MapVisitor(std::marker::PhantomData))
+    }
+}
+
+/// Where `part`, a slice borrowed from `text`, starts in it.
+pub(crate) fn offset_in(text: &str, part: &str) -> usize {
+    let at = (part.as_ptr() as usize).wrapping_sub(text.as_ptr() as usize);
+    debug_assert!(at + part.len() <= text.len(), "not borrowed from text");
+    at
+}
+
 /// The text of a raw JSON string (a key): borrowed unless it has escapes.
-fn unquote(raw: &RawValue) -> Result<Cow<'_, str>, serde_json::Error> {
+pub(crate) fn unquote(raw: &RawValue) -> Result<Cow<'_, str>, serde_json::Error> {
     let quoted = raw.get();
     let inner = &quoted[1..quoted.len() - 1];
     if inner.contains('\\') {

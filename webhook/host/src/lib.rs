@@ -1,22 +1,37 @@
-//! Tollgate's policy host.
+//! Tollgate's policy host: everything that judges a review.
 //!
-//! Loads a policy configuration ([`config`]) into an immutable [`PolicySet`]:
-//! each distinct Wasm module compiled once (deduplicated by sha256, cached on
-//! disk), each policy's settings validated by its module. At admission time
-//! the set selects the policies whose [`matcher`] accepts a request — without
-//! deserialising the objects — and evaluates each one in a fresh, isolated
-//! instance under a CPU deadline and a memory cap ([`sandbox`]).
+//! A configuration ([`config`]) loads into an immutable [`PolicySet`]: each
+//! distinct Wasm module compiled once (deduplicated by sha256, cached on
+//! disk), each policy's settings validated by its module, each `match:`
+//! compiled. A review body is parsed once ([`Review::parse`]: the envelope
+//! and routing fields, objects kept as raw spans); the set selects the
+//! policies it enters ([`matcher`]) and judges it ([`PolicySet::judge`], or
+//! [`PolicySet::evaluate`] streaming one [`Outcome`] per policy): every
+//! module's rules in one fresh, isolated instance under a CPU deadline and a
+//! memory cap ([`sandbox`]), modes and failure policies applied, repairs
+//! composed in configuration order, and the [`Decision`] combined.
+//!
+//! Stage by stage: [`Review`] → selection → [`Verdict`] (the guest's
+//! answer) → [`Outcome`] (what it means for the review) → [`Decision`].
 
 pub mod config;
 pub mod input;
 mod json;
+mod judge;
 pub mod matcher;
+pub mod outcome;
+pub mod patch;
 pub mod policy;
+pub mod review;
 pub mod sandbox;
 
 pub use config::{Config, ConfigError, FailurePolicy, Mode, PolicyConfig};
 pub use input::GuestInput;
 pub use matcher::{Endpoint, Matcher, RequestMeta};
+pub use outcome::{Decision, Effect, Outcome};
 pub use policy::{LoadError, Policy, PolicySet};
-pub use sandbox::{EvalError, FailureCause, ModuleOrigin, Sandbox, SandboxLimits};
+pub use review::{Parsed, Review, ReviewError};
+pub use sandbox::{
+    AbiVersion, EngineError, EvalError, FailureCause, Sandbox, SandboxLimits, SandboxStats,
+};
 pub use tollgate_sdk::Verdict;

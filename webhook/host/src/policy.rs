@@ -8,9 +8,9 @@ use std::time::{Duration, Instant};
 use tollgate_context::{AllowList, ClusterContext, Grant, ResourceType};
 use tollgate_sdk::Verdict;
 
-use crate::config::{Config, FailurePolicy, Mode, PolicyConfig};
+use crate::config::{Config, ConfigError, FailurePolicy, Mode, PolicyConfig};
 use crate::matcher::{Endpoint, Matcher, RequestMeta};
-use crate::sandbox::{CompiledModule, EvalError, ModuleOrigin, Sandbox};
+use crate::sandbox::{CompiledModule, EngineError, EvalError, RuleCall, Sandbox};
 
 /// The prefix naming a module embedded in the binary.
 pub const BUILTIN_PREFIX: &str = "builtin:";
@@ -28,8 +28,8 @@ pub enum LoadError {
     },
     #[error("policy {policy}: settings: {message}")]
     Settings { policy: String, message: String },
-    #[error("wasm engine: {0}")]
-    Engine(String),
+    #[error(transparent)]
+    Engine(#[from] EngineError),
 }
 
 /// A policy ready to evaluate.
@@ -44,7 +44,6 @@ pub struct Policy {
     rule: String,
     settings: Vec<u8>,
     module: Arc<CompiledModule>,
-    origin: ModuleOrigin,
     matcher: Matcher,
 }
 
@@ -64,32 +63,42 @@ impl Policy {
         &self.settings
     }
 
-    /// Where this policy's compiled module came from when the set loaded.
-    pub fn module_origin(&self) -> ModuleOrigin {
-        self.origin
-    }
-
     /// The module's sha256, hex.
     pub fn module_digest(&self) -> String {
         hex::encode(self.module.digest())
     }
 
-    /// Evaluates the policy; `deadline` is the earlier of the policy timeout
-    /// and the review's own deadline (the caller computes it).
+    /// The compiled module this policy runs (shared by every policy naming
+    /// the same bytes).
+    pub fn module(&self) -> &Arc<CompiledModule> {
+        &self.module
+    }
+
+    /// This policy's entry in a bundle.
+    pub fn call(&self) -> RuleCall<'_> {
+        RuleCall {
+            rule: &self.rule,
+            settings: &self.settings,
+        }
+    }
+
+    /// Evaluates this policy alone, in a fresh instance of its own;
+    /// `deadline` is the earlier of the policy timeout and the review's own
+    /// deadline (the caller computes it). `request` is the guest input
+    /// ([`crate::GuestInput::bytes`]).
     pub fn evaluate(
         &self,
         request: &[u8],
         deadline: Instant,
         context: &dyn ClusterContext,
     ) -> Result<Verdict, EvalError> {
-        self.module.evaluate(
-            &self.rule,
-            request,
-            &self.settings,
-            deadline,
-            &self.allow,
-            context,
-        )
+        let verdicts =
+            self.module
+                .evaluate(&[self.call()], request, deadline, &[&self.allow], context)?;
+        verdicts
+            .into_iter()
+            .next()
+            .ok_or_else(|| EvalError::Output("returned no verdict".to_owned()))
     }
 }
 
@@ -115,7 +124,7 @@ impl PolicySet {
     ) -> Result<Self, LoadError> {
         config.validate()?;
         // Each distinct module source is read and loaded once per set.
-        let mut loaded: HashMap<&str, (Arc<CompiledModule>, ModuleOrigin)> = HashMap::new();
+        let mut loaded: HashMap<&str, Arc<CompiledModule>> = HashMap::new();
         let mut module_paths = Vec::new();
         let mut policies = Vec::with_capacity(config.policies.len());
         for pc in &config.policies {
@@ -124,8 +133,8 @@ impl PolicySet {
                 module: pc.module.clone(),
                 message,
             };
-            let (module, origin) = match loaded.get(pc.module.as_str()) {
-                Some((module, _)) => (module.clone(), ModuleOrigin::Memory),
+            let module = match loaded.get(pc.module.as_str()) {
+                Some(module) => module.clone(),
                 None => {
                     let wasm = match module_source(&pc.module, base_dir) {
                         ModuleSource::Builtin(name) => std::borrow::Cow::Borrowed(
@@ -139,14 +148,14 @@ impl PolicySet {
                             std::borrow::Cow::Owned(bytes)
                         }
                     };
-                    let (module, origin) = sandbox
+                    let module = sandbox
                         .load_module(&wasm)
                         .map_err(|e| module_error(e.to_string()))?;
-                    loaded.insert(&pc.module, (module.clone(), origin));
-                    (module, origin)
+                    loaded.insert(&pc.module, module.clone());
+                    module
                 }
             };
-            policies.push(Policy::load(pc, module, origin, &module_error)?);
+            policies.push(Policy::load(pc, module, &module_error)?);
         }
         Ok(Self {
             policies,
@@ -183,17 +192,6 @@ impl PolicySet {
             .flat_map(|p| p.allow.resource_types())
             .collect()
     }
-
-    /// The policies that enter `request` on `endpoint`, in configuration order.
-    pub fn select<'s, 'r>(
-        &'s self,
-        endpoint: Endpoint,
-        request: &'r RequestMeta<'r>,
-    ) -> impl Iterator<Item = &'s Policy> + use<'s, 'r> {
-        self.policies
-            .iter()
-            .filter(move |p| p.selects(endpoint, request))
-    }
 }
 
 impl Policy {
@@ -202,7 +200,6 @@ impl Policy {
     fn load(
         pc: &PolicyConfig,
         module: Arc<CompiledModule>,
-        origin: ModuleOrigin,
         module_error: &dyn Fn(String) -> LoadError,
     ) -> Result<Self, LoadError> {
         let rule = pc.rule_name();
@@ -233,8 +230,9 @@ impl Policy {
                     .unwrap_or_else(|| "rejected by the module".to_owned()),
             });
         }
+        // The one place a `match:` is compiled (and so checked).
         let matcher = Matcher::compile(&pc.matches).map_err(|e| {
-            LoadError::Config(crate::config::ConfigError::Invalid {
+            LoadError::Config(ConfigError::Invalid {
                 policy: pc.id.clone(),
                 field: e.field,
                 message: e.message,
@@ -251,7 +249,6 @@ impl Policy {
             rule: rule.to_owned(),
             settings,
             module,
-            origin,
             matcher,
         })
     }

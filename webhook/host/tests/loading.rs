@@ -10,9 +10,7 @@ use std::time::Duration;
 
 use common::{BUILTINS, load, policy_yaml, sandbox};
 use tollgate_host::sandbox::ModuleError;
-use tollgate_host::{
-    Config, Endpoint, LoadError, ModuleOrigin, PolicySet, RequestMeta, Sandbox, SandboxLimits,
-};
+use tollgate_host::{Config, Endpoint, LoadError, PolicySet, Sandbox, SandboxLimits};
 use wat::Wat;
 
 /// Loads one policy running rule `r` of `wasm`, written to a temp dir and
@@ -44,43 +42,71 @@ fn module_message(result: Result<PolicySet, LoadError>) -> String {
 fn a_hand_written_module_loads_and_evaluates() {
     let sandbox = sandbox();
     let set = load_wasm(&sandbox, &Wat::default().wasm(), "").unwrap();
-    let verdict = set.policies()[0]
-        .evaluate(
-            common::REQUEST,
-            std::time::Instant::now() + Duration::from_secs(1),
-            &tollgate_context::EmptyContext,
-        )
-        .unwrap();
+    let verdict = common::eval(&set, Duration::from_secs(1)).unwrap();
     assert_eq!(verdict.warnings, ["from wat"]);
     assert_eq!(set.module_paths().len(), 1);
     assert!(set.module_paths()[0].ends_with("m.wasm"));
 }
 
 #[test]
-fn another_abi_version_is_refused_naming_both() {
+fn a_hand_written_v2_module_loads_and_evaluates() {
     let sandbox = sandbox();
     let wat = Wat {
         version: 2,
-        // A v2 module may differ in anything else: the version is read first.
+        describe: r#"{"abi":2,"rules":[{"name":"r"}]}"#,
+        ..Wat::default()
+    };
+    let set = load_wasm(&sandbox, &wat.wasm(), "").unwrap();
+    assert_eq!(
+        set.policies()[0].module().abi(),
+        tollgate_host::AbiVersion::V2
+    );
+    let verdict = common::eval(&set, Duration::from_secs(1)).unwrap();
+    assert_eq!(verdict.warnings, ["from wat"]);
+}
+
+#[test]
+fn another_abi_version_is_refused_naming_both() {
+    let sandbox = sandbox();
+    let wat = Wat {
+        version: 3,
+        // A v3 module may differ in anything else: the version is read first.
         evaluate: false,
         ..Wat::default()
     };
     let message = module_message(load_wasm(&sandbox, &wat.wasm(), ""));
     assert!(
-        message.contains("version 2") && message.contains("version 1"),
+        message.contains("version 3") && message.contains("version 1 or 2"),
         "{message}"
     );
 }
 
 #[test]
-fn describe_must_report_abi_1() {
+fn a_v2_module_needs_the_v2_evaluate_signature() {
+    let sandbox = sandbox();
+    // A v1 module that claims version 2: its evaluate takes six parameters.
+    let v1 = Wat::default()
+        .text()
+        .replace("(result i32) i32.const 1)", "(result i32) i32.const 2)");
+    let message = module_message(load_wasm(&sandbox, &::wat::parse_str(v1).unwrap(), ""));
+    assert!(
+        message.contains("`tollgate_evaluate` must be func [i32, i32, i32, i32] -> [i64]"),
+        "{message}"
+    );
+}
+
+#[test]
+fn describe_must_report_the_same_abi_version() {
     let sandbox = sandbox();
     let wat = Wat {
         describe: r#"{"abi":3,"rules":[{"name":"r"}]}"#,
         ..Wat::default()
     };
     let message = module_message(load_wasm(&sandbox, &wat.wasm(), ""));
-    assert!(message.contains("version 3"), "{message}");
+    assert!(
+        message.contains("tollgate_abi_version says 1") && message.contains("abi 3"),
+        "{message}"
+    );
 }
 
 #[test]
@@ -264,14 +290,35 @@ fn policies_share_a_module_and_reloads_reuse_it() {
         policy_yaml("deny", "").replace("deny-policy", "d")
     );
     let first = load(&sandbox, &yaml).unwrap();
-    let origins: Vec<_> = first.policies().iter().map(|p| p.module_origin()).collect();
-    assert_eq!(origins, [ModuleOrigin::Compiled, ModuleOrigin::Memory]);
+    // Read and compiled once for both policies.
+    assert_eq!(loads(&sandbox), Loads(1, 0, 0));
+    assert!(std::sync::Arc::ptr_eq(
+        first.policies()[0].module(),
+        first.policies()[1].module()
+    ));
     assert_eq!(
         first.policies()[0].module_digest(),
         first.policies()[1].module_digest()
     );
     let reload = load(&sandbox, &yaml).unwrap();
-    assert_eq!(reload.policies()[0].module_origin(), ModuleOrigin::Memory);
+    assert_eq!(loads(&sandbox), Loads(1, 0, 1));
+    assert!(std::sync::Arc::ptr_eq(
+        first.policies()[0].module(),
+        reload.policies()[0].module()
+    ));
+}
+
+/// Modules compiled, deserialised from the disk cache, found in memory.
+#[derive(Debug, PartialEq)]
+struct Loads(u64, u64, u64);
+
+fn loads(sandbox: &Sandbox) -> Loads {
+    let stats = sandbox.stats();
+    Loads(
+        stats.compiled.get(),
+        stats.from_disk_cache.get(),
+        stats.from_memory.get(),
+    )
 }
 
 fn cached_sandbox(dir: &Path) -> std::sync::Arc<Sandbox> {
@@ -287,8 +334,10 @@ fn a_restart_loads_compiled_modules_from_the_disk_cache() {
     let dir = tempfile::tempdir().unwrap();
     let cache = dir.path().join("cache");
     let first = cached_sandbox(&cache);
-    let (_, origin) = first.load_module(tollgate_guests::TEST_GUESTS).unwrap();
-    assert_eq!(origin, ModuleOrigin::Compiled);
+    first
+        .load_module(tollgate_test_artifacts::TEST_GUESTS)
+        .unwrap();
+    assert_eq!(loads(&first), Loads(1, 0, 0));
     let entries: Vec<_> = std::fs::read_dir(&cache)
         .unwrap()
         .flatten()
@@ -299,22 +348,22 @@ fn a_restart_loads_compiled_modules_from_the_disk_cache() {
 
     let second = cached_sandbox(&cache);
     let set = load(&second, &policy_yaml("allow", "")).unwrap();
-    assert_eq!(set.policies()[0].module_origin(), ModuleOrigin::DiskCache);
+    assert_eq!(loads(&second), Loads(0, 1, 0));
     let verdict = common::eval(&set, Duration::from_secs(1)).unwrap();
     assert!(verdict.allowed);
 
     // A corrupt entry is recompiled and overwritten.
     std::fs::write(&entries[0], b"not a compiled module").unwrap();
     let third = cached_sandbox(&cache);
-    assert_eq!(
-        third.load_module(tollgate_guests::TEST_GUESTS).unwrap().1,
-        ModuleOrigin::Compiled
-    );
+    third
+        .load_module(tollgate_test_artifacts::TEST_GUESTS)
+        .unwrap();
+    assert_eq!(loads(&third), Loads(1, 0, 0));
     let fourth = cached_sandbox(&cache);
-    assert_eq!(
-        fourth.load_module(tollgate_guests::TEST_GUESTS).unwrap().1,
-        ModuleOrigin::DiskCache
-    );
+    fourth
+        .load_module(tollgate_test_artifacts::TEST_GUESTS)
+        .unwrap();
+    assert_eq!(loads(&fourth), Loads(0, 1, 0));
 }
 
 #[test]
@@ -323,8 +372,10 @@ fn an_unwritable_cache_does_not_fail_the_load() {
     let blocker = dir.path().join("file");
     std::fs::write(&blocker, b"").unwrap();
     let sandbox = cached_sandbox(&blocker.join("cache"));
-    let (_, origin) = sandbox.load_module(tollgate_guests::TEST_GUESTS).unwrap();
-    assert_eq!(origin, ModuleOrigin::Compiled);
+    sandbox
+        .load_module(tollgate_test_artifacts::TEST_GUESTS)
+        .unwrap();
+    assert_eq!(loads(&sandbox), Loads(1, 0, 0));
 }
 
 #[test]
@@ -337,7 +388,20 @@ fn sandbox_limits_are_checked() {
         })
         .err()
         .unwrap();
-        assert!(matches!(err, LoadError::Engine(_)), "{err}");
+        assert!(
+            err.to_string().starts_with("wasm engine: epoch tick"),
+            "{err}"
+        );
+    }
+    for instances in [0, 100_000] {
+        let err = Sandbox::new(SandboxLimits {
+            instances,
+            cache_dir: None,
+            ..SandboxLimits::default()
+        })
+        .err()
+        .unwrap();
+        assert!(err.to_string().contains("concurrent evaluations"), "{err}");
     }
 }
 
@@ -354,16 +418,7 @@ fn module_errors_are_typed() {
         )
         .err()
         .unwrap();
-    assert!(
-        matches!(
-            err,
-            ModuleError::AbiVersion {
-                found: 7,
-                expected: 1
-            }
-        ),
-        "{err}"
-    );
+    assert!(matches!(err, ModuleError::AbiVersion { found: 7 }), "{err}");
 }
 
 #[test]
@@ -375,29 +430,23 @@ fn mutate_endpoint_selects_only_mutating_policies() {
         policy_yaml("allow", "  match: {kinds: [{kind: Deployment}]}\n")
     );
     let set = load(&sandbox, &yaml).unwrap();
-    let meta = RequestMeta {
-        group: "apps",
-        version: "v1",
-        kind: "Deployment",
-        sub_resource: None,
-        operation: tollgate_sdk::Operation::Create,
-        namespace: None,
-        name: None,
-        object: None,
-        old_object: None,
-    };
+    let body = |kind: &str| common::body(&common::request_of("apps", kind, "CREATE", None));
+    let deployment = body("Deployment");
+    let review = common::review(&deployment);
     let ids = |e| {
-        set.select(e, &meta)
-            .map(|p| p.id.as_str())
+        set.select(e, &review)
+            .into_iter()
+            .map(|i| set.policies()[i].id.as_str())
             .collect::<Vec<_>>()
     };
     assert_eq!(ids(Endpoint::Mutate), ["patch-policy"]);
     assert_eq!(ids(Endpoint::Validate), ["patch-policy", "allow-policy"]);
-    let daemonset = RequestMeta {
-        kind: "DaemonSet",
-        ..meta
-    };
-    assert_eq!(set.select(Endpoint::Validate, &daemonset).count(), 1);
+    let daemonset = body("DaemonSet");
+    assert_eq!(
+        set.select(Endpoint::Validate, &common::review(&daemonset))
+            .len(),
+        1
+    );
 }
 
 #[test]

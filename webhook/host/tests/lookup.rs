@@ -162,3 +162,51 @@ fn lookups_are_subject_to_the_deadline() {
         "{err:?}"
     );
 }
+
+/// A v2 bundle of `peek` (granted ReplicaSets in kube-system) and `allow`
+/// (granted Pods), judged on a small review.
+fn bundled_peek(query: &str, context: &dyn ClusterContext) -> (tollgate_host::Decision, String) {
+    let sandbox = sandbox();
+    let yaml = format!(
+        "- id: peek-policy\n  module: builtin:guests-v2\n  rule: peek\n{GRANT}  settings: {query}\n\
+         - id: allow-policy\n  module: builtin:guests-v2\n  rule: allow\n  context: [{{apiVersion: v1, kind: Pod}}]\n"
+    );
+    let set = common::load(&sandbox, &yaml).unwrap();
+    let body = common::body(&common::request_of("apps", "Deployment", "CREATE", None));
+    let review = common::review(&body);
+    with_logs(|| {
+        set.judge(
+            &review,
+            tollgate_host::Endpoint::Validate,
+            Instant::now() + Duration::from_secs(1),
+            context,
+        )
+    })
+}
+
+#[test]
+fn a_bundle_reads_what_its_members_are_granted_and_refusals_name_them_all() {
+    let context = OneReplicaSet::default();
+    let (decision, logs) = bundled_peek(
+        "{apiVersion: apps/v1, kind: ReplicaSet, namespace: kube-system, name: rs}",
+        &context,
+    );
+    assert!(decision.allowed(), "{decision:?}");
+    assert!(
+        decision.warnings[0].starts_with("peek-policy: {\"objects\":"),
+        "{:?}",
+        decision.warnings
+    );
+    assert!(!logs.contains("refused"), "{logs}");
+
+    let (decision, logs) = bundled_peek(
+        "{apiVersion: v1, kind: Secret, namespace: kube-system}",
+        &context,
+    );
+    let denial = decision.denial.unwrap();
+    assert!(
+        denial.contains("policy peek-policy, allow-policy may not read v1 Secret"),
+        "{denial}"
+    );
+    assert!(logs.contains("lookup refused"), "{logs}");
+}

@@ -1,16 +1,17 @@
-//! The admission service: from an AdmissionReview body to its answer.
+//! The admission endpoints' service: from an AdmissionReview body to its
+//! answer, on time.
 //!
-//! [`review`] parses lazily, [`service::Admission`] selects the policies a
-//! review enters and evaluates them off the async runtime ([`evaluate`]),
-//! [`decide`] turns their verdicts into one answer, [`patch`] composes
-//! repairs and [`response`] encodes the answer.
+//! The review is parsed once by the host ([`tollgate_host::Review::parse`]);
+//! [`service::Admission`] asks the serving set which policies it enters,
+//! waits for an evaluation slot ([`queue`]), has the host judge it on a
+//! blocking thread while keeping the clock ([`backstop`]), records every
+//! policy's outcome, and [`response`] encodes the decision. Judgement itself
+//! (modes, failure policies, bundles, patch composition) is the host's.
 
+mod backstop;
 pub mod deadline;
-pub mod decide;
-mod evaluate;
-pub mod patch;
+mod queue;
 pub mod response;
-pub mod review;
 mod service;
 
 pub use service::{Admission, Reply};

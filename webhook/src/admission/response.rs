@@ -7,7 +7,14 @@
 
 use base64::Engine;
 use serde::Serialize;
+use tollgate_host::Decision;
 use tollgate_sdk::PatchOp;
+
+/// The code of a policy denial.
+pub const DENIED: u16 = 403;
+
+/// The code in the answer to a review whose request fields are unusable.
+pub const INVALID_REQUEST: u16 = 400;
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -38,38 +45,60 @@ struct StatusOut<'a> {
     message: &'a str,
 }
 
-/// What to answer for one review.
-#[derive(Debug, Default)]
-pub struct Answer<'a> {
-    /// `(code, message)` of a denial; `None` allows.
-    pub denial: Option<(u16, &'a str)>,
-    pub warnings: &'a [String],
-    /// A non-empty JSONPatch (only ever set on `/mutate`).
-    pub patch: Option<&'a [PatchOp]>,
+/// The answer to a review no policy entered.
+pub fn allowed(api_version: &str, uid: &str) -> Vec<u8> {
+    encode(api_version, uid, None, &[], None)
 }
 
-impl Answer<'_> {
-    /// Serialises the AdmissionReview answering `uid` in `api_version`.
-    pub fn to_json(&self, api_version: &str, uid: &str) -> Vec<u8> {
-        let review = ReviewOut {
-            api_version,
-            kind: "AdmissionReview",
-            response: ResponseOut {
-                uid,
-                allowed: self.denial.is_none(),
-                status: self
-                    .denial
-                    .map(|(code, message)| StatusOut { code, message }),
-                warnings: self.warnings,
-                patch_type: self.patch.map(|_| "JSONPatch"),
-                patch: self.patch.map(|ops| {
-                    let json = serde_json::to_vec(ops).expect("patch operations serialise");
-                    base64::engine::general_purpose::STANDARD.encode(json)
-                }),
-            },
-        };
-        serde_json::to_vec(&review).expect("the answer serialises")
-    }
+/// The answer carrying a judged review's decision.
+pub fn decision(api_version: &str, uid: &str, decision: &Decision) -> Vec<u8> {
+    let denial = decision.denial.as_deref().map(|m| (DENIED, m));
+    encode(
+        api_version,
+        uid,
+        denial,
+        &decision.warnings,
+        decision.patch(),
+    )
+}
+
+/// The denial of a review whose request fields are unusable.
+pub fn invalid(api_version: &str, uid: &str, message: &str) -> Vec<u8> {
+    encode(
+        api_version,
+        uid,
+        Some((INVALID_REQUEST, message)),
+        &[],
+        None,
+    )
+}
+
+/// Serialises the AdmissionReview answering `uid` in `api_version`:
+/// `denial` is `(code, message)` (`None` allows); `patch` is non-empty and
+/// only ever set on `/mutate`.
+fn encode(
+    api_version: &str,
+    uid: &str,
+    denial: Option<(u16, &str)>,
+    warnings: &[String],
+    patch: Option<&[PatchOp]>,
+) -> Vec<u8> {
+    let review = ReviewOut {
+        api_version,
+        kind: "AdmissionReview",
+        response: ResponseOut {
+            uid,
+            allowed: denial.is_none(),
+            status: denial.map(|(code, message)| StatusOut { code, message }),
+            warnings,
+            patch_type: patch.map(|_| "JSONPatch"),
+            patch: patch.map(|ops| {
+                let json = serde_json::to_vec(ops).expect("patch operations serialise");
+                base64::engine::general_purpose::STANDARD.encode(json)
+            }),
+        },
+    };
+    serde_json::to_vec(&review).expect("the answer serialises")
 }
 
 #[cfg(test)]
@@ -78,14 +107,16 @@ mod tests {
 
     use super::*;
 
-    fn answer(a: &Answer<'_>) -> Value {
-        serde_json::from_slice(&a.to_json("admission.k8s.io/v1beta1", "u-1")).unwrap()
+    const V1BETA1: &str = "admission.k8s.io/v1beta1";
+
+    fn answer(bytes: Vec<u8>) -> Value {
+        serde_json::from_slice(&bytes).unwrap()
     }
 
     #[test]
     fn an_allowed_answer_is_minimal() {
         assert_eq!(
-            answer(&Answer::default()),
+            answer(allowed(V1BETA1, "u-1")),
             json!({"apiVersion": "admission.k8s.io/v1beta1", "kind": "AdmissionReview",
                    "response": {"uid": "u-1", "allowed": true}})
         );
@@ -94,13 +125,9 @@ mod tests {
     #[test]
     fn a_denial_carries_status_and_warnings() {
         let warnings = vec!["p: careful".to_owned()];
-        let a = Answer {
-            denial: Some((403, "p: no")),
-            warnings: &warnings,
-            patch: None,
-        };
+        let a = encode(V1BETA1, "u-1", Some((403, "p: no")), &warnings, None);
         assert_eq!(
-            answer(&a)["response"],
+            answer(a)["response"],
             json!({"uid": "u-1", "allowed": false, "status": {"code": 403, "message": "p: no"},
                    "warnings": ["p: careful"]})
         );
@@ -109,11 +136,7 @@ mod tests {
     #[test]
     fn a_patch_is_base64_json() {
         let ops = vec![PatchOp::replace("/spec/replicas", json!(1))];
-        let a = Answer {
-            patch: Some(&ops),
-            ..Answer::default()
-        };
-        let response = &answer(&a)["response"];
+        let response = &answer(encode(V1BETA1, "u-1", None, &[], Some(&ops)))["response"];
         assert_eq!(response["patchType"], "JSONPatch");
         let bytes = base64::engine::general_purpose::STANDARD
             .decode(response["patch"].as_str().unwrap())
@@ -122,6 +145,15 @@ mod tests {
         assert_eq!(
             patch,
             json!([{"op": "replace", "path": "/spec/replicas", "value": 1}])
+        );
+    }
+
+    #[test]
+    fn an_invalid_request_is_denied_with_400() {
+        let response = &answer(invalid(V1BETA1, "u-2", "bad operation"))["response"];
+        assert_eq!(
+            response,
+            &json!({"uid": "u-2", "allowed": false, "status": {"code": 400, "message": "bad operation"}})
         );
     }
 }

@@ -1,4 +1,5 @@
-//! The admission service shared by `/validate` and `/mutate`.
+//! The admission service shared by `/validate` and `/mutate`: parse once,
+//! select, queue, judge (in the host), record, encode.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -6,20 +7,39 @@ use std::time::Instant;
 use arc_swap::{ArcSwap, Guard};
 use bytes::Bytes;
 use tollgate_context::ClusterContext;
-use tollgate_host::{Endpoint, Policy, PolicySet};
-use tollgate_sdk::Operation;
+use tollgate_host::{Decision, Effect, Endpoint, Outcome, Parsed, PolicySet, Review, ReviewError};
 
-use super::decide::{DENIED, Decision, Judgement};
-use super::evaluate::{self, Finished, Job};
-use super::response::Answer;
-use super::review::{Parsed, Review};
+use super::backstop::{self, Job};
+use super::queue::Queue;
+use super::response;
 use crate::metrics::{Metrics, mode_label};
+
+self_cell::self_cell!(
+    /// A request body and its review, parsed once: the review borrows the
+    /// body, and both move to the blocking thread together.
+    pub(super) struct ReviewBody {
+        owner: Bytes,
+        #[covariant]
+        dependent: Parsed,
+    }
+);
+
+impl ReviewBody {
+    /// The valid review (a `ReviewBody` is only built around one).
+    pub(super) fn review(&self) -> &Review<'_> {
+        match self.borrow_dependent() {
+            Parsed::Review(review) => review,
+            Parsed::InvalidRequest { .. } => unreachable!("only valid reviews are judged"),
+        }
+    }
+}
 
 /// Judges reviews with the policy set currently serving.
 pub struct Admission {
     policies: Arc<ArcSwap<PolicySet>>,
     context: Arc<dyn ClusterContext>,
     metrics: Arc<Metrics>,
+    queue: Queue,
 }
 
 /// What the HTTP layer sends back.
@@ -31,16 +51,17 @@ pub enum Reply {
     BadRequest(String),
 }
 
-/// The code in the answer to a review whose request fields are unusable.
-const INVALID_REQUEST: u16 = 400;
-
 impl Admission {
+    /// `slots` is how many evaluations may hold an instance at once (the
+    /// sandbox's [`tollgate_host::SandboxLimits::instances`]).
     pub fn new(
         policies: Arc<ArcSwap<PolicySet>>,
         context: Arc<dyn ClusterContext>,
         metrics: Arc<Metrics>,
+        slots: u32,
     ) -> Self {
         Self {
+            queue: Queue::new(slots, metrics.clone()),
             policies,
             context,
             metrics,
@@ -61,93 +82,76 @@ impl Admission {
         body: Bytes,
     ) -> Reply {
         let started = Instant::now();
-        let review = match Review::parse(&body) {
-            Ok(Parsed::Review(review)) => review,
-            Ok(Parsed::InvalidRequest {
+        let body = match ReviewBody::try_new(body, |b| Review::parse(b)) {
+            Ok(body) => body,
+            Err(error) => return self.not_a_review(endpoint, &error),
+        };
+        let review = match body.borrow_dependent() {
+            Parsed::Review(review) => review,
+            Parsed::InvalidRequest {
                 api_version,
                 uid,
                 error,
-            }) => {
+            } => {
                 self.metrics.invalid(endpoint);
                 let message = format!("tollgate: invalid admission request: {error}");
                 tracing::warn!(%uid, endpoint = endpoint.as_str(), %error, "denied a malformed admission request");
-                let answer = Answer {
-                    denial: Some((INVALID_REQUEST, &message)),
-                    ..Answer::default()
-                };
-                return Reply::Review(answer.to_json(api_version, &uid));
-            }
-            Err(error) => {
-                self.metrics.invalid(endpoint);
-                tracing::warn!(endpoint = endpoint.as_str(), %error, "refused a request that is not an AdmissionReview");
-                return Reply::BadRequest(one_line(&error.to_string()));
+                return Reply::Review(response::invalid(api_version, uid, &message));
             }
         };
-
         let set = self.policies.load();
-        let meta = review.meta();
-        let selected: Vec<usize> = (0..set.policies().len())
-            .filter(|&i| set.policies()[i].selects(endpoint, &meta))
-            .collect();
+        let selected = set.select(endpoint, review);
         if selected.is_empty() {
             self.metrics.answered(endpoint, false, started.elapsed());
             tracing::debug!(uid = %review.uid, endpoint = endpoint.as_str(), "no policy matched");
-            return Reply::Review(Answer::default().to_json(review.api_version, &review.uid));
+            return Reply::Review(response::allowed(review.api_version, &review.uid));
         }
-
+        let (api_version, uid) = (review.api_version, review.uid.to_string());
         let set = Guard::into_inner(set);
+        let body = Arc::new(body);
         let job = Job {
             set: set.clone(),
+            body,
+            endpoint,
             selected,
-            body: body.clone(),
-            may_patch: endpoint == Endpoint::Mutate && review.operation() != Operation::Delete,
             deadline,
             context: self.context.clone(),
         };
-        let mut decision = Decision::default();
-        for finished in evaluate::run(job).await {
-            let policy = &set.policies()[finished.index];
-            self.record(endpoint, &review.uid, policy, &finished);
-            decision.add(finished.outcome);
+        let decision = Decision::new(backstop::run(job, &self.queue).await);
+        for outcome in &decision.outcomes {
+            self.record(endpoint, &uid, &set, outcome);
         }
-        let denial = decision.denial();
-        let answer = Answer {
-            denial: denial.as_deref().map(|message| (DENIED, message)),
-            warnings: &decision.warnings,
-            patch: decision.patch(),
-        };
         self.metrics.answered(endpoint, true, started.elapsed());
-        tracing::debug!(uid = %review.uid, endpoint = endpoint.as_str(), allowed = denial.is_none(), "answered review");
-        Reply::Review(answer.to_json(review.api_version, &review.uid))
+        tracing::debug!(%uid, endpoint = endpoint.as_str(), allowed = decision.allowed(), "answered review");
+        Reply::Review(response::decision(api_version, &uid, &decision))
     }
 
-    /// Logs and counts one policy's result: the one instrumentation path.
-    fn record(&self, endpoint: Endpoint, uid: &str, policy: &Policy, finished: &Finished) {
-        let judgement = &finished.outcome.judgement;
-        let verdict = judgement.label();
-        let cause = match judgement {
-            Judgement::Failure { cause, .. } => Some(*cause),
-            _ => None,
-        };
+    fn not_a_review(&self, endpoint: Endpoint, error: &ReviewError) -> Reply {
+        self.metrics.invalid(endpoint);
+        tracing::warn!(endpoint = endpoint.as_str(), %error, "refused a request that is not an AdmissionReview");
+        Reply::BadRequest(one_line(&error.to_string()))
+    }
+
+    /// Logs and counts one policy's outcome: the one instrumentation path.
+    fn record(&self, endpoint: Endpoint, uid: &str, set: &PolicySet, outcome: &Outcome) {
+        let policy = &set.policies()[outcome.policy];
+        let verdict = outcome.effect.label();
         self.metrics.evaluated(
             endpoint,
             &policy.id,
             policy.mode,
             verdict,
-            cause,
-            finished.elapsed,
+            outcome.failure(),
+            outcome.elapsed,
         );
-        let elapsed_us = finished.elapsed.as_micros() as u64;
+        let elapsed_us = outcome.elapsed.as_micros() as u64;
         let (endpoint, mode) = (endpoint.as_str(), mode_label(policy.mode));
-        let policy = policy.id.as_str();
-        let (reason, patch_ops) = match judgement {
-            Judgement::Allow => (None, None),
-            Judgement::Patch(ops) => (None, Some(ops.len())),
-            Judgement::Deny(message)
-            | Judgement::Warn(message)
-            | Judgement::Audit(message)
-            | Judgement::Failure { message, .. } => (Some(message.as_str()), None),
+        let reason = outcome.reason();
+        let patch_ops = match &outcome.effect {
+            Effect::Patch(ops) => Some(ops.len()),
+            _ => None,
         };
+        let policy = policy.id.as_str();
         // One event shape for every verdict; allows are routine, so debug.
         macro_rules! evaluated {
             ($level:ident) => {
@@ -164,7 +168,7 @@ impl Admission {
                 )
             };
         }
-        if matches!(judgement, Judgement::Allow) {
+        if matches!(outcome.effect, Effect::Allow) {
             evaluated!(debug);
         } else {
             evaluated!(info);

@@ -13,7 +13,7 @@ use arc_swap::ArcSwap;
 use tollgate_host::{PolicySet, Sandbox, SandboxLimits};
 
 pub use context::{ClusterSource, resource_types};
-pub use policies::{BUILTINS, DEFAULT_POLICIES, PolicySource};
+pub use policies::PolicySource;
 
 use crate::admission::Admission;
 use crate::cli::ServeArgs;
@@ -63,6 +63,7 @@ impl Runtime {
             memory_bytes: args.policy_memory_bytes,
             tick: TICK,
             cache_dir: cache_dir(&args),
+            ..SandboxLimits::default()
         })?;
         let source = match &args.policies {
             Some(path) => PolicySource::File(path.clone()),
@@ -72,6 +73,7 @@ impl Runtime {
             .await
             .context("cannot load the policies")?;
         let mut metrics = Metrics::new();
+        metrics.register_sandbox(sandbox.stats());
         let cluster = ClusterSource::from_args(&args, &loaded.set, &mut metrics).await?;
         let metrics = Arc::new(metrics);
         metrics.loaded(loaded.set.policies().len());
@@ -123,6 +125,7 @@ impl Runtime {
             self.policies.clone(),
             self.cluster.context.clone(),
             self.metrics.clone(),
+            self.sandbox.limits().instances,
         ));
         let router = routes::router(admission, self.metrics.clone(), self.limits);
         let banner = Banner {

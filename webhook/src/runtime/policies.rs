@@ -7,14 +7,9 @@ use arc_swap::ArcSwap;
 use tollgate_host::{Config, LoadError, PolicySet, Sandbox};
 
 use super::ClusterSource;
+use crate::builtin::{BUILTINS, DEFAULT_POLICIES};
 use crate::metrics::Metrics;
 use crate::watch::FileWatch;
-
-/// The modules the binary embeds, for `module: builtin:NAME`.
-pub const BUILTINS: &[(&str, &[u8])] = &[("calico", tollgate_guests::CALICO)];
-
-/// The built-in pack's default configuration, kept next to its rules.
-pub const DEFAULT_POLICIES: &str = include_str!("../../../policies-wasm/calico/policies.yaml");
 
 /// The policy configuration to serve.
 #[derive(Debug, Clone)]

@@ -23,7 +23,7 @@ pub const WARNING_MAX: usize = 210;
 /// A request parsed as the SDK does, for calling rules directly.
 pub fn parse_request(request: &Value) -> tollgate_sdk::Request<'static> {
     let text: &'static str = Box::leak(request.to_string().into_boxed_str());
-    serde_json::from_str(text).expect("a request")
+    tollgate_sdk::Request::parse(text.as_bytes()).expect("a request")
 }
 
 /// The `request` member of a captured review in `testdata/reviews`: rules are
@@ -52,10 +52,9 @@ pub fn policy(id: &str) -> &'static Value {
         .unwrap_or_else(|| panic!("no policy {id}"))
 }
 
-pub fn entry(id: &str) -> RuleEntry {
+pub fn entry(id: &str) -> &'static RuleEntry {
     tollgate_calico::rules()
-        .into_iter()
-        .find(|r| r.name == id)
+        .rule(id)
         .unwrap_or_else(|| panic!("no rule {id}"))
 }
 

@@ -175,24 +175,6 @@ fn timeouts_must_be_positive_and_at_most_30s() {
 }
 
 #[test]
-fn label_selector_operators_are_checked() {
-    let (policy, field, message) = invalid(
-        "- {id: a, module: a.wasm, match: {labelSelector: {matchExpressions: [{key: k, operator: Near}]}}}",
-    );
-    assert_eq!(policy, "a");
-    assert_eq!(field, "match.labelSelector.matchExpressions");
-    assert!(message.contains("Near"), "{message}");
-    let (_, _, message) = invalid(
-        "- {id: a, module: a.wasm, match: {labelSelector: {matchExpressions: [{key: k, operator: In}]}}}",
-    );
-    assert!(message.contains("needs"), "{message}");
-    let (_, _, message) = invalid(
-        "- {id: a, module: a.wasm, match: {labelSelector: {matchExpressions: [{key: k, operator: Exists, values: [x]}]}}}",
-    );
-    assert!(message.contains("takes no"), "{message}");
-}
-
-#[test]
 fn from_file_reads_and_names_the_file() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("p.yaml");

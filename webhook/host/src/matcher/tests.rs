@@ -148,3 +148,27 @@ fn all_criteria_must_hold() {
     other.kind = "DaemonSet";
     assert!(!matcher(both).matches(&other));
 }
+
+/// The error of compiling a `match:` (checked where it is compiled, once,
+/// when the policy set loads).
+fn compile_error(yaml_match: &str) -> MatchError {
+    let config = Config::from_yaml(
+        &format!("- {{id: a, module: a.wasm, match: {yaml_match}}}"),
+        "t",
+    )
+    .unwrap();
+    Matcher::compile(&config.policies[0].matches).unwrap_err()
+}
+
+#[test]
+fn label_selector_operators_are_checked() {
+    let error = compile_error("{labelSelector: {matchExpressions: [{key: k, operator: Near}]}}");
+    assert_eq!(error.field, "match.labelSelector.matchExpressions");
+    assert!(error.message.contains("Near"), "{error}");
+    let error = compile_error("{labelSelector: {matchExpressions: [{key: k, operator: In}]}}");
+    assert!(error.message.contains("needs"), "{error}");
+    let error = compile_error(
+        "{labelSelector: {matchExpressions: [{key: k, operator: Exists, values: [x]}]}}",
+    );
+    assert!(error.message.contains("takes no"), "{error}");
+}

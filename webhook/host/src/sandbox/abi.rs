@@ -1,12 +1,52 @@
-//! Load-time checks of a module against ABI v1 (`policies-wasm/ABI.md`):
-//! imports, exports and their signatures.
+//! Load-time checks of a module against its ABI version
+//! (`policies-wasm/ABI.md`): imports, exports and their signatures.
 
 use wasmtime::{ExternType, FuncType, Module, ModuleExport, ValType};
 
 use super::EvalError;
 
-/// The ABI version this host speaks.
-pub const ABI_VERSION: i32 = tollgate_sdk::ABI_VERSION;
+/// The guest ABI versions this host speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AbiVersion {
+    /// One rule per `tollgate_evaluate` call (and per instance).
+    V1,
+    /// A list of rules per `tollgate_evaluate` call: every rule of one
+    /// module that a review enters, in one instance, the request parsed once.
+    V2,
+}
+
+impl AbiVersion {
+    /// Every version, oldest first (for messages).
+    pub const ALL: [Self; 2] = [Self::V1, Self::V2];
+
+    pub fn from_number(number: i32) -> Option<Self> {
+        Self::ALL.into_iter().find(|v| v.number() == number)
+    }
+
+    pub fn number(self) -> i32 {
+        match self {
+            Self::V1 => 1,
+            Self::V2 => 2,
+        }
+    }
+
+    /// `tollgate_evaluate`'s signature in this version.
+    fn evaluate_signature(self) -> Signature {
+        match self {
+            Self::V1 => (&[I32, I32, I32, I32, I32, I32], &[I64]),
+            Self::V2 => (&[I32, I32, I32, I32], &[I64]),
+        }
+    }
+}
+
+/// "1 or 2", for messages naming the versions this host speaks.
+pub fn supported_versions() -> String {
+    let numbers: Vec<String> = AbiVersion::ALL
+        .iter()
+        .map(|v| v.number().to_string())
+        .collect();
+    numbers.join(" or ")
+}
 
 /// The module every permitted import comes from.
 pub const IMPORT_MODULE: &str = "tollgate";
@@ -28,8 +68,13 @@ pub enum ModuleError {
         expected: String,
         found: String,
     },
-    #[error("speaks Tollgate ABI version {found}, but this host speaks version {expected}")]
-    AbiVersion { found: i32, expected: i32 },
+    #[error(
+        "speaks Tollgate ABI version {found}, but this host speaks version {}",
+        supported_versions()
+    )]
+    AbiVersion { found: i32 },
+    #[error("tollgate_abi_version says {version}, but tollgate_describe says abi {described}")]
+    AbiMismatch { version: i32, described: i32 },
     #[error("{call} failed: {error}")]
     Call {
         call: &'static str,
@@ -60,12 +105,12 @@ pub const VALIDATE_SETTINGS: &str = "tollgate_validate_settings";
 pub const EVALUATE: &str = "tollgate_evaluate";
 pub const MEMORY: &str = "memory";
 
+/// The exports every version shares (`tollgate_evaluate` differs).
 const EXPORTS: &[(&str, Signature)] = &[
     (VERSION, (&[], &[I32])),
     (ALLOC, (&[I32], &[I32])),
     (DESCRIBE, (&[], &[I64])),
     (VALIDATE_SETTINGS, (&[I32, I32, I32, I32], &[I64])),
-    (EVALUATE, (&[I32, I32, I32, I32, I32, I32], &[I64])),
 ];
 
 /// Export indices resolved once per module, so evaluations skip the
@@ -108,8 +153,8 @@ pub fn version_export(module: &Module) -> Result<ModuleExport, ModuleError> {
     export(module, VERSION, Some(EXPORTS[0].1))
 }
 
-/// Checks every other export and resolves their indices.
-pub fn exports(module: &Module) -> Result<Exports, ModuleError> {
+/// Checks every other export against `version` and resolves their indices.
+pub fn exports(module: &Module, version: AbiVersion) -> Result<Exports, ModuleError> {
     let signature = |name: &str| EXPORTS.iter().find(|(n, _)| *n == name).map(|(_, s)| *s);
     let func = |name: &'static str| export(module, name, signature(name));
     Ok(Exports {
@@ -117,7 +162,7 @@ pub fn exports(module: &Module) -> Result<Exports, ModuleError> {
         alloc: func(ALLOC)?,
         describe: func(DESCRIBE)?,
         validate_settings: func(VALIDATE_SETTINGS)?,
-        evaluate: func(EVALUATE)?,
+        evaluate: export(module, EVALUATE, Some(version.evaluate_signature()))?,
     })
 }
 

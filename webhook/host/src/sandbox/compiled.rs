@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use tollgate_context::{AllowList, ClusterContext, EmptyContext};
 use tollgate_sdk::Verdict;
@@ -10,25 +11,42 @@ use tollgate_sdk::wire::{Description, RuleInfo, SettingsCheck};
 use wasmtime::{InstancePre, Linker, Module};
 
 use super::EvalError;
-use super::abi::{self, ABI_VERSION, Exports, ModuleError};
+use super::abi::{self, AbiVersion, Exports, ModuleError};
 use super::engine::Shared;
 use super::instance::{EvalState, Session};
 
 /// How long a load-time call (version, describe, settings check) may run.
 pub const LOAD_CALL_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// One entry of a v2 bundle: a rule and the settings of the policy running it.
+#[derive(Debug, Clone, Copy)]
+pub struct RuleCall<'a> {
+    pub rule: &'a str,
+    /// The policy's validated settings document (`{}` when none).
+    pub settings: &'a [u8],
+}
+
 /// A compiled module, shared by every policy that names the same bytes.
 pub struct CompiledModule {
     shared: Arc<Shared>,
     pre: InstancePre<EvalState>,
     exports: Exports,
+    abi: AbiVersion,
     digest: [u8; 32],
     description: Description,
 }
 
+/// What a v2 `tollgate_evaluate` returns.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Verdicts {
+    verdicts: Vec<Verdict>,
+}
+
 impl CompiledModule {
-    /// Checks the module against ABI v1 (imports, version, exports) and
-    /// reads its rule list.
+    /// Checks the module against its ABI version (read first, so a module of
+    /// another version is refused for its version, not for whatever else
+    /// differs), then the imports and exports, and reads its rule list.
     pub(super) fn new(
         shared: &Arc<Shared>,
         linker: &Linker<EvalState>,
@@ -40,7 +58,7 @@ impl CompiledModule {
         let pre = linker
             .instantiate_pre(&module)
             .map_err(|e| ModuleError::Instantiate(format!("{e:#}")))?;
-        let no_policy = AllowList::default();
+        let no_policy: [&AllowList; 0] = [];
         let deadline = Instant::now() + LOAD_CALL_TIMEOUT;
         let mut session = Session::start(shared, &pre, deadline, &no_policy, &EmptyContext)
             .map_err(|error| ModuleError::Call {
@@ -53,23 +71,18 @@ impl CompiledModule {
                 call: abi::VERSION,
                 error,
             })?;
-        if found != ABI_VERSION {
-            return Err(ModuleError::AbiVersion {
-                found,
-                expected: ABI_VERSION,
-            });
-        }
-        let exports = abi::exports(&module)?;
+        let abi = AbiVersion::from_number(found).ok_or(ModuleError::AbiVersion { found })?;
+        let exports = abi::exports(&module, abi)?;
         session.bind(&exports).map_err(|error| ModuleError::Call {
             call: abi::DESCRIBE,
             error,
         })?;
         let description: Description =
             document(abi::DESCRIBE, session.call_packed(&exports.describe, ()))?;
-        if description.abi != ABI_VERSION {
-            return Err(ModuleError::AbiVersion {
-                found: description.abi,
-                expected: ABI_VERSION,
+        if description.abi != found {
+            return Err(ModuleError::AbiMismatch {
+                version: found,
+                described: description.abi,
             });
         }
         drop(session);
@@ -77,6 +90,7 @@ impl CompiledModule {
             shared: shared.clone(),
             pre,
             exports,
+            abi,
             digest,
             description,
         })
@@ -85,6 +99,11 @@ impl CompiledModule {
     /// The module's sha256.
     pub fn digest(&self) -> &[u8; 32] {
         &self.digest
+    }
+
+    /// The ABI version the module speaks.
+    pub fn abi(&self) -> AbiVersion {
+        self.abi
     }
 
     /// The rules the module exports (from `tollgate_describe`).
@@ -102,7 +121,7 @@ impl CompiledModule {
         rule: &str,
         settings: &[u8],
     ) -> Result<SettingsCheck, ModuleError> {
-        let no_policy = AllowList::default();
+        let no_policy: [&AllowList; 0] = [];
         let deadline = Instant::now() + LOAD_CALL_TIMEOUT;
         let call = abi::VALIDATE_SETTINGS;
         let result = (|| {
@@ -120,39 +139,97 @@ impl CompiledModule {
         }
     }
 
-    /// Runs one rule on one request in a fresh instance.
+    /// Runs `calls` on one request in ONE fresh instance and returns one
+    /// verdict per call, in order. A v1 module takes exactly one call; a v2
+    /// module any number (a bundle). Any failure fails the whole call: the
+    /// caller decides whether to retry the rules one by one.
+    ///
+    /// `allow` are the allow-lists of the policies in `calls` (lookups are
+    /// checked against their union).
     pub fn evaluate(
         &self,
-        rule: &str,
+        calls: &[RuleCall<'_>],
         request: &[u8],
-        settings: &[u8],
         deadline: Instant,
-        allow: &AllowList,
+        allow: &[&AllowList],
         context: &dyn ClusterContext,
-    ) -> Result<Verdict, EvalError> {
+    ) -> Result<Vec<Verdict>, EvalError> {
         let mut session = self.session(deadline, allow, context)?;
-        let [(rp, rl), (qp, ql), (sp, sl)] = session.write([rule.as_bytes(), request, settings])?;
-        let bytes = session.call_packed(&self.exports.evaluate, (rp, rl, qp, ql, sp, sl))?;
-        let verdict: Verdict = serde_json::from_slice(bytes)
-            .map_err(|e| EvalError::Output(format!("not a verdict: {e}")))?;
-        if verdict.allowed && verdict.patch.is_some() {
+        let verdicts = match (self.abi, calls) {
+            (AbiVersion::V1, [call]) => {
+                let [(rp, rl), (qp, ql), (sp, sl)] =
+                    session.write([call.rule.as_bytes(), request, call.settings])?;
+                let bytes =
+                    session.call_packed(&self.exports.evaluate, (rp, rl, qp, ql, sp, sl))?;
+                let verdict: Verdict = serde_json::from_slice(bytes)
+                    .map_err(|e| EvalError::Output(format!("not a verdict: {e}")))?;
+                vec![verdict]
+            }
+            (AbiVersion::V1, _) => {
+                // The judge never bundles a v1 module; refuse rather than guess.
+                return Err(EvalError::Output(format!(
+                    "an ABI v1 module evaluates one rule per call, not {}",
+                    calls.len()
+                )));
+            }
+            (AbiVersion::V2, _) => {
+                let rules = rules_document(calls);
+                let [(qp, ql), (rp, rl)] = session.write([request, &rules])?;
+                let bytes = session.call_packed(&self.exports.evaluate, (qp, ql, rp, rl))?;
+                let Verdicts { verdicts } = serde_json::from_slice(bytes)
+                    .map_err(|e| EvalError::Output(format!("not a list of verdicts: {e}")))?;
+                if verdicts.len() != calls.len() {
+                    return Err(EvalError::Output(format!(
+                        "returned {} verdicts for {} rules",
+                        verdicts.len(),
+                        calls.len()
+                    )));
+                }
+                verdicts
+            }
+        };
+        if verdicts.iter().any(|v| v.allowed && v.patch.is_some()) {
             return Err(EvalError::Output(
                 "a patch is only valid with allowed: false".to_owned(),
             ));
         }
-        Ok(verdict)
+        Ok(verdicts)
     }
 
     fn session<'a>(
         &self,
         deadline: Instant,
-        allow: &'a AllowList,
+        allow: &'a [&'a AllowList],
         context: &'a dyn ClusterContext,
     ) -> Result<Session<'a>, EvalError> {
         let mut session = Session::start(&self.shared, &self.pre, deadline, allow, context)?;
         session.bind(&self.exports)?;
         Ok(session)
     }
+}
+
+/// `[{"rule": "<name>", "settings": <json>}, ...]`: the settings were
+/// validated (and serialised) at load, so they are spliced in as they are.
+fn rules_document(calls: &[RuleCall<'_>]) -> Vec<u8> {
+    let size: usize = calls
+        .iter()
+        .map(|c| c.rule.len() + c.settings.len() + 24)
+        .sum();
+    let mut out = Vec::with_capacity(size + 2);
+    out.push(b'[');
+    for (i, call) in calls.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(br#"{"rule":"#);
+        // Serialising a string into a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut out, call.rule);
+        out.extend_from_slice(br#","settings":"#);
+        out.extend_from_slice(call.settings);
+        out.push(b'}');
+    }
+    out.push(b']');
+    out
 }
 
 /// Parses a load-time call's document.
@@ -165,4 +242,28 @@ fn document<T: DeserializeOwned>(
         call,
         message: e.to_string(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_rules_document_splices_settings_and_escapes_names() {
+        let calls = [
+            RuleCall {
+                rule: "a",
+                settings: b"{}",
+            },
+            RuleCall {
+                rule: "b\"c",
+                settings: br#"{"x":[1]}"#,
+            },
+        ];
+        let doc: serde_json::Value = serde_json::from_slice(&rules_document(&calls)).unwrap();
+        assert_eq!(
+            doc,
+            serde_json::json!([{"rule": "a", "settings": {}}, {"rule": "b\"c", "settings": {"x": [1]}}])
+        );
+    }
 }

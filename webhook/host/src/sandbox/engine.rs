@@ -7,44 +7,55 @@ use std::time::Duration;
 
 use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
-use super::SandboxLimits;
-use crate::policy::LoadError;
+use super::stats::SandboxStats;
+use super::{EngineError, SandboxLimits};
 
-/// How many instances may be alive at once across all evaluations. Each
-/// evaluation holds one instance for its duration; the server's blocking
-/// pool is far smaller, so this never limits throughput, while bounding the
-/// address space the pool reserves.
-pub const POOL_INSTANCES: u32 = 256;
+/// Pool slots kept for load-time calls (version, describe, settings
+/// checks), which do not go through the server's admission queue: a reload
+/// under full load still finds an instance.
+pub const LOAD_RESERVE: u32 = 4;
 
-/// What every compiled module keeps alive: the engine, the limits and the
-/// ticker (so deadlines keep firing while any policy set is in use, even
-/// after the [`super::Sandbox`] itself is dropped).
+/// The most concurrent evaluations a sandbox may be configured for: each
+/// slot reserves address space for a whole capped memory.
+pub const MAX_INSTANCES: u32 = 4096;
+
+/// What every compiled module keeps alive: the engine, the limits, the
+/// counters and the ticker (so deadlines keep firing while any policy set is
+/// in use, even after the [`super::Sandbox`] itself is dropped).
 pub struct Shared {
     pub engine: Engine,
     pub limits: SandboxLimits,
+    pub stats: SandboxStats,
     _ticker: Ticker,
 }
 
 impl Shared {
-    pub fn start(limits: SandboxLimits) -> Result<Arc<Self>, LoadError> {
+    pub fn start(limits: SandboxLimits) -> Result<Arc<Self>, EngineError> {
         if limits.tick.is_zero() || limits.tick > SandboxLimits::MAX_TICK {
-            return Err(LoadError::Engine(format!(
+            return Err(EngineError(format!(
                 "epoch tick {:?} is outside (0, {:?}]",
                 limits.tick,
                 SandboxLimits::MAX_TICK
             )));
         }
         if limits.memory_bytes < WASM_PAGE {
-            return Err(LoadError::Engine(format!(
+            return Err(EngineError(format!(
                 "memory cap {} bytes is below one wasm page ({WASM_PAGE})",
                 limits.memory_bytes
             )));
         }
-        let engine = Engine::new(&config(&limits)).map_err(|e| LoadError::Engine(e.to_string()))?;
+        if limits.instances == 0 || limits.instances > MAX_INSTANCES {
+            return Err(EngineError(format!(
+                "{} concurrent evaluations is outside [1, {MAX_INSTANCES}]",
+                limits.instances
+            )));
+        }
+        let engine = Engine::new(&config(&limits)).map_err(|e| EngineError(e.to_string()))?;
         let ticker = Ticker::start(engine.clone(), limits.tick)?;
         Ok(Arc::new(Self {
             engine,
             limits,
+            stats: SandboxStats::default(),
             _ticker: ticker,
         }))
     }
@@ -62,10 +73,11 @@ const KEEP_RESIDENT: usize = 4 << 20;
 fn config(limits: &SandboxLimits) -> Config {
     // Round the cap up to whole pages: a memory is sized in pages.
     let memory = limits.memory_bytes.div_ceil(WASM_PAGE) * WASM_PAGE;
+    let slots = limits.instances + LOAD_RESERVE;
     let mut pool = PoolingAllocationConfig::default();
-    pool.total_core_instances(POOL_INSTANCES)
-        .total_memories(POOL_INSTANCES)
-        .total_tables(POOL_INSTANCES)
+    pool.total_core_instances(slots)
+        .total_memories(slots)
+        .total_tables(slots)
         .max_memories_per_module(1)
         .max_tables_per_module(1)
         .table_elements(10_000)
@@ -94,7 +106,7 @@ struct Ticker {
 }
 
 impl Ticker {
-    fn start(engine: Engine, tick: Duration) -> Result<Self, LoadError> {
+    fn start(engine: Engine, tick: Duration) -> Result<Self, EngineError> {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
         let thread = std::thread::Builder::new()
@@ -105,7 +117,7 @@ impl Ticker {
                     engine.increment_epoch();
                 }
             })
-            .map_err(|e| LoadError::Engine(format!("cannot start the epoch ticker: {e}")))?;
+            .map_err(|e| EngineError(format!("cannot start the epoch ticker: {e}")))?;
         Ok(Self {
             stop,
             thread: Some(thread),

@@ -2,7 +2,7 @@
 
 use std::time::Instant;
 
-use tollgate_context::LookupQuery;
+use tollgate_context::{AllowList, LookupError, LookupQuery};
 use tollgate_sdk::wire::{LogLevel, LookupResult};
 use wasmtime::{Caller, Engine, Linker, Trap};
 
@@ -37,10 +37,9 @@ fn lookup(mut caller: Caller<'_, EvalState>, ptr: i32, len: i32) -> wasmtime::Re
 }
 
 fn answer(state: &EvalState, query: &LookupQuery) -> Vec<u8> {
-    let allow = state.allow();
-    if let Err(refusal) = allow.check(query) {
+    if let Err(refusal) = check(state.allow(), query) {
         tracing::warn!(
-            policy = %allow.policy,
+            policy = %policies(state.allow()),
             query = %serde_json::to_string(query).unwrap_or_default(),
             "lookup refused: {refusal}"
         );
@@ -56,6 +55,48 @@ fn answer(state: &EvalState, query: &LookupQuery) -> Vec<u8> {
         }
         Err(e) => error_answer(&e.to_string()),
     }
+}
+
+/// A bundle's lookups are served from the union of its members' grants:
+/// the guest does not say which of its rules is asking, and every member is
+/// the same module entering the same review, so the union lends the module
+/// nothing it does not already hold in this review (ABI.md, version 2).
+fn check(lists: &[&AllowList], query: &LookupQuery) -> Result<(), LookupError> {
+    let mut refusal = None;
+    for list in lists {
+        match list.check(query) {
+            Ok(()) => return Ok(()),
+            Err(error) => {
+                refusal.get_or_insert(error);
+            }
+        }
+    }
+    Err(match refusal {
+        Some(LookupError::NotAllowed {
+            api_version,
+            kind,
+            namespace,
+            ..
+        }) => LookupError::NotAllowed {
+            policy: policies(lists),
+            api_version,
+            kind,
+            namespace,
+        },
+        Some(other) => other,
+        None => LookupError::NotAllowed {
+            policy: policies(lists),
+            api_version: query.api_version.clone(),
+            kind: query.kind.clone(),
+            namespace: query.namespace.clone(),
+        },
+    })
+}
+
+/// The policy ids of an evaluation, for logs and refusals.
+fn policies(lists: &[&AllowList]) -> String {
+    let ids: Vec<&str> = lists.iter().map(|l| l.policy.as_str()).collect();
+    ids.join(", ")
 }
 
 fn error_answer(message: &str) -> Vec<u8> {
@@ -106,7 +147,7 @@ fn log(mut caller: Caller<'_, EvalState>, level: i32, ptr: i32, len: i32) -> was
     let state = caller.data_mut();
     if state.log_lines < MAX_LOG_LINES {
         state.log_lines += 1;
-        let policy = &state.allow().policy;
+        let policy = policies(state.allow());
         match level {
             LogLevel::Error => tracing::error!(policy = %policy, "guest: {line}"),
             LogLevel::Warn => tracing::warn!(policy = %policy, "guest: {line}"),

@@ -39,7 +39,9 @@ impl EvalState {
         self.deadline
     }
 
-    pub fn allow(&self) -> &AllowList {
+    /// The allow-lists of the policies being evaluated: one, or every
+    /// member of a bundle.
+    pub fn allow(&self) -> &[&AllowList] {
         // SAFETY: see `Borrowed`.
         unsafe { self.borrowed.allow.as_ref() }
     }
@@ -50,13 +52,13 @@ impl EvalState {
     }
 }
 
-/// The allow-list and cluster context of the evaluation, borrowed for its
+/// The allow-lists and cluster context of the evaluation, borrowed for its
 /// duration. wasmtime requires store data to be `'static`, so the lifetimes
 /// are erased here; this is sound because the only owner of an `EvalState`
 /// is the `Store` inside a [`Session<'a>`], which cannot outlive the `'a`
 /// borrows it was created from, and the store never hands its data out.
 struct Borrowed {
-    allow: NonNull<AllowList>,
+    allow: NonNull<[&'static AllowList]>,
     context: NonNull<dyn ClusterContext>,
 }
 
@@ -154,14 +156,20 @@ impl<'a> Session<'a> {
         shared: &Shared,
         pre: &InstancePre<EvalState>,
         deadline: Instant,
-        allow: &'a AllowList,
+        allow: &'a [&'a AllowList],
         context: &'a dyn ClusterContext,
     ) -> Result<Self, EvalError> {
         let started = Instant::now();
+        shared.stats.instances.inc();
         // SAFETY (lifetime erasure): see `Borrowed`.
-        let context: NonNull<dyn ClusterContext> = unsafe {
-            std::mem::transmute::<NonNull<dyn ClusterContext + 'a>, NonNull<dyn ClusterContext>>(
-                NonNull::from(context),
+        let (allow, context) = unsafe {
+            (
+                std::mem::transmute::<NonNull<[&'a AllowList]>, NonNull<[&'static AllowList]>>(
+                    NonNull::from(allow),
+                ),
+                std::mem::transmute::<NonNull<dyn ClusterContext + 'a>, NonNull<dyn ClusterContext>>(
+                    NonNull::from(context),
+                ),
             )
         };
         let state = EvalState {
@@ -170,10 +178,7 @@ impl<'a> Session<'a> {
                 cap: shared.limits.memory_bytes,
                 exceeded: false,
             },
-            borrowed: Borrowed {
-                allow: NonNull::from(allow),
-                context,
-            },
+            borrowed: Borrowed { allow, context },
             memory: None,
             alloc: None,
             log_lines: 0,

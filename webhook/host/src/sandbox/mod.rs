@@ -5,7 +5,8 @@
 //! thread) and the table of compiled modules. Every evaluation runs in a
 //! fresh instance created from a pre-linked [`wasmtime::InstancePre`], under
 //! a CPU deadline and a memory cap, so nothing a guest does survives it or
-//! reaches another evaluation.
+//! reaches another evaluation. An ABI v2 module evaluates several rules in
+//! one such instance ([`CompiledModule::evaluate`]).
 
 mod abi;
 mod compiled;
@@ -13,17 +14,16 @@ mod engine;
 mod host_calls;
 mod instance;
 mod module_cache;
+mod stats;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
-pub use abi::ModuleError;
-pub use compiled::CompiledModule;
-pub use module_cache::ModuleOrigin;
-
-use crate::policy::LoadError;
+pub use abi::{AbiVersion, ModuleError};
+pub use compiled::{CompiledModule, RuleCall};
+pub use stats::SandboxStats;
 
 /// Resource limits of every evaluation.
 #[derive(Debug, Clone)]
@@ -35,6 +35,11 @@ pub struct SandboxLimits {
     /// Where compiled modules are cached (`$XDG_CACHE_HOME/tollgate`); `None`
     /// disables the disk cache.
     pub cache_dir: Option<PathBuf>,
+    /// How many evaluations may hold an instance at once. The pool reserves
+    /// this many slots (plus a few for load-time calls), and the server
+    /// admits no more concurrent evaluations than this, so that overload
+    /// queues instead of failing instantiation.
+    pub instances: u32,
 }
 
 impl SandboxLimits {
@@ -52,21 +57,40 @@ impl SandboxLimits {
 }
 
 impl Default for SandboxLimits {
-    /// 64 MiB per instance, 5 ms ticks, the user's cache directory.
+    /// 64 MiB per instance, 5 ms ticks, the user's cache directory, 256
+    /// concurrent evaluations.
     fn default() -> Self {
         Self {
             memory_bytes: 64 << 20,
             tick: Duration::from_millis(5),
             cache_dir: Self::default_cache_dir(),
+            instances: 256,
         }
     }
 }
 
-/// Why an evaluation produced no verdict; becomes the policy's failure verdict.
+/// The engine could not be set up (bad limits, no ticker thread).
 #[derive(Debug, thiserror::Error)]
+#[error("wasm engine: {0}")]
+pub struct EngineError(pub String);
+
+/// Why an evaluation produced no verdict; becomes the policy's failure verdict.
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum EvalError {
     #[error("exceeded its CPU deadline of {0:?}")]
     Deadline(std::time::Duration),
+    /// The deadline had passed before the evaluation could start (queued
+    /// behind other reviews, or behind the policies evaluated before it).
+    #[error("deadline passed before the evaluation started")]
+    NotStarted,
+    /// Still running when the review's deadline came: the review was
+    /// answered without this verdict.
+    #[error("no verdict before the review deadline")]
+    Unfinished,
+    /// The evaluating thread ended without a verdict (a host bug, never the
+    /// guest's doing: guest faults are traps).
+    #[error("evaluation aborted")]
+    Aborted,
     #[error("exceeded its memory cap of {0} bytes")]
     Memory(usize),
     #[error("trapped: {0}")]
@@ -98,7 +122,8 @@ impl FailureCause {
 impl EvalError {
     pub fn cause(&self) -> FailureCause {
         match self {
-            Self::Deadline(_) => FailureCause::Deadline,
+            Self::Deadline(_) | Self::NotStarted | Self::Unfinished => FailureCause::Deadline,
+            Self::Aborted => FailureCause::Trap,
             Self::Memory(_) => FailureCause::Memory,
             Self::Trap(_) => FailureCause::Trap,
             Self::Output(_) => FailureCause::Output,
@@ -117,10 +142,9 @@ pub struct Sandbox {
 }
 
 impl Sandbox {
-    pub fn new(limits: SandboxLimits) -> Result<Arc<Self>, LoadError> {
+    pub fn new(limits: SandboxLimits) -> Result<Arc<Self>, EngineError> {
         let shared = engine::Shared::start(limits)?;
-        let linker =
-            host_calls::linker(&shared.engine).map_err(|e| LoadError::Engine(e.to_string()))?;
+        let linker = host_calls::linker(&shared.engine).map_err(|e| EngineError(e.to_string()))?;
         Ok(Arc::new(Self {
             shared,
             linker,
@@ -132,20 +156,27 @@ impl Sandbox {
         &self.shared.limits
     }
 
+    /// Instances started and modules loaded so far (exported as metrics;
+    /// tests count instances per review with it).
+    pub fn stats(&self) -> &SandboxStats {
+        &self.shared.stats
+    }
+
     /// Compiles `wasm` (or takes it from the in-memory table or the disk
-    /// cache), checks it speaks ABI v1 and reads its rule list. Policies that
-    /// name the same bytes share the result.
-    pub fn load_module(
-        &self,
-        wasm: &[u8],
-    ) -> Result<(Arc<CompiledModule>, ModuleOrigin), ModuleError> {
+    /// cache), checks it speaks ABI v1 or v2 and reads its rule list.
+    /// Policies that name the same bytes share the result.
+    pub fn load_module(&self, wasm: &[u8]) -> Result<Arc<CompiledModule>, ModuleError> {
         let digest = module_cache::digest(wasm);
         // Held across compilation: concurrent loads of one module (two
         // reloads racing) compile it once; loads are rare.
         let mut modules = self.modules.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(module) = modules.get(&digest).and_then(Weak::upgrade) {
-            return Ok((module, ModuleOrigin::Memory));
+            self.shared
+                .stats
+                .module_loaded(module_cache::Origin::Memory);
+            return Ok(module);
         }
+        let started = std::time::Instant::now();
         let (module, origin) = module_cache::load_or_compile(&self.shared, wasm, &digest)?;
         let compiled = Arc::new(CompiledModule::new(
             &self.shared,
@@ -153,8 +184,16 @@ impl Sandbox {
             module,
             digest,
         )?);
+        self.shared.stats.module_loaded(origin);
+        tracing::info!(
+            digest = %hex::encode(digest),
+            origin = origin.as_str(),
+            abi = compiled.abi().number(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "module loaded"
+        );
         modules.retain(|_, m| m.strong_count() > 0);
         modules.insert(digest, Arc::downgrade(&compiled));
-        Ok((compiled, origin))
+        Ok(compiled)
     }
 }

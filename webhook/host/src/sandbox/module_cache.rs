@@ -16,9 +16,9 @@ use wasmtime::{Engine, Module};
 use super::ModuleError;
 use super::engine::Shared;
 
-/// Where a module's compiled code came from (for tests and metrics).
+/// Where a module's compiled code came from (counted in [`super::SandboxStats`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ModuleOrigin {
+pub enum Origin {
     /// Compiled from the Wasm bytes now.
     Compiled,
     /// Deserialised from the disk cache.
@@ -27,7 +27,7 @@ pub enum ModuleOrigin {
     Memory,
 }
 
-impl ModuleOrigin {
+impl Origin {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Compiled => "compiled",
@@ -46,7 +46,7 @@ pub fn load_or_compile(
     shared: &Shared,
     wasm: &[u8],
     digest: &[u8; 32],
-) -> Result<(Module, ModuleOrigin), ModuleError> {
+) -> Result<(Module, Origin), ModuleError> {
     let engine = &shared.engine;
     let Some(path) = shared
         .limits
@@ -54,7 +54,7 @@ pub fn load_or_compile(
         .as_deref()
         .map(|dir| entry_path(engine, dir, digest))
     else {
-        return Ok((compile(engine, wasm)?, ModuleOrigin::Compiled));
+        return Ok((compile(engine, wasm)?, Origin::Compiled));
     };
     if let Ok(bytes) = std::fs::read(&path) {
         // SAFETY: `deserialize` trusts the bytes to be wasmtime's own output,
@@ -71,7 +71,7 @@ pub fn load_or_compile(
         // by anyone (a cache cleaner, an operator) would crash the process
         // with SIGBUS on the next evaluation; a copy cannot.
         match unsafe { Module::deserialize(engine, &bytes) } {
-            Ok(module) => return Ok((module, ModuleOrigin::DiskCache)),
+            Ok(module) => return Ok((module, Origin::DiskCache)),
             Err(e) => {
                 tracing::warn!(path = %path.display(), error = %e, "unusable module cache entry; recompiling")
             }
@@ -81,7 +81,7 @@ pub fn load_or_compile(
     if let Err(e) = store(&module, &path) {
         tracing::warn!(path = %path.display(), error = %e, "cannot write the module cache");
     }
-    Ok((module, ModuleOrigin::Compiled))
+    Ok((module, Origin::Compiled))
 }
 
 fn compile(engine: &Engine, wasm: &[u8]) -> Result<Module, ModuleError> {

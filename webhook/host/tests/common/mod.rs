@@ -5,11 +5,18 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use serde_json::{Value, json};
 use tollgate_context::EmptyContext;
-use tollgate_host::{Config, EvalError, PolicySet, Sandbox, SandboxLimits, Verdict};
+use tollgate_host::{
+    Config, EvalError, Parsed, PolicySet, Review, Sandbox, SandboxLimits, Verdict,
+};
 
-/// The test guests as the built-in module `builtin:guests`.
-pub const BUILTINS: &[(&str, &[u8])] = &[("guests", tollgate_guests::TEST_GUESTS)];
+/// The test guests as the built-in modules `builtin:guests` (ABI v1) and
+/// `builtin:guests-v2` (the same rules, ABI v2).
+pub const BUILTINS: &[(&str, &[u8])] = &[
+    ("guests", tollgate_test_artifacts::TEST_GUESTS),
+    ("guests-v2", tollgate_test_artifacts::TEST_GUESTS_V2),
+];
 
 /// A sandbox with a small memory cap and no disk cache.
 pub fn sandbox() -> Arc<Sandbox> {
@@ -17,8 +24,36 @@ pub fn sandbox() -> Arc<Sandbox> {
         memory_bytes: 16 << 20,
         tick: Duration::from_millis(5),
         cache_dir: None,
+        ..SandboxLimits::default()
     })
     .expect("sandbox")
+}
+
+/// An admission request of `operation` on a `group`/`kind` object.
+pub fn request_of(group: &str, kind: &str, operation: &str, object: Option<Value>) -> Value {
+    json!({
+        "uid": "u1",
+        "kind": {"group": group, "version": "v1", "kind": kind},
+        "operation": operation,
+        "namespace": "kube-system",
+        "name": "x",
+        "object": object.unwrap_or_else(|| json!({"metadata": {"name": "x"}})),
+        "oldObject": null,
+    })
+}
+
+/// The AdmissionReview body carrying `request`.
+pub fn body(request: &Value) -> String {
+    json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": request})
+        .to_string()
+}
+
+/// Parses a body that must be a valid review.
+pub fn review(body: &str) -> Review<'_> {
+    match Review::parse(body.as_bytes()).expect("a review") {
+        Parsed::Review(review) => review,
+        other => panic!("expected a review, got {other:?}"),
+    }
 }
 
 /// Loads a YAML configuration against the test guests.

@@ -30,6 +30,8 @@ const VALID_AT: u64 = 512;
 const VALID: &str = r#"{"valid":true}"#;
 const ALLOWED_AT: u64 = 768;
 const ALLOWED: &str = r#"{"allowed":true,"warnings":["from wat"]}"#;
+/// The v2 answer to a bundle of one.
+const ALLOWED_V2: &str = r#"{"verdicts":[{"allowed":true,"warnings":["from wat"]}]}"#;
 
 fn packed(at: u64, text: &str) -> i64 {
     ((at << 32) | text.len() as u64) as i64
@@ -41,10 +43,15 @@ fn data(text: &str) -> String {
 
 impl Wat {
     pub fn text(&self) -> String {
+        // v1 takes (rule, request, settings); v2 (request, rules).
+        let (params, allowed) = match self.version {
+            2 => ("i32 i32 i32 i32", ALLOWED_V2),
+            _ => ("i32 i32 i32 i32 i32 i32", ALLOWED),
+        };
         let evaluate = if self.evaluate {
             format!(
-                "(func (export \"tollgate_evaluate\") (param i32 i32 i32 i32 i32 i32) (result i64) i64.const {})",
-                packed(ALLOWED_AT, ALLOWED)
+                "(func (export \"tollgate_evaluate\") (param {params}) (result i64) i64.const {})",
+                packed(ALLOWED_AT, allowed)
             )
         } else {
             String::new()
@@ -66,7 +73,7 @@ impl Wat {
             imports = self.imports,
             describe_data = data(self.describe),
             valid_data = data(VALID),
-            allowed_data = data(ALLOWED),
+            allowed_data = data(allowed),
             version = self.version,
             alloc = self.alloc,
             describe = packed(DESCRIBE_AT, self.describe),

@@ -1,19 +1,16 @@
-//! Typed, borrowed views of the Kubernetes objects Calico rules read.
-//!
-//! One superset [`Object`] covers Deployments, ReplicaSets, DaemonSets, the
+//! The superset view: one [`Object`] that covers Deployments, ReplicaSets, DaemonSets, the
 //! `Scale` subresource, Pods, Nodes, Namespaces, ConfigMaps, NetworkPolicies
 //! and Jobs in every apiVersion of their era: rules read fields, not types,
 //! and fields a kind does not have are simply `None`. Unknown fields are
-//! skipped by the parser without being materialised.
+//! skipped by the parser without being materialised. The Calico pack reads
+//! it; a new rule is usually better served by the narrower view of its kind.
 
-use std::borrow::Cow;
-use std::collections::BTreeMap;
+use serde::Deserialize;
 
-use serde::{Deserialize, Deserializer};
+use super::meta::{IntOrString, LabelSelector, ObjectMeta, Str, StrMap, null_as_default, present};
+use super::pod::{Container, PodTemplate};
 
-pub type Str<'a> = Cow<'a, str>;
-pub type StrMap<'a> = BTreeMap<Str<'a>, Str<'a>>;
-
+/// The superset view (the default `T` of [`Request`](crate::Request)).
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Object<'a> {
@@ -30,36 +27,6 @@ pub struct Object<'a> {
     /// ConfigMap data.
     #[serde(borrow, default)]
     pub data: Option<StrMap<'a>>,
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ObjectMeta<'a> {
-    #[serde(borrow, default)]
-    pub name: Option<Str<'a>>,
-    #[serde(borrow, default)]
-    pub namespace: Option<Str<'a>>,
-    #[serde(borrow, default)]
-    pub uid: Option<Str<'a>>,
-    #[serde(borrow, default, deserialize_with = "null_as_default")]
-    pub labels: StrMap<'a>,
-    #[serde(borrow, default, deserialize_with = "null_as_default")]
-    pub annotations: StrMap<'a>,
-    #[serde(borrow, default, deserialize_with = "null_as_default")]
-    pub owner_references: Vec<OwnerReference<'a>>,
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct OwnerReference<'a> {
-    #[serde(borrow, default)]
-    pub api_version: Str<'a>,
-    #[serde(borrow, default)]
-    pub kind: Str<'a>,
-    #[serde(borrow, default)]
-    pub name: Str<'a>,
-    #[serde(default)]
-    pub controller: Option<bool>,
 }
 
 /// The union of the `spec` fields the rules read.
@@ -122,87 +89,6 @@ pub struct RollingUpdate<'a> {
     pub max_surge: Option<IntOrString<'a>>,
 }
 
-/// Kubernetes `IntOrString` (`1` or `"25%"`).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(untagged)]
-pub enum IntOrString<'a> {
-    Int(i64),
-    Str(#[serde(borrow)] Str<'a>),
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct PodTemplate<'a> {
-    #[serde(borrow, default)]
-    pub metadata: ObjectMeta<'a>,
-    #[serde(borrow, default)]
-    pub spec: PodSpec<'a>,
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct PodSpec<'a> {
-    #[serde(borrow, default, deserialize_with = "null_as_default")]
-    pub containers: Vec<Container<'a>>,
-    #[serde(borrow, default, deserialize_with = "null_as_default")]
-    pub init_containers: Vec<Container<'a>>,
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Container<'a> {
-    #[serde(borrow, default)]
-    pub name: Str<'a>,
-    #[serde(borrow, default)]
-    pub image: Option<Str<'a>>,
-    #[serde(borrow, default, deserialize_with = "null_as_default")]
-    pub env: Vec<EnvVar<'a>>,
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct EnvVar<'a> {
-    #[serde(borrow, default)]
-    pub name: Str<'a>,
-    #[serde(borrow, default)]
-    pub value: Option<Str<'a>>,
-    #[serde(borrow, default)]
-    pub value_from: Option<EnvVarSource<'a>>,
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct EnvVarSource<'a> {
-    #[serde(borrow, default)]
-    pub config_map_key_ref: Option<KeyRef<'a>>,
-    #[serde(borrow, default)]
-    pub secret_key_ref: Option<KeyRef<'a>>,
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-pub struct KeyRef<'a> {
-    #[serde(borrow, default)]
-    pub name: Option<Str<'a>>,
-    #[serde(borrow, default)]
-    pub key: Str<'a>,
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct LabelSelector<'a> {
-    #[serde(borrow, default, deserialize_with = "null_as_default")]
-    pub match_labels: StrMap<'a>,
-    #[serde(default, deserialize_with = "null_as_default")]
-    pub match_expressions: Vec<serde::de::IgnoredAny>,
-}
-
-impl LabelSelector<'_> {
-    /// `{}`: selects everything.
-    pub fn is_empty(&self) -> bool {
-        self.match_labels.is_empty() && self.match_expressions.is_empty()
-    }
-}
-
 /// The union of the `status` fields the rules read.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -249,23 +135,4 @@ pub struct ContainerStatus<'a> {
     pub image: Option<Str<'a>>,
     #[serde(default)]
     pub ready: bool,
-}
-
-/// `null` reads as the type's default (`labels: null` is an empty map).
-pub(crate) fn null_as_default<'de, D, T>(d: D) -> Result<T, D::Error>
-where
-    D: Deserializer<'de>,
-    T: Deserialize<'de> + Default,
-{
-    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
-}
-
-/// Distinguishes an explicit `null` (`Some(None)`) from an absent key (`None`,
-/// via `#[serde(default)]`).
-fn present<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
-where
-    D: Deserializer<'de>,
-    T: Deserialize<'de>,
-{
-    Option::<T>::deserialize(d).map(Some)
 }

@@ -6,8 +6,9 @@
 //! written (fields absent). Where an absent field has a default that depends
 //! on the kind or apiVersion, the accessor applies it.
 
-use crate::image::ImageRef;
-use crate::object::{Container, EnvVar, IntOrString, Object, OwnerReference};
+use super::meta::{IntOrString, OwnerReference};
+use super::object::{Object, RollingUpdate};
+use super::pod::Container;
 
 /// Deployment strategy type when `spec.strategy.type` is absent.
 pub const DEFAULT_DEPLOYMENT_STRATEGY: &str = "RollingUpdate";
@@ -115,7 +116,7 @@ impl<'a> Object<'a> {
             .and_then(|r| r.max_surge.as_ref())
     }
 
-    fn daemonset_rolling_update(&self) -> Option<&crate::object::RollingUpdate<'a>> {
+    fn daemonset_rolling_update(&self) -> Option<&RollingUpdate<'a>> {
         self.spec
             .as_ref()
             .and_then(|s| s.update_strategy.as_ref())
@@ -159,53 +160,11 @@ impl<'a> Object<'a> {
     }
 
     pub fn label(&self, key: &str) -> Option<&str> {
-        self.metadata.labels.get(key).map(|v| v.as_ref())
+        self.metadata.label(key)
     }
 
     pub fn annotation(&self, key: &str) -> Option<&str> {
-        self.metadata.annotations.get(key).map(|v| v.as_ref())
-    }
-}
-
-impl<'a> Container<'a> {
-    pub fn image_ref(&self) -> Option<ImageRef<'_>> {
-        self.image.as_deref().map(ImageRef::parse)
-    }
-
-    pub fn env_var(&self, name: &str) -> Option<&EnvVar<'a>> {
-        self.env.iter().find(|e| e.name == name)
-    }
-
-    /// The inline value of an env var (`None` when absent or set from a ref).
-    pub fn env_value(&self, name: &str) -> Option<&str> {
-        self.env_var(name)?.value.as_deref()
-    }
-}
-
-impl EnvVar<'_> {
-    /// Set inline to a non-empty value or from a ConfigMap or Secret key.
-    pub fn is_set(&self) -> bool {
-        self.value.as_deref().is_some_and(|v| !v.is_empty())
-            || self
-                .value_from
-                .as_ref()
-                .is_some_and(|f| f.config_map_key_ref.is_some() || f.secret_key_ref.is_some())
-    }
-}
-
-impl IntOrString<'_> {
-    /// Whether this is exactly the integer `n` (`"1"` or `"100%"` are not).
-    pub fn is_int(&self, n: i64) -> bool {
-        matches!(self, Self::Int(v) if *v == n)
-    }
-}
-
-impl std::fmt::Display for IntOrString<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::Int(v) => write!(f, "{v}"),
-            Self::Str(s) => write!(f, "{s:?}"),
-        }
+        self.metadata.annotation(key)
     }
 }
 

@@ -1,0 +1,315 @@
+//! Judging one review: selection, evaluation in bundles, patch composition
+//! and the combined [`Decision`].
+//!
+//! The selected policies are grouped by module (and `bulkyFields`, which
+//! decides the request bytes the guest gets). A group of an ABI v2 module is
+//! one *bundle*: all its rules in one fresh instance, the request parsed
+//! once by the guest. If a bundle fails in any way, each of its rules is run
+//! again alone, in an instance of its own under its policy's own deadline, so
+//! one rule's failure never changes another rule's verdict. A v1 module's
+//! rules always run alone.
+//!
+//! On `/mutate` a policy must see the object as the policies before it (in
+//! configuration order) repaired it: outcomes are accepted in configuration
+//! order up to and including the first repair, its patch is applied, and
+//! every policy after it is evaluated again on the repaired object. Without a
+//! repair (always on `/validate`) each module costs one instance per review.
+
+use std::ops::ControlFlow;
+use std::time::{Duration, Instant};
+
+use tollgate_context::{AllowList, ClusterContext};
+use tollgate_sdk::Operation;
+
+use crate::input::GuestInput;
+use crate::matcher::Endpoint;
+use crate::outcome::{Decision, Effect, Outcome, failure, interpret};
+use crate::patch::Composer;
+use crate::policy::{Policy, PolicySet};
+use crate::review::Review;
+use crate::sandbox::{AbiVersion, EvalError, RuleCall};
+
+impl PolicySet {
+    /// The policies `review` enters on `endpoint`: indices into
+    /// [`Self::policies`], in configuration order.
+    pub fn select(&self, endpoint: Endpoint, review: &Review<'_>) -> Vec<usize> {
+        let meta = review.meta();
+        (0..self.policies().len())
+            .filter(|&i| self.policies()[i].selects(endpoint, &meta))
+            .collect()
+    }
+
+    /// Selects, evaluates and combines: the whole judgement of one review,
+    /// blocking (guest code runs on this thread, up to `deadline`). What the
+    /// offline commands call; the server streams [`Self::evaluate`] instead
+    /// so it can answer at the deadline whatever the guests do.
+    pub fn judge(
+        &self,
+        review: &Review<'_>,
+        endpoint: Endpoint,
+        deadline: Instant,
+        context: &dyn ClusterContext,
+    ) -> Decision {
+        let selected = self.select(endpoint, review);
+        let mut outcomes = Vec::with_capacity(selected.len());
+        self.evaluate(review, endpoint, &selected, deadline, context, &mut |o| {
+            outcomes.push(o);
+            ControlFlow::Continue(())
+        });
+        Decision::new(outcomes)
+    }
+
+    /// Evaluates the `selected` policies (from [`Self::select`]) on `review`
+    /// and hands each final outcome to `emit` as soon as it is final (in
+    /// configuration order within a module; modules one after another).
+    /// `emit` breaks to stop early (the review was answered without them).
+    /// Every selected policy gets exactly one outcome unless `emit` breaks.
+    pub fn evaluate(
+        &self,
+        review: &Review<'_>,
+        endpoint: Endpoint,
+        selected: &[usize],
+        deadline: Instant,
+        context: &dyn ClusterContext,
+        emit: &mut dyn FnMut(Outcome) -> ControlFlow<()>,
+    ) {
+        let judge = Judge {
+            set: self,
+            may_patch: endpoint == Endpoint::Mutate && review.operation() != Operation::Delete,
+            deadline,
+            context,
+        };
+        let mut input = GuestInput::new(review.request());
+        let mut composer = Composer::default();
+        let mut pending = selected.to_vec();
+        while !pending.is_empty() {
+            let mut round = Round::new(&pending);
+            for group in self.groups(&pending) {
+                if round.repaired {
+                    break;
+                }
+                for (position, outcome) in judge.group(&group, &pending, &input) {
+                    round.outcomes[position] = Some(outcome);
+                }
+                if round.accept(self, review, &mut composer, emit).is_break() {
+                    return;
+                }
+            }
+            let rest = pending.split_off(round.accepted);
+            if round.repaired && !rest.is_empty() {
+                // Later policies see the object as repaired so far.
+                let object = composer.object().expect("a repair leaves an object");
+                input = GuestInput::new(review.with_object(object));
+            }
+            debug_assert!(round.repaired || rest.is_empty());
+            pending = if round.repaired { rest } else { Vec::new() };
+        }
+    }
+
+    /// The outcome of a policy that got no verdict for a reason outside its
+    /// guest (queued past the deadline, still running at it): the host
+    /// builds these so that the webhook only owns the clock.
+    pub fn unfinished(&self, policy: usize, error: &EvalError, elapsed: Duration) -> Outcome {
+        Outcome {
+            policy,
+            elapsed,
+            effect: failure((&self.policies()[policy]).into(), error),
+            advice: Vec::new(),
+        }
+    }
+
+    /// `pending` split into groups that share an instance, each a list of
+    /// positions into `pending`, groups ordered by their first member.
+    fn groups(&self, pending: &[usize]) -> Vec<Vec<usize>> {
+        let mut groups: Vec<Vec<usize>> = Vec::new();
+        for (position, &index) in pending.iter().enumerate() {
+            let policy = &self.policies()[index];
+            let same = |group: &&mut Vec<usize>| {
+                let first = &self.policies()[pending[group[0]]];
+                std::sync::Arc::ptr_eq(first.module(), policy.module())
+                    && first.bulky_fields == policy.bulky_fields
+            };
+            match groups.iter_mut().find(same) {
+                Some(group) => group.push(position),
+                None => groups.push(vec![position]),
+            }
+        }
+        groups
+    }
+}
+
+/// What every evaluation of one review shares.
+struct Judge<'j> {
+    set: &'j PolicySet,
+    may_patch: bool,
+    deadline: Instant,
+    context: &'j dyn ClusterContext,
+}
+
+impl Judge<'_> {
+    /// Evaluates one group (positions into `pending`), in one instance when
+    /// the module speaks v2, and returns each member's outcome.
+    fn group(
+        &self,
+        group: &[usize],
+        pending: &[usize],
+        input: &GuestInput<'_>,
+    ) -> Vec<(usize, Outcome)> {
+        let policies: Vec<(usize, &Policy)> = group
+            .iter()
+            .map(|&position| (position, &self.set.policies()[pending[position]]))
+            .collect();
+        let request = input.bytes(policies[0].1.bulky_fields);
+        let bundles = policies[0].1.module().abi() == AbiVersion::V2;
+        if bundles
+            && policies.len() > 1
+            && let Some(outcomes) = self.bundle(&policies, pending, request)
+        {
+            return outcomes;
+        }
+        policies
+            .iter()
+            .map(|&(position, policy)| (position, self.alone(pending[position], policy, request)))
+            .collect()
+    }
+
+    /// All of `policies` in one instance, under the earliest of their
+    /// deadlines; `None` if the bundle failed (its rules then run alone).
+    fn bundle(
+        &self,
+        policies: &[(usize, &Policy)],
+        pending: &[usize],
+        request: &[u8],
+    ) -> Option<Vec<(usize, Outcome)>> {
+        let started = Instant::now();
+        if started >= self.deadline {
+            return None;
+        }
+        let deadline = policies
+            .iter()
+            .map(|(_, p)| started + p.timeout)
+            .min()
+            .map_or(self.deadline, |d| d.min(self.deadline));
+        let calls: Vec<RuleCall<'_>> = policies.iter().map(|(_, p)| p.call()).collect();
+        let allow: Vec<&AllowList> = policies.iter().map(|(_, p)| &p.allow).collect();
+        let module = policies[0].1.module();
+        let result = module.evaluate(&calls, request, deadline, &allow, self.context);
+        match result.map_err(|e| budget(e, deadline - started)) {
+            Ok(verdicts) => {
+                let elapsed = started.elapsed();
+                Some(
+                    policies
+                        .iter()
+                        .zip(verdicts)
+                        .map(|(&(position, policy), verdict)| {
+                            let index = pending[position];
+                            (position, self.outcome(index, policy, Ok(verdict), elapsed))
+                        })
+                        .collect(),
+                )
+            }
+            Err(error) => {
+                let ids: Vec<&str> = policies.iter().map(|(_, p)| p.id.as_str()).collect();
+                tracing::info!(
+                    policies = %ids.join(", "),
+                    cause = error.cause().as_str(),
+                    %error,
+                    "bundle failed; evaluating each of its rules alone"
+                );
+                None
+            }
+        }
+    }
+
+    /// One policy in an instance of its own, under its own deadline.
+    fn alone(&self, index: usize, policy: &Policy, request: &[u8]) -> Outcome {
+        let started = Instant::now();
+        let result = if started >= self.deadline {
+            Err(EvalError::NotStarted)
+        } else {
+            let deadline = self.deadline.min(started + policy.timeout);
+            let result = policy.evaluate(request, deadline, self.context);
+            result.map_err(|e| budget(e, deadline - started))
+        };
+        self.outcome(index, policy, result, started.elapsed())
+    }
+
+    fn outcome(
+        &self,
+        index: usize,
+        policy: &Policy,
+        result: Result<tollgate_sdk::Verdict, EvalError>,
+        elapsed: Duration,
+    ) -> Outcome {
+        let (effect, advice) = interpret(policy.into(), self.may_patch, result);
+        Outcome {
+            policy: index,
+            elapsed,
+            effect,
+            advice,
+        }
+    }
+}
+
+/// A deadline failure names the budget the judge gave (the policy's
+/// `timeout`, or what was left of the review's), not the sandbox's
+/// microseconds-later measurement.
+fn budget(error: EvalError, budget: Duration) -> EvalError {
+    match error {
+        EvalError::Deadline(_) => EvalError::Deadline(budget),
+        other => other,
+    }
+}
+
+/// One pass over the pending policies: their outcomes as groups finish, and
+/// how far they have been accepted in configuration order.
+struct Round {
+    outcomes: Vec<Option<Outcome>>,
+    accepted: usize,
+    /// A repair was applied: the outcomes after it are stale.
+    repaired: bool,
+}
+
+impl Round {
+    fn new(pending: &[usize]) -> Self {
+        Self {
+            outcomes: pending.iter().map(|_| None).collect(),
+            accepted: 0,
+            repaired: false,
+        }
+    }
+
+    /// Accepts the known outcomes in configuration order, up to the first
+    /// gap or up to and including the first repair that applies (a repair
+    /// that does not apply is its policy's failure, and the object stays as
+    /// it was, so acceptance goes on).
+    fn accept(
+        &mut self,
+        set: &PolicySet,
+        review: &Review<'_>,
+        composer: &mut Composer,
+        emit: &mut dyn FnMut(Outcome) -> ControlFlow<()>,
+    ) -> ControlFlow<()> {
+        while let Some(slot) = self.outcomes.get_mut(self.accepted) {
+            let Some(mut outcome) = slot.take() else {
+                break;
+            };
+            self.accepted += 1;
+            if let Effect::Patch(ops) = &outcome.effect {
+                match composer.apply(review, ops) {
+                    Ok(_) => self.repaired = true,
+                    Err(error) => {
+                        let policy = &set.policies()[outcome.policy];
+                        outcome.effect =
+                            failure(policy.into(), &EvalError::Output(error.to_string()));
+                    }
+                }
+            }
+            emit(outcome)?;
+            if self.repaired {
+                break;
+            }
+        }
+        ControlFlow::Continue(())
+    }
+}

@@ -1,0 +1,399 @@
+//! What a policy's verdict means for a review ([`Outcome`]), and how the
+//! outcomes of all the policies a review entered combine into one
+//! [`Decision`].
+//!
+//! Pure functions of verdicts and configuration: [`crate::judge`] feeds them.
+
+use std::time::Duration;
+
+use tollgate_sdk::{PatchOp, Verdict};
+
+use crate::config::{FailurePolicy, Mode};
+use crate::policy::Policy;
+use crate::sandbox::{EvalError, FailureCause};
+
+/// Kubernetes truncates longer warnings; Tollgate cuts them itself so the
+/// policy id prefix always survives.
+pub const MAX_WARNING_CHARS: usize = 256;
+
+/// One policy's result on one review: its verdict read by its mode and
+/// failure policy.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outcome {
+    /// The policy's index in its [`crate::PolicySet`].
+    pub policy: usize,
+    /// How long producing the verdict took (the members of a bundle share
+    /// their bundle's time).
+    pub elapsed: Duration,
+    pub effect: Effect,
+    /// The advice (`warnings`) the verdict carried, prefixed with the id.
+    pub advice: Vec<String>,
+}
+
+/// What one policy does to one review.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Effect {
+    /// No violation.
+    Allow,
+    /// Enforced violation: the review is denied with this message.
+    Deny(String),
+    /// Violation in warn mode: allowed with this warning.
+    Warn(String),
+    /// Violation in audit mode: allowed, recorded in logs and metrics only.
+    Audit(String),
+    /// Repairable violation on `/mutate`: allowed once these operations apply.
+    Patch(Vec<PatchOp>),
+    /// The evaluation produced no verdict.
+    Failure {
+        cause: FailureCause,
+        message: String,
+        /// `failurePolicy: fail` denies; `ignore` warns.
+        deny: bool,
+    },
+}
+
+impl Effect {
+    /// The `verdict` metric and log label. Audit violations count as `deny`
+    /// (what enforcing would have done); the `mode` label tells them apart.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Self::Allow => "allow",
+            Self::Deny(_) | Self::Audit(_) => "deny",
+            Self::Warn(_) => "warn",
+            Self::Patch(_) => "patch",
+            Self::Failure { .. } => "failure",
+        }
+    }
+}
+
+impl Outcome {
+    /// Why the policy produced no verdict, if it did not.
+    pub fn failure(&self) -> Option<FailureCause> {
+        match self.effect {
+            Effect::Failure { cause, .. } => Some(cause),
+            _ => None,
+        }
+    }
+
+    /// The message a log line carries: the denial, warning or failure.
+    pub fn reason(&self) -> Option<&str> {
+        match &self.effect {
+            Effect::Allow | Effect::Patch(_) => None,
+            Effect::Deny(message)
+            | Effect::Warn(message)
+            | Effect::Audit(message)
+            | Effect::Failure { message, .. } => Some(message),
+        }
+    }
+}
+
+/// The parts of a policy's configuration that decide what its verdict means.
+#[derive(Debug, Clone, Copy)]
+pub struct PolicyView<'a> {
+    pub id: &'a str,
+    pub mode: Mode,
+    pub mutate: bool,
+    pub failure_policy: FailurePolicy,
+}
+
+impl<'a> From<&'a Policy> for PolicyView<'a> {
+    fn from(p: &'a Policy) -> Self {
+        Self {
+            id: &p.id,
+            mode: p.mode,
+            mutate: p.mutate,
+            failure_policy: p.failure_policy,
+        }
+    }
+}
+
+/// Reads an evaluation result by the policy's mode and failure policy:
+/// the effect and the advice. `may_patch` holds on `/mutate` for operations
+/// other than DELETE.
+///
+/// Patches are applied only in enforce mode: warn and audit promise to let
+/// the object through unchanged, so there a repairable violation is reported
+/// like any other.
+pub fn interpret(
+    policy: PolicyView<'_>,
+    may_patch: bool,
+    result: Result<Verdict, EvalError>,
+) -> (Effect, Vec<String>) {
+    let verdict = match result {
+        Ok(verdict) => verdict,
+        Err(error) => return (failure(policy, &error), Vec::new()),
+    };
+    let id = policy.id;
+    let advice = match policy.mode {
+        Mode::Audit => Vec::new(),
+        Mode::Enforce | Mode::Warn => verdict.warnings.iter().map(|w| warning(id, w)).collect(),
+    };
+    let effect = if verdict.allowed {
+        Effect::Allow
+    } else {
+        let message = verdict
+            .message
+            .as_deref()
+            .unwrap_or("the request violates this policy");
+        match (policy.mode, verdict.patch) {
+            (Mode::Enforce, Some(ops)) if may_patch && policy.mutate => Effect::Patch(ops),
+            (Mode::Enforce, _) => Effect::Deny(format!("{id}: {message}")),
+            (Mode::Warn, _) => Effect::Warn(warning(id, message)),
+            (Mode::Audit, _) => Effect::Audit(format!("{id}: {message}")),
+        }
+    };
+    (effect, advice)
+}
+
+/// The failure verdict of `policy`: `"<id>: policy failed (<cause>): <error>"`.
+pub fn failure(policy: PolicyView<'_>, error: &EvalError) -> Effect {
+    let cause = error.cause();
+    let message = format!("{}: policy failed ({}): {error}", policy.id, cause.as_str());
+    match policy.failure_policy {
+        FailurePolicy::Fail => Effect::Failure {
+            cause,
+            message,
+            deny: true,
+        },
+        FailurePolicy::Ignore => Effect::Failure {
+            cause,
+            message: truncate(message),
+            deny: false,
+        },
+    }
+}
+
+/// `"<id>: <text>"` on one line, at most [`MAX_WARNING_CHARS`] characters.
+pub fn warning(policy_id: &str, text: &str) -> String {
+    truncate(format!("{policy_id}: {text}"))
+}
+
+/// One line of at most [`MAX_WARNING_CHARS`]; a cut text ends in `…` so the
+/// reader knows there was more (the full text is in the logs).
+fn truncate(text: String) -> String {
+    let one_line = |c: char| if c.is_control() { ' ' } else { c };
+    if text.chars().count() <= MAX_WARNING_CHARS {
+        return text.chars().map(one_line).collect();
+    }
+    let mut cut: String = text
+        .chars()
+        .map(one_line)
+        .take(MAX_WARNING_CHARS - 1)
+        .collect();
+    cut.push('…');
+    cut
+}
+
+/// The combined answer to a review: what the webhook sends, and every
+/// policy's outcome (for logs, metrics and the offline commands).
+#[derive(Debug, Default)]
+pub struct Decision {
+    /// Every denying policy's message, in configuration order, joined.
+    pub denial: Option<String>,
+    /// Advice, warn-mode violations and ignored failures, in order.
+    pub warnings: Vec<String>,
+    /// The repairs, composed in configuration order (empty when denied).
+    pub patch: Vec<PatchOp>,
+    /// One outcome per policy the review entered, in configuration order.
+    pub outcomes: Vec<Outcome>,
+}
+
+impl Decision {
+    /// Combines the outcomes of the policies a review entered (in any
+    /// order; they are put in configuration order, the order patches
+    /// compose in).
+    pub fn new(mut outcomes: Vec<Outcome>) -> Self {
+        outcomes.sort_by_key(|o| o.policy);
+        let mut denials: Vec<&str> = Vec::new();
+        let mut warnings = Vec::new();
+        let mut patch = Vec::new();
+        for outcome in &outcomes {
+            warnings.extend(outcome.advice.iter().cloned());
+            match &outcome.effect {
+                Effect::Allow | Effect::Audit(_) => {}
+                Effect::Deny(message) => denials.push(message),
+                Effect::Warn(message) => warnings.push(message.clone()),
+                Effect::Patch(ops) => patch.extend(ops.iter().cloned()),
+                Effect::Failure { message, deny, .. } => {
+                    if *deny {
+                        denials.push(message);
+                    } else {
+                        warnings.push(message.clone());
+                    }
+                }
+            }
+        }
+        let denial = (!denials.is_empty()).then(|| denials.join("; "));
+        if denial.is_some() {
+            patch.clear();
+        }
+        Self {
+            denial,
+            warnings,
+            patch,
+            outcomes,
+        }
+    }
+
+    pub fn allowed(&self) -> bool {
+        self.denial.is_none()
+    }
+
+    /// The patch to send: none when denied or when nothing was repaired.
+    pub fn patch(&self) -> Option<&[PatchOp]> {
+        (!self.patch.is_empty()).then_some(self.patch.as_slice())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn policy(mode: Mode) -> PolicyView<'static> {
+        PolicyView {
+            id: "p1",
+            mode,
+            mutate: true,
+            failure_policy: FailurePolicy::Fail,
+        }
+    }
+
+    fn repairable() -> Verdict {
+        Verdict::repair(
+            "replicas > 1",
+            vec![PatchOp::replace("/spec/replicas", json!(1))],
+        )
+        .with_warning("advice")
+    }
+
+    /// An outcome of `view` for `result`, as policy `index`.
+    fn outcome(
+        index: usize,
+        view: PolicyView<'_>,
+        may_patch: bool,
+        result: Result<Verdict, EvalError>,
+    ) -> Outcome {
+        let (effect, advice) = interpret(view, may_patch, result);
+        Outcome {
+            policy: index,
+            elapsed: Duration::ZERO,
+            effect,
+            advice,
+        }
+    }
+
+    #[test]
+    fn modes_decide_what_a_violation_does() {
+        let deny = Verdict::deny("bad");
+        let j = |mode, may_patch, v: &Verdict| interpret(policy(mode), may_patch, Ok(v.clone()));
+        assert_eq!(
+            j(Mode::Enforce, false, &deny).0,
+            Effect::Deny("p1: bad".into())
+        );
+        assert_eq!(
+            j(Mode::Warn, false, &deny).0,
+            Effect::Warn("p1: bad".into())
+        );
+        assert_eq!(
+            j(Mode::Audit, false, &deny).0,
+            Effect::Audit("p1: bad".into())
+        );
+        assert_eq!(j(Mode::Enforce, false, &Verdict::allow()).0, Effect::Allow);
+        // Repairable: patched only on /mutate (not DELETE) in enforce mode.
+        let (patched, advice) = j(Mode::Enforce, true, &repairable());
+        assert!(matches!(patched, Effect::Patch(ref ops) if ops.len() == 1));
+        assert_eq!(advice, vec!["p1: advice".to_owned()]);
+        let validated = j(Mode::Enforce, false, &repairable()).0;
+        assert_eq!(validated, Effect::Deny("p1: replicas > 1".into()));
+        let warned = j(Mode::Warn, true, &repairable()).0;
+        assert_eq!(warned, Effect::Warn("p1: replicas > 1".into()));
+        // Audit is silent towards the user.
+        assert!(j(Mode::Audit, true, &repairable()).1.is_empty());
+    }
+
+    #[test]
+    fn a_policy_that_cannot_mutate_never_patches() {
+        let view = PolicyView {
+            mutate: false,
+            ..policy(Mode::Enforce)
+        };
+        let (effect, _) = interpret(view, true, Ok(repairable()));
+        assert_eq!(effect, Effect::Deny("p1: replicas > 1".into()));
+    }
+
+    #[test]
+    fn failures_follow_the_failure_policy() {
+        let error = || Err(EvalError::Trap("unreachable".into()));
+        let closed = interpret(policy(Mode::Audit), false, error()).0;
+        assert_eq!(
+            closed,
+            Effect::Failure {
+                cause: FailureCause::Trap,
+                message: "p1: policy failed (trap): trapped: unreachable".into(),
+                deny: true,
+            }
+        );
+        let open = PolicyView {
+            failure_policy: FailurePolicy::Ignore,
+            ..policy(Mode::Enforce)
+        };
+        let decision = Decision::new(vec![outcome(0, open, false, error())]);
+        assert!(decision.allowed());
+        assert_eq!(
+            decision.warnings,
+            vec!["p1: policy failed (trap): trapped: unreachable"]
+        );
+    }
+
+    #[test]
+    fn a_deadline_that_passed_before_the_start_says_so() {
+        let effect = failure(policy(Mode::Enforce), &EvalError::NotStarted);
+        assert_eq!(
+            effect,
+            Effect::Failure {
+                cause: FailureCause::Deadline,
+                message:
+                    "p1: policy failed (deadline): deadline passed before the evaluation started"
+                        .into(),
+                deny: true,
+            }
+        );
+    }
+
+    #[test]
+    fn warnings_are_prefixed_single_line_and_cut_on_a_char_boundary() {
+        let long = "é\n".repeat(300);
+        let w = warning("p1", &long);
+        assert_eq!(w.chars().count(), MAX_WARNING_CHARS);
+        assert!(w.starts_with("p1: é "));
+        assert!(w.ends_with('…'));
+        assert!(!w.contains('\n'));
+        let fits = "x".repeat(MAX_WARNING_CHARS - 4);
+        assert_eq!(warning("p1", &fits), format!("p1: {fits}"));
+    }
+
+    #[test]
+    fn denials_join_in_configuration_order_and_suppress_the_patch() {
+        let repair = outcome(0, policy(Mode::Enforce), true, Ok(repairable()));
+        let alone = Decision::new(vec![repair.clone()]);
+        assert_eq!(alone.patch().map(<[_]>::len), Some(1));
+        assert!(alone.allowed());
+        let named = |id| PolicyView {
+            id,
+            ..policy(Mode::Enforce)
+        };
+        // Outcomes arrive in any order (bundles of different modules).
+        let decision = Decision::new(vec![
+            outcome(2, named("p3"), true, Ok(Verdict::deny("never"))),
+            repair,
+            outcome(1, named("p2"), true, Ok(Verdict::deny("no"))),
+        ]);
+        assert_eq!(decision.denial.as_deref(), Some("p2: no; p3: never"));
+        assert_eq!(decision.patch(), None);
+        let order: Vec<usize> = decision.outcomes.iter().map(|o| o.policy).collect();
+        assert_eq!(order, [0, 1, 2]);
+        assert_eq!(decision.warnings, ["p1: advice"]);
+    }
+}

@@ -1,0 +1,32 @@
+//! What the sandbox counts: instances started and modules loaded, by where
+//! the compiled code came from. Prometheus counters, so the server exports
+//! them as they are and tests read them directly.
+
+use prometheus_client::metrics::counter::Counter;
+
+use super::module_cache::Origin;
+
+/// The sandbox's counters (cheap atomic increments on the hot path).
+#[derive(Debug, Clone, Default)]
+pub struct SandboxStats {
+    /// Every fresh instance: one per evaluation of a v1 rule, one per
+    /// bundle of a v2 module, one per load-time call.
+    pub instances: Counter,
+    /// Modules compiled from their Wasm bytes.
+    pub compiled: Counter,
+    /// Modules deserialised from the disk cache.
+    pub from_disk_cache: Counter,
+    /// Modules already loaded by this sandbox (another policy, an earlier set).
+    pub from_memory: Counter,
+}
+
+impl SandboxStats {
+    pub(super) fn module_loaded(&self, origin: Origin) {
+        match origin {
+            Origin::Compiled => &self.compiled,
+            Origin::DiskCache => &self.from_disk_cache,
+            Origin::Memory => &self.from_memory,
+        }
+        .inc();
+    }
+}

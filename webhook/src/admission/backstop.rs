@@ -1,0 +1,93 @@
+//! Running the host's evaluation off the async runtime, on the clock.
+//!
+//! A guest may run until its CPU deadline, so the evaluation runs on a
+//! blocking thread (once the [`Queue`] admits it) and streams each policy's
+//! outcome back as soon as it is final. If the review's deadline passes
+//! first, the policies without an outcome get their failure outcomes (built
+//! by the host) and the review is answered on time; the evaluation stops at
+//! its next outcome.
+
+use std::ops::ControlFlow;
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio::sync::mpsc;
+use tollgate_context::ClusterContext;
+use tollgate_host::{Endpoint, EvalError, Outcome, PolicySet};
+
+use super::queue::Queue;
+use super::service::ReviewBody;
+
+/// The work for one review.
+pub(super) struct Job {
+    pub set: Arc<PolicySet>,
+    pub body: Arc<ReviewBody>,
+    pub endpoint: Endpoint,
+    /// From `set.select`, in configuration order.
+    pub selected: Vec<usize>,
+    pub deadline: tokio::time::Instant,
+    pub context: Arc<dyn ClusterContext>,
+}
+
+/// One outcome per selected policy, no later than the job's deadline.
+pub(super) async fn run(job: Job, queue: &Queue) -> Vec<Outcome> {
+    let started = Instant::now();
+    let (set, selected, deadline) = (job.set.clone(), job.selected.clone(), job.deadline);
+    let Some(permit) = queue.admit(deadline).await else {
+        return fill(&set, &selected, Vec::new(), &EvalError::NotStarted, started);
+    };
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        job.evaluate(&tx);
+    });
+    let mut done = Vec::with_capacity(selected.len());
+    let mut missing = EvalError::Unfinished;
+    while done.len() < selected.len() {
+        match tokio::time::timeout_at(deadline, rx.recv()).await {
+            Ok(Some(outcome)) => done.push(outcome),
+            Ok(None) => {
+                missing = EvalError::Aborted;
+                break;
+            }
+            Err(_elapsed) => break,
+        }
+    }
+    fill(&set, &selected, done, &missing, started)
+}
+
+/// `done` plus a failure outcome (`error`) for each selected policy without one.
+fn fill(
+    set: &PolicySet,
+    selected: &[usize],
+    mut done: Vec<Outcome>,
+    error: &EvalError,
+    started: Instant,
+) -> Vec<Outcome> {
+    if done.len() < selected.len() {
+        let mut finished = vec![false; set.policies().len()];
+        done.iter().for_each(|o| finished[o.policy] = true);
+        for &index in selected.iter().filter(|&&i| !finished[i]) {
+            done.push(set.unfinished(index, error, started.elapsed()));
+        }
+    }
+    done
+}
+
+impl Job {
+    fn evaluate(self, tx: &mpsc::UnboundedSender<Outcome>) {
+        let review = self.body.review();
+        self.set.evaluate(
+            review,
+            self.endpoint,
+            &self.selected,
+            self.deadline.into_std(),
+            &*self.context,
+            &mut |outcome| match tx.send(outcome) {
+                Ok(()) => ControlFlow::Continue(()),
+                // The review was answered at its deadline; stop working on it.
+                Err(_) => ControlFlow::Break(()),
+            },
+        );
+    }
+}
