@@ -1,6 +1,8 @@
 //! Request bodies: AdmissionReviews captured from a real kube-apiserver
 //! (`bench/bodies/`, `testdata/reviews/`), compiled into the binary so the
-//! bench needs no files beside it.
+//! bench needs no files beside it, or read from `--review` files.
+
+use std::path::Path;
 
 use anyhow::Context;
 use bytes::Bytes;
@@ -9,10 +11,10 @@ use bytes::Bytes;
 #[derive(Debug, Clone)]
 pub struct Body {
     /// What it is, for the report.
-    pub name: &'static str,
+    pub name: String,
     /// The AdmissionReview, compact, without the capture's `query` member.
     pub bytes: Bytes,
-    /// The call's query string (`timeout=10s`).
+    /// The call's query string (`timeout=10s`); empty if the file has none.
     pub query: String,
     /// `request.uid`: every answer must echo it.
     pub uid: String,
@@ -50,21 +52,40 @@ pub const POD_CREATE_PRIVILEGED: (&str, &str) = capture!(
 
 impl Body {
     /// Parses a capture (`(name, text)` as the constants above hold).
-    pub fn parse((name, text): (&'static str, &str)) -> anyhow::Result<Self> {
+    pub fn parse((name, text): (&str, &str)) -> anyhow::Result<Self> {
+        let body = Self::from_text(name, text)?;
+        if body.query.is_empty() {
+            anyhow::bail!("{name}: no query member");
+        }
+        Ok(body)
+    }
+
+    /// Reads a `--review` file (a `query` member is optional there).
+    pub fn read(path: &Path) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read --review {}", path.display()))?;
+        let name = path.file_name().map_or_else(
+            || path.display().to_string(),
+            |n| n.to_string_lossy().into_owned(),
+        );
+        Self::from_text(&name, &text).with_context(|| format!("--review {}", path.display()))
+    }
+
+    fn from_text(name: &str, text: &str) -> anyhow::Result<Self> {
         let mut review: serde_json::Value =
             serde_json::from_str(text).with_context(|| format!("{name}: not JSON"))?;
         let query = review
             .as_object_mut()
             .and_then(|o| o.remove("query"))
             .and_then(|q| q.as_str().map(str::to_owned))
-            .with_context(|| format!("{name}: no query member"))?;
+            .unwrap_or_default();
         let uid = review["request"]["uid"]
             .as_str()
             .filter(|u| !u.is_empty())
             .with_context(|| format!("{name}: no request.uid"))?
             .to_owned();
         Ok(Self {
-            name,
+            name: name.to_owned(),
             bytes: serde_json::to_vec(&review)?.into(),
             query,
             uid,
@@ -126,5 +147,21 @@ mod tests {
         let no_uid = Body::parse(("x", r#"{"query":"timeout=1s","request":{}}"#)).unwrap_err();
         assert!(no_uid.to_string().contains("no request.uid"));
         assert!(Body::parse(("x", "{")).is_err());
+    }
+
+    #[test]
+    fn review_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("r.json");
+        std::fs::write(&file, r#"{"request":{"uid":"u-1"}}"#).unwrap();
+        let body = Body::read(&file).unwrap();
+        assert_eq!(
+            (body.name.as_str(), body.query.as_str(), body.uid.as_str()),
+            ("r.json", "", "u-1")
+        );
+        let missing = Body::read(&dir.path().join("none.json")).unwrap_err();
+        assert!(format!("{missing:#}").contains("cannot read --review"));
+        std::fs::write(&file, "[]").unwrap();
+        assert!(format!("{:#}", Body::read(&file).unwrap_err()).contains("no request.uid"));
     }
 }

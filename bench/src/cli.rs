@@ -57,11 +57,55 @@ pub enum ScenarioId {
     E,
 }
 
+/// An admission route of Tollgate (and of the floor).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Route {
+    Validate,
+    Mutate,
+}
+
+impl Route {
+    pub fn path(self) -> &'static str {
+        match self {
+            Self::Validate => "/validate",
+            Self::Mutate => "/mutate",
+        }
+    }
+}
+
+impl RunArgs {
+    /// The scenarios chosen, in order, each once.
+    pub fn scenarios(&self) -> Vec<ScenarioId> {
+        let mut chosen = match &self.scenario {
+            Some(list) => list.clone(),
+            None if self.review.is_empty() => ScenarioId::value_variants().to_vec(),
+            None => Vec::new(),
+        };
+        chosen.sort();
+        chosen.dedup();
+        chosen
+    }
+}
+
 #[derive(Debug, Clone, clap::Args)]
 pub struct RunArgs {
-    /// Scenarios to run, comma-separated.
-    #[arg(long, value_enum, value_delimiter = ',', default_value = "a,b,c,d,e")]
-    pub scenario: Vec<ScenarioId>,
+    /// Scenarios to run, comma-separated. Default: all of them, or none
+    /// when --review is given.
+    #[arg(long, value_enum, value_delimiter = ',')]
+    pub scenario: Option<Vec<ScenarioId>>,
+
+    /// Also measure this AdmissionReview (repeatable), e.g. one of
+    /// testdata/reviews; a top-level `query` member becomes the query string.
+    #[arg(long, value_name = "FILE")]
+    pub review: Vec<PathBuf>,
+
+    /// Tollgate's policy configuration for --review (default: the built-in pack).
+    #[arg(long, value_name = "FILE", requires = "review")]
+    pub policies: Option<PathBuf>,
+
+    /// The route --review bodies are posted to.
+    #[arg(long, value_enum, default_value_t = Route::Validate)]
+    pub endpoint: Route,
 
     /// Keep-alive connections of the throughput runs (reviews/s).
     #[arg(long, default_value_t = 16, value_parser = at_least_one())]
@@ -137,7 +181,7 @@ mod tests {
         assert_eq!(run.connections, 16);
         assert_eq!(run.latency_connections, 4);
         assert_eq!(
-            run.scenario,
+            run.scenarios(),
             [
                 ScenarioId::A,
                 ScenarioId::B,
@@ -146,13 +190,14 @@ mod tests {
                 ScenarioId::E
             ]
         );
+        assert_eq!(run.endpoint, Route::Validate);
     }
 
     #[test]
     fn scenarios_and_durations_are_checked() {
         let cli = Cli::try_parse_from(["tollgate-bench", "--scenario", "e,a", "--seconds", "0.5"])
             .unwrap();
-        assert_eq!(cli.run.scenario, [ScenarioId::E, ScenarioId::A]);
+        assert_eq!(cli.run.scenarios(), [ScenarioId::A, ScenarioId::E]);
         assert_eq!(cli.run.seconds, Duration::from_millis(500));
         for bad in [
             ["--scenario", "f"],
@@ -161,12 +206,37 @@ mod tests {
             ["--connections", "0"],
             ["--rounds", "-1"],
             ["--against-ca", "ca.pem"],
+            ["--policies", "p.yaml"],
+            ["--endpoint", "admit"],
         ] {
             assert!(
                 Cli::try_parse_from(["tollgate-bench", bad[0], bad[1]]).is_err(),
                 "{bad:?}"
             );
         }
+    }
+
+    #[test]
+    fn reviews_replace_the_default_scenarios() {
+        let cli = Cli::try_parse_from([
+            "tollgate-bench",
+            "--review",
+            "a.json",
+            "--review",
+            "b.json",
+            "--policies",
+            "p.yaml",
+            "--endpoint",
+            "mutate",
+        ])
+        .unwrap();
+        assert!(cli.run.scenarios().is_empty());
+        assert_eq!(cli.run.review.len(), 2);
+        assert_eq!(cli.run.endpoint.path(), "/mutate");
+        let both =
+            Cli::try_parse_from(["tollgate-bench", "--review", "a.json", "--scenario", "b,b"])
+                .unwrap();
+        assert_eq!(both.run.scenarios(), [ScenarioId::B]);
     }
 
     #[test]

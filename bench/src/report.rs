@@ -210,10 +210,6 @@ pub fn mib(kib: u64) -> f64 {
     kib as f64 / 1024.0
 }
 
-pub fn skipped(label: &str, why: &str) {
-    println!("\n{label} skipped: {why}");
-}
-
 pub fn outcomes(outcomes: &[Outcome]) {
     if let Some(load) = procfs::load_average() {
         println!("\nload average after the run: {load:.2}");

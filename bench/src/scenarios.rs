@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 
 use crate::body::{self, Body};
-use crate::cli::{RunArgs, ScenarioId};
+use crate::cli::{Route, RunArgs, ScenarioId};
 use crate::client::Endpoint;
 use crate::load::Target;
 use crate::measure::{self, Contender, Settings, Summary};
@@ -21,6 +21,7 @@ use crate::snapshot;
 struct LoadScenario {
     label: &'static str,
     what: String,
+    route: Route,
     cases: Vec<Case>,
     config: TollgateConfig,
     targets: Targets,
@@ -34,7 +35,7 @@ struct Case {
 }
 
 impl Case {
-    fn new(capture: (&'static str, &str), expect_allowed: Option<bool>) -> anyhow::Result<Self> {
+    fn new(capture: (&str, &str), expect_allowed: Option<bool>) -> anyhow::Result<Self> {
         Ok(Self {
             body: Body::parse(capture)?,
             expect_allowed,
@@ -93,9 +94,28 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         }),
         None => None,
     };
-    let pod_policies = pod_privileged_policies(args.pod_privileged_policies.as_deref())?;
+    let reviews = args
+        .review
+        .iter()
+        .map(|path| Body::read(path))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    if let Some(file) = &args.policies
+        && !file.is_file()
+    {
+        bail!("--policies {}: no such file", file.display());
+    }
+    if let Some(file) = &args.pod_privileged_policies
+        && !file.is_file()
+    {
+        bail!("--pod-privileged-policies {}: no such file", file.display());
+    }
+    let chosen = args.scenarios();
     let tollgate = servers::tollgate_binary(args.tollgate.clone())?;
     let launcher = Launcher::new(tollgate.clone())?;
+    let pod_policies = match args.pod_privileged_policies.clone() {
+        Some(file) => file,
+        None => example_pod_privileged(launcher.dir())?,
+    };
     report::header(&settings, &tollgate);
 
     // The first start generates the development certificate and fills the
@@ -107,24 +127,22 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     );
     let floor = launcher.start_floor().await?;
 
-    let mut chosen = args.scenario.clone();
-    chosen.sort();
-    chosen.dedup();
-    let mut outcomes = Vec::new();
+    let mut scenarios = Vec::new();
     for id in chosen {
-        let scenario = match id {
-            ScenarioId::D => {
-                outcomes.extend(start_to_ready(&launcher, settings.rounds).await?);
-                continue;
-            }
-            ScenarioId::E => match &pod_policies {
-                Ok(file) => pod_privileged(file.clone())?,
-                Err(why) => {
-                    report::skipped("(e)", why);
-                    continue;
-                }
-            },
-            other => load_scenario(other, &launcher)?,
+        scenarios.push(match id {
+            ScenarioId::D => None,
+            ScenarioId::E => Some(pod_privileged(pod_policies.clone())?),
+            other => Some(load_scenario(other, &launcher)?),
+        });
+    }
+    if !reviews.is_empty() {
+        scenarios.push(Some(custom(reviews, &args)));
+    }
+    let mut outcomes = Vec::new();
+    for scenario in scenarios {
+        let Some(scenario) = scenario else {
+            outcomes.extend(start_to_ready(&launcher, settings.rounds).await?);
+            continue;
         };
         outcomes.extend(
             drive(&scenario, &launcher, &floor, against.as_ref(), settings)
@@ -136,11 +154,40 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The `--review` files, through `--policies` or the built-in pack.
+fn custom(reviews: Vec<Body>, args: &RunArgs) -> LoadScenario {
+    let (what, config) = match &args.policies {
+        Some(file) => (
+            format!("--policies {}", file.display()),
+            TollgateConfig::Policies(file.clone()),
+        ),
+        None => (
+            "default pack, no cluster context".into(),
+            TollgateConfig::Default,
+        ),
+    };
+    LoadScenario {
+        label: "(review)",
+        what: format!("{what}, {}", args.endpoint.path()),
+        route: args.endpoint,
+        cases: reviews
+            .into_iter()
+            .map(|body| Case {
+                body,
+                expect_allowed: None,
+            })
+            .collect(),
+        config,
+        targets: Targets::default(),
+    }
+}
+
 fn load_scenario(id: ScenarioId, launcher: &Launcher) -> anyhow::Result<LoadScenario> {
     Ok(match id {
         ScenarioId::A => LoadScenario {
             label: "(a)",
             what: "default pack, no cluster context".into(),
+            route: Route::Validate,
             cases: vec![Case::new(body::DEPLOYMENT_UPDATE, Some(true))?],
             config: TollgateConfig::Default,
             targets: Targets {
@@ -152,6 +199,7 @@ fn load_scenario(id: ScenarioId, launcher: &Launcher) -> anyhow::Result<LoadScen
         ScenarioId::B => LoadScenario {
             label: "(b)",
             what: "whole default pack, no cluster context".into(),
+            route: Route::Validate,
             // Without cluster context the pack cannot see the migration's
             // state; what it answers is its business, not the bench's.
             cases: vec![Case::new(body::CALICO_NODE_UPDATE, None)?],
@@ -172,6 +220,7 @@ fn load_scenario(id: ScenarioId, launcher: &Launcher) -> anyhow::Result<LoadScen
                     snapshot::NAMESPACES,
                     snapshot::POLICIES
                 ),
+                route: Route::Validate,
                 cases: vec![Case::new(body::CALICO_NODE_V1_SEMANTICS, Some(true))?],
                 config: TollgateConfig::Snapshot(dir),
                 targets: Targets {
@@ -189,6 +238,7 @@ fn pod_privileged(policies: PathBuf) -> anyhow::Result<LoadScenario> {
     Ok(LoadScenario {
         label: "(e)",
         what: format!("--policies {}", policies.display()),
+        route: Route::Validate,
         cases: vec![
             Case::new(body::POD_CREATE, Some(true))?,
             Case::new(body::POD_CREATE_PRIVILEGED, Some(false))?,
@@ -202,26 +252,25 @@ fn pod_privileged(policies: PathBuf) -> anyhow::Result<LoadScenario> {
     })
 }
 
-/// The policy file of (e): the one given (which must exist), else the
-/// example's; `Err(reason)` when (e) has to be skipped.
-fn pod_privileged_policies(given: Option<&Path>) -> anyhow::Result<Result<PathBuf, String>> {
-    if let Some(file) = given {
-        if !file.is_file() {
-            bail!("--pod-privileged-policies {}: no such file", file.display());
-        }
-        return Ok(Ok(file.to_path_buf()));
+/// The example's policy file (`policies-wasm/examples/pod-privileged`)
+/// serving its module as the workspace build compiled it, written under
+/// `dir`: the file as shipped, with `module` naming the written module.
+fn example_pod_privileged(dir: &Path) -> anyhow::Result<PathBuf> {
+    const POLICIES: &str = include_str!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../policies-wasm/examples/pod-privileged/policies.yaml"
+    ));
+    let module = dir.join("pod_privileged.wasm");
+    std::fs::write(&module, tollgate_test_artifacts::POD_PRIVILEGED)?;
+    let mut policies: Vec<serde_json::Value> =
+        serde_yaml_ng::from_str(POLICIES).context("the example's policies.yaml")?;
+    for p in &mut policies {
+        p["module"] = serde_json::json!(module);
     }
-    let example = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../policies-wasm/examples/pod-privileged/policies.yaml");
-    Ok(if example.is_file() {
-        Ok(example)
-    } else {
-        Err(
-            "no pod-privileged policy: policies-wasm/examples/pod-privileged/policies.yaml \
-             is not in this tree; pass --pod-privileged-policies FILE"
-                .to_owned(),
-        )
-    })
+    let file = dir.join("pod-privileged.yaml");
+    // JSON is YAML.
+    std::fs::write(&file, serde_json::to_string_pretty(&policies)?)?;
+    Ok(file)
 }
 
 /// Starts Tollgate for the scenario, checks what it does with each body,
@@ -244,7 +293,7 @@ async fn drive(
             scenario.label,
             &format!("{} ({:.1} KB): {}", body.name, body.kb(), scenario.what),
         );
-        let path = format!("/validate?{}", body.query);
+        let path = with_query(scenario.route.path(), &body.query);
         let target = |endpoint: Endpoint, path: String| Target {
             endpoint,
             path,
@@ -270,7 +319,7 @@ async fn drive(
                     .path_and_query()
                     .map_or("/", |p| p.as_str())
                     .to_owned(),
-                None => format!("{}?{}", a.url.path(), body.query),
+                None => with_query(a.url.path(), &body.query),
             };
             contenders.push(Contender {
                 name: "against".into(),
@@ -297,6 +346,14 @@ async fn drive(
         outcomes.extend(judge(scenario, case, verdict.allowed, &summaries));
     }
     Ok(outcomes)
+}
+
+fn with_query(path: &str, query: &str) -> String {
+    if query.is_empty() {
+        path.to_owned()
+    } else {
+        format!("{path}?{query}")
+    }
 }
 
 /// Tollgate's figures against the scenario's targets.

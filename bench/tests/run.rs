@@ -74,18 +74,28 @@ fn every_scenario_runs_and_reports_its_work() {
     assert!(b.contains("node-one-at-a-time="), "{b}");
     let c = &text[text.find("(c)").unwrap()..text.find("(d)").unwrap()];
     assert!(c.contains("v1-networkpolicy-semantics="), "{c}");
-    let targets = &text[text.find("Targets").unwrap()..];
+    let targets = &text[text.find("Targets (issue 8 item 5)").unwrap()..];
     assert!(targets.contains("(a) answered allowed"), "{targets}");
     assert!(targets.contains("(c) answered allowed"), "{targets}");
     // (d): start to ready, cold and warm.
     assert!(text.contains("cold cache (empty --cache-dir)"), "{text}");
     assert!(text.contains("warm cache"), "{text}");
-    // (e) runs or says why not.
+    // (e): the example policy allows the plain Pod and denies the privileged one.
+    assert!(text.contains("(e) Pod CREATE, not privileged"), "{text}");
     assert!(
-        text.contains("(e) Pod CREATE") || text.contains("(e) skipped: no pod-privileged policy"),
-        "{text}"
+        targets.contains("(e) not privileged: answered allowed"),
+        "{targets}"
     );
-    assert!(text.contains("Targets (issue 8 item 5)"), "{text}");
+    assert!(
+        targets.contains("(e) privileged container: answered denied"),
+        "{targets}"
+    );
+    for line in targets.lines().filter(|l| l.contains("answered")) {
+        assert!(
+            line.ends_with(" met") || line.starts_with("  (c)"),
+            "{line}"
+        );
+    }
     assert!(!text.contains("MIXED"), "{text}");
 }
 
@@ -159,4 +169,23 @@ fn against_measures_another_engine_on_the_same_bodies() {
     assert_eq!(cells[6], "0", "{cells:?}");
     assert_ne!(cells[8], "-", "memory of --against-pid: {cells:?}");
     assert!(text.contains("against / floor: throughput"), "{text}");
+}
+
+#[test]
+fn reviews_of_ones_own_through_ones_own_policies() {
+    let reviews = concat!(env!("CARGO_MANIFEST_DIR"), "/../testdata/reviews");
+    let file = |name: &str| format!("{reviews}/{name}");
+    let text = stdout(&quick(&[
+        "--review",
+        &file(
+            "04-edit-controller-to-rollingupdate--mutate--update-deployment-calico-policy-controller.json",
+        ),
+        "--endpoint",
+        "mutate",
+    ]));
+    assert!(!text.contains("(a)") && !text.contains("(d)"), "{text}");
+    assert!(text.contains("(review) 04-edit-controller"), "{text}");
+    assert!(text.contains("patched"), "R1 repairs on /mutate: {text}");
+    let cells = row(&text, "(review)", "tollgate");
+    assert_eq!(cells[6], "0", "{cells:?}");
 }
