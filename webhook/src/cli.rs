@@ -35,6 +35,10 @@ pub enum Command {
     Serve(Box<ServeArgs>),
     /// Print the ClusterRole the policies' `context:` allow-lists need.
     Rbac(crate::rbac::RbacArgs),
+    /// Run policy test cases (`*.test.yaml`).
+    Test(crate::cases::TestArgs),
+    /// Write a new policy crate that uses the SDK.
+    New(crate::scaffold::NewArgs),
 }
 
 #[derive(Debug, Clone, clap::Args)]
