@@ -180,7 +180,10 @@ impl Judged<'_> {
         if expected.is_empty() {
             return match warnings.is_empty() {
                 true => Vec::new(),
-                false => vec![format!("expected no warnings, got: {}", warnings.join(" | "))],
+                false => vec![format!(
+                    "expected no warnings, got: {}",
+                    warnings.join(" | ")
+                )],
             };
         }
         let mut unused: Vec<&str> = warnings.iter().map(String::as_str).collect();
@@ -329,7 +332,10 @@ mod tests {
             j.mismatches(&expect("{warnings: []}")),
             ["expected no warnings, got: r1: a"]
         );
-        assert!(j.summary().starts_with("got deny: r1: 3 replicas; warnings: r1: a"));
+        assert!(
+            j.summary()
+                .starts_with("got deny: r1: 3 replicas; warnings: r1: a")
+        );
         assert!(j.summary().ends_with("policies: r1 deny, r2 allow"));
     }
 
@@ -349,7 +355,9 @@ mod tests {
         let patched = Decision::new(vec![outcome(0, HostEffect::Patch(ops), &[])]);
         let j = judged(&patched);
         assert_eq!(j.verdict(), Verdict::Patch);
-        let ok = expect("{patched: {spec: {replicas: 1, strategy: null}}, patch: [{op: replace, path: /spec/replicas, value: 1}]}");
+        let ok = expect(
+            "{patched: {spec: {replicas: 1, strategy: null}}, patch: [{op: replace, path: /spec/replicas, value: 1}]}",
+        );
         assert_eq!(j.mismatches(&ok), Vec::<String>::new());
         let wrong = expect("{patched: {spec: {replicas: 2}}}");
         assert_eq!(

@@ -169,7 +169,15 @@ pub fn parse(text: &str) -> Result<CaseFile, (String, Option<(u64, u64)>)> {
             .location()
             .filter(|l| l.line() > 0)
             .map(|l| (l.line(), l.column()));
-        (error.without_snippet().to_string(), at)
+        let mut message = error.without_snippet().to_string();
+        // The location is reported as `FILE:LINE:COLUMN`, not twice.
+        if let Some((line, column)) = at {
+            let suffix = format!(" at line {line}, column {column}");
+            if let Some(stripped) = message.strip_suffix(&suffix) {
+                message = stripped.to_owned();
+            }
+        }
+        (message, at)
     })
 }
 
@@ -190,10 +198,7 @@ mod tests {
         let b = &file.cases[1].value;
         assert_eq!(b.request["uid"], "x");
         assert_eq!(b.expect.verdict, Some(Verdict::Deny));
-        assert_eq!(
-            b.expect.outcomes.as_ref().unwrap()["p"],
-            Effect::Unselected
-        );
+        assert_eq!(b.expect.outcomes.as_ref().unwrap()["p"], Effect::Unselected);
     }
 
     #[test]
@@ -203,8 +208,7 @@ mod tests {
                 .unwrap_err();
         assert!(message.contains("allowd"), "{message}");
         assert_eq!(at.map(|(line, _)| line), Some(4), "{message}");
-        let (message, _) =
-            parse("cases:\n  - name: a\n    expect: {allowed: true}\n").unwrap_err();
+        let (message, _) = parse("cases:\n  - name: a\n    expect: {allowed: true}\n").unwrap_err();
         assert!(message.contains("request"), "{message}");
         let (message, at) = parse("cases: [\n").unwrap_err();
         assert!(at.is_some(), "{message}");

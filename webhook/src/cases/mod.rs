@@ -186,7 +186,12 @@ impl Runner {
     }
 
     /// The problems of one case (none: it passed), or why it cannot run.
-    fn case(&mut self, defaults: &CaseFile, case: &Case, base: &Path) -> Result<Vec<String>, String> {
+    fn case(
+        &mut self,
+        defaults: &CaseFile,
+        case: &Case,
+        base: &Path,
+    ) -> Result<Vec<String>, String> {
         if case.expect.is_empty() {
             return Err("`expect:` names nothing to check".to_owned());
         }
@@ -233,7 +238,11 @@ impl Runner {
 
     /// The set `policies:` names: a configuration file (relative to the
     /// case file), inline entries, or the built-in pack's default.
-    fn policy_set(&mut self, policies: Option<&Value>, base: &Path) -> Result<Arc<PolicySet>, String> {
+    fn policy_set(
+        &mut self,
+        policies: Option<&Value>,
+        base: &Path,
+    ) -> Result<Arc<PolicySet>, String> {
         let (key, text, origin, dir) = match policies {
             None => (
                 "builtin".to_owned(),
@@ -246,7 +255,12 @@ impl Runner {
                 let text = std::fs::read_to_string(&path)
                     .map_err(|e| format!("cannot read policies {}: {e}", path.display()))?;
                 let dir = path.parent().unwrap_or(Path::new(".")).to_owned();
-                (format!("file:{}", path.display()), text, path.display().to_string(), dir)
+                (
+                    format!("file:{}", path.display()),
+                    text,
+                    path.display().to_string(),
+                    dir,
+                )
             }
             // JSON is YAML: inline entries go through the same parser as a file.
             Some(inline @ Value::Array(_)) => (

@@ -35,7 +35,10 @@ const CHECKOUT_SDK: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../policies-was
 const FILES: [(&str, &str); 5] = [
     ("Cargo.toml", include_str!("Cargo.toml.tmpl")),
     ("src/lib.rs", include_str!("lib.rs.tmpl")),
-    ("tests/cases.test.yaml", include_str!("cases.test.yaml.tmpl")),
+    (
+        "tests/cases.test.yaml",
+        include_str!("cases.test.yaml.tmpl"),
+    ),
     ("policies.yaml", include_str!("policies.yaml.tmpl")),
     ("README.md", include_str!("README.md.tmpl")),
 ];
@@ -43,7 +46,10 @@ const FILES: [(&str, &str); 5] = [
 /// Writes the crate; returns what to tell the user.
 pub fn write(args: &NewArgs) -> anyhow::Result<String> {
     check_name(&args.name)?;
-    let dir = args.dir.clone().unwrap_or_else(|| PathBuf::from(&args.name));
+    let dir = args
+        .dir
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(&args.name));
     if let Ok(mut entries) = std::fs::read_dir(&dir)
         && entries.next().is_some()
     {
@@ -105,17 +111,18 @@ fn sdk_dependency(sdk: Option<&Path>) -> anyhow::Result<String> {
         }
         None if Path::new(CHECKOUT_SDK).join("Cargo.toml").is_file() => PathBuf::from(CHECKOUT_SDK),
         None => {
-            return Ok(format!(
-                "tollgate-sdk = \"{}\"",
-                env!("CARGO_PKG_VERSION")
-            ));
+            return Ok(format!("tollgate-sdk = \"{}\"", env!("CARGO_PKG_VERSION")));
         }
     };
     let path = path
         .canonicalize()
         .with_context(|| format!("cannot resolve {}", path.display()))?;
     // TOML basic strings: escape what would end or break one.
-    let quoted = path.display().to_string().replace('\\', "\\\\").replace('"', "\\\"");
+    let quoted = path
+        .display()
+        .to_string()
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"");
     Ok(format!("tollgate-sdk = {{ path = \"{quoted}\" }}"))
 }
 
@@ -142,12 +149,18 @@ mod tests {
         assert!(manifest.contains("[workspace]"), "{manifest}");
         let sdk = Path::new(CHECKOUT_SDK).canonicalize().unwrap();
         assert!(
-            manifest.contains(&format!("tollgate-sdk = {{ path = \"{}\" }}", sdk.display())),
+            manifest.contains(&format!(
+                "tollgate-sdk = {{ path = \"{}\" }}",
+                sdk.display()
+            )),
             "{manifest}"
         );
         let lib = std::fs::read_to_string(dir.join("src/lib.rs")).unwrap();
         assert!(lib.contains("\"team-label\" => team_label,"), "{lib}");
-        assert!(!lib.contains("{{name}}") && !lib.contains("{{ident}}"), "{lib}");
+        assert!(
+            !lib.contains("{{name}}") && !lib.contains("{{ident}}"),
+            "{lib}"
+        );
         let policies = std::fs::read_to_string(dir.join("policies.yaml")).unwrap();
         assert!(policies.contains("release/team_label.wasm"), "{policies}");
         assert!(dir.join("tests/cases.test.yaml").is_file());
@@ -160,10 +173,16 @@ mod tests {
         std::fs::write(tmp.path().join("keep.txt"), "mine").unwrap();
         let error = write(&args("p", tmp.path())).unwrap_err().to_string();
         assert!(error.contains("is not empty"), "{error}");
-        assert_eq!(std::fs::read_to_string(tmp.path().join("keep.txt")).unwrap(), "mine");
+        assert_eq!(
+            std::fs::read_to_string(tmp.path().join("keep.txt")).unwrap(),
+            "mine"
+        );
         for bad in ["", "Team", "1st", "a_b", "a-", "a b"] {
             let error = write(&args(bad, &tmp.path().join("x"))).unwrap_err();
-            assert!(error.to_string().contains("is not a policy name"), "{bad}: {error}");
+            assert!(
+                error.to_string().contains("is not a policy name"),
+                "{bad}: {error}"
+            );
         }
         assert!(!tmp.path().join("x").exists());
         let empty = tmp.path().join("empty");
@@ -173,6 +192,11 @@ mod tests {
             sdk: Some(tmp.path().join("nowhere")),
             ..args("p", &tmp.path().join("y"))
         };
-        assert!(write(&missing).unwrap_err().to_string().contains("no Cargo.toml"));
+        assert!(
+            write(&missing)
+                .unwrap_err()
+                .to_string()
+                .contains("no Cargo.toml")
+        );
     }
 }
