@@ -302,3 +302,83 @@ impl Runner {
         Ok(context)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run_on(dir: &Path, files: &[(&str, &str)]) -> (Tally, String, String) {
+        for (name, text) in files {
+            std::fs::write(dir.join(name), text).unwrap();
+        }
+        let args = TestArgs {
+            paths: vec![dir.to_owned()],
+            cache_dir: Some(dir.join("cache")),
+        };
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        let tally = run(&args, &mut out, &mut err);
+        let text = |b: Vec<u8>| String::from_utf8(b).unwrap();
+        (tally, text(out), text(err))
+    }
+
+    #[test]
+    fn every_unusable_case_is_reported_with_its_line() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("empty-dir")).unwrap();
+        let cases = "cases:\n\
+            \x20 - name: nothing expected\n    request: {}\n    expect: {}\n\
+            \x20 - name: policies of the wrong type\n    policies: 5\n    request: {}\n    expect: {allowed: true}\n\
+            \x20 - name: inline policies that do not parse\n    policies: [{id: p}]\n    request: {}\n    expect: {allowed: true}\n\
+            \x20 - name: no such snapshot\n    snapshot: nowhere\n    policies: []\n    request: {}\n    expect: {allowed: true}\n\
+            \x20 - name: not a review\n    policies: []\n    request: {kind: AdmissionReview, apiVersion: v9}\n    expect: {allowed: true}\n\
+            \x20 - name: nothing selected, allowed\n    policies: []\n    request: {operation: CREATE}\n    expect: {verdict: allow, warnings: []}\n";
+        let (tally, out, err) = run_on(
+            dir.path(),
+            &[("a.test.yaml", cases), ("ignored.yaml", "not: a case file")],
+        );
+        assert_eq!(
+            tally,
+            Tally {
+                passed: 1,
+                failed: 0,
+                unusable: 5
+            },
+            "{out}\n{err}"
+        );
+        assert_eq!(tally.exit_code(), 2);
+        let file = dir.path().join("a.test.yaml");
+        let file = file.display();
+        for (line, message) in [
+            (2, "`expect:` names nothing to check"),
+            (5, "policies must be a configuration file name or a list"),
+            (9, "inline policies"),
+            (13, "cannot load the snapshot"),
+            (18, "apiVersion is \"v9\""),
+        ] {
+            assert!(
+                err.contains(&format!("error: {file}:{line}: ")) && err.contains(message),
+                "{line} {message}: {err}"
+            );
+        }
+        assert!(
+            out.contains(&format!("PASS {file}:22 nothing selected, allowed")),
+            "{out}"
+        );
+        assert!(out.ends_with("1 passed, 0 failed\n"), "{out}");
+    }
+
+    #[test]
+    fn the_exit_status_says_the_worst() {
+        let status = |passed, failed, unusable| {
+            Tally {
+                passed,
+                failed,
+                unusable,
+            }
+            .exit_code()
+        };
+        assert_eq!(status(3, 0, 0), 0);
+        assert_eq!(status(3, 1, 0), 1);
+        assert_eq!(status(0, 1, 1), 2);
+    }
+}
