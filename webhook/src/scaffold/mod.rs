@@ -72,7 +72,7 @@ pub fn write(args: &NewArgs) -> anyhow::Result<String> {
         }
         std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
     }
-    std::fs::write(dir.join(".gitignore"), "/target\n/Cargo.lock\n")
+    std::fs::write(dir.join(".gitignore"), "/target\n")
         .with_context(|| format!("cannot write {}", dir.join(".gitignore").display()))?;
     let mut out = format!("created policy crate {} in {}\n", args.name, dir.display());
     let _ = writeln!(out, "next, in {}:", dir.display());
