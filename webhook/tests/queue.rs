@@ -124,7 +124,7 @@ async fn a_review_queued_past_its_deadline_gets_its_failure_verdict_at_the_deadl
     assert_eq!(response["allowed"], false, "{response}");
     assert_eq!(
         response["status"]["message"],
-        "ok: policy failed (deadline): deadline passed before the evaluation started"
+        "ok: policy failed (deadline): deadline already passed before the evaluation started"
     );
     assert!(
         took >= Duration::from_millis(300) && took < Duration::from_millis(800),
@@ -138,7 +138,7 @@ async fn a_review_queued_past_its_deadline_gets_its_failure_verdict_at_the_deadl
     let (response, _) = busy.await.unwrap();
     let message = response["status"]["message"].as_str().unwrap();
     assert!(
-        message.starts_with("busy: policy failed (deadline): exceeded its CPU deadline of 1s"),
+        message.starts_with("busy: policy failed (deadline): exceeded its CPU budget of 1s"),
         "{message}"
     );
 

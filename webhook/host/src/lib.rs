@@ -25,13 +25,13 @@ pub mod policy;
 pub mod review;
 pub mod sandbox;
 
-pub use config::{Config, ConfigError, FailurePolicy, Mode, PolicyConfig};
+pub use config::{BreakerConfig, Config, ConfigError, FailurePolicy, Mode, PolicyConfig};
 pub use input::GuestInput;
 pub use matcher::{Endpoint, Matcher, RequestMeta};
 pub use outcome::{Decision, Effect, Outcome};
 pub use policy::{LoadError, Policy, PolicySet};
 pub use review::{Parsed, Review, ReviewError};
 pub use sandbox::{
-    AbiVersion, EngineError, EvalError, FailureCause, Sandbox, SandboxLimits, SandboxStats,
+    AbiVersion, Budget, EngineError, EvalError, FailureCause, Sandbox, SandboxLimits, SandboxStats,
 };
 pub use tollgate_sdk::Verdict;
