@@ -153,10 +153,8 @@ impl Queue {
 
     /// The gate of `policy`, made on first use (or when its limits changed).
     fn gate(&self, policy: &Policy) -> Arc<Gate> {
-        let limit = policy
-            .concurrency
-            .unwrap_or(self.slots / 4)
-            .clamp(1, self.slots);
+        // A configured share may exceed the pool: the global bound still holds.
+        let limit = policy.concurrency.unwrap_or((self.slots / 4).max(1));
         let mut gates = self.gates.lock().unwrap_or_else(|p| p.into_inner());
         match gates.get(&policy.id) {
             Some(gate) if gate.limit == limit && gate.config == policy.breaker => gate.clone(),
