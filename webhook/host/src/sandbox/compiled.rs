@@ -60,12 +60,10 @@ impl CompiledModule {
             .map_err(|e| ModuleError::Instantiate(format!("{e:#}")))?;
         let no_policy: [&AllowList; 0] = [];
         let budget = Budget::within(LOAD_CALL_TIMEOUT);
-        let mut session =
-            Session::start(shared, &pre, budget, &no_policy, &EmptyContext).map_err(|error| {
-                ModuleError::Call {
-                    call: "instantiation",
-                    error,
-                }
+        let mut session = Session::start(shared, &pre, budget, false, &no_policy, &EmptyContext)
+            .map_err(|error| ModuleError::Call {
+                call: "instantiation",
+                error,
             })?;
         let found = session
             .call_i32(&version)
@@ -146,8 +144,8 @@ impl CompiledModule {
     /// module any number (a bundle). Any failure fails the whole call: the
     /// caller decides whether to retry the rules one by one.
     ///
-    /// `allow` are the allow-lists of the policies in `calls` (lookups are
-    /// checked against their union).
+    /// `allow` are the allow-lists of the policies in `calls`, in order (a
+    /// v2 lookup names its member, and is checked against that one).
     pub fn evaluate(
         &self,
         calls: &[RuleCall<'_>],
@@ -204,7 +202,14 @@ impl CompiledModule {
         allow: &'a [&'a AllowList],
         context: &'a dyn ClusterContext,
     ) -> Result<Session<'a>, EvalError> {
-        let mut session = Session::start(&self.shared, &self.pre, budget, allow, context)?;
+        let mut session = Session::start(
+            &self.shared,
+            &self.pre,
+            budget,
+            self.abi == AbiVersion::V2,
+            allow,
+            context,
+        )?;
         session.bind(&self.exports)?;
         Ok(session)
     }

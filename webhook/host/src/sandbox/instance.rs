@@ -27,6 +27,7 @@ pub struct EvalState {
     cpu_start: std::time::Duration,
     /// Which bound stopped the guest, once one did.
     stopped: Option<Bound>,
+    per_rule: bool,
     limiter: Limiter,
     borrowed: Borrowed,
     /// Set once the instance's exports are bound; host calls need them.
@@ -78,8 +79,13 @@ impl EvalState {
             .min(cpu_left)
     }
 
+    /// Whether lookups name the asking member (`"rule"`, ABI v2).
+    pub fn per_rule(&self) -> bool {
+        self.per_rule
+    }
+
     /// The allow-lists of the policies being evaluated: one, or every
-    /// member of a bundle.
+    /// member of a bundle, in bundle order.
     pub fn allow(&self) -> &[&AllowList] {
         // SAFETY: see `Borrowed`.
         unsafe { self.borrowed.allow.as_ref() }
@@ -194,6 +200,7 @@ impl<'a> Session<'a> {
         shared: &Shared,
         pre: &InstancePre<EvalState>,
         budget: Budget,
+        per_rule: bool,
         allow: &'a [&'a AllowList],
         context: &'a dyn ClusterContext,
     ) -> Result<Self, EvalError> {
@@ -214,6 +221,7 @@ impl<'a> Session<'a> {
             budget,
             cpu_start: thread_cpu_time(),
             stopped: None,
+            per_rule,
             limiter: Limiter {
                 cap: shared.limits.memory_bytes,
                 exceeded: false,
