@@ -40,10 +40,12 @@ mod tests {
         std::thread::sleep(Duration::from_millis(50));
         let slept = thread_cpu_time() - before;
         assert!(slept < Duration::from_millis(20), "{slept:?}");
+        // Spinning advances it (however busy the machine: bounded by a
+        // generous wall-clock cap).
         let started = std::time::Instant::now();
-        while started.elapsed() < Duration::from_millis(30) {
+        while thread_cpu_time() - before < Duration::from_millis(20) {
+            assert!(started.elapsed() < Duration::from_secs(10));
             std::hint::black_box(0u64);
         }
-        assert!(thread_cpu_time() - before >= Duration::from_millis(15));
     }
 }
