@@ -40,7 +40,10 @@ async fn a_20s_spinner_under_300_node_reviews_leaves_daemonset_verdicts_intact()
         response["uid"] = json!(null);
         response
     };
-    assert!(!baseline.to_string().contains("policy failed"), "{baseline}");
+    assert!(
+        !baseline.to_string().contains("policy failed"),
+        "{baseline}"
+    );
 
     let node_url = server.url("/validate?timeout=3s");
     let nodes: Vec<_> = (0..300)
@@ -67,7 +70,10 @@ async fn a_20s_spinner_under_300_node_reviews_leaves_daemonset_verdicts_intact()
                 let answer = review_with(&client, &url, &request).await;
                 let mut response = response(&request, &answer).clone();
                 response["uid"] = json!(null);
-                assert_eq!(response, baseline, "a DaemonSet review lost its real verdict");
+                assert_eq!(
+                    response, baseline,
+                    "a DaemonSet review lost its real verdict"
+                );
             })
         })
         .collect();
@@ -128,7 +134,9 @@ async fn a_fast_rule_keeps_its_250ms_cpu_budget_while_1s_spinners_run() {
                 let message = response(&request, &answer)["status"]["message"].clone();
                 assert!(
                     message == "spin: policy failed (deadline): exceeded its CPU budget of 1s"
-                        || message.as_str().is_some_and(|m| m.starts_with("spin: policy failed (overload): ")),
+                        || message
+                            .as_str()
+                            .is_some_and(|m| m.starts_with("spin: policy failed (overload): ")),
                     "{message}"
                 );
             })

@@ -5,7 +5,7 @@
 //! decides the request bytes the guest gets). A group of an ABI v2 module is
 //! one *bundle*: all its rules in one fresh instance, the request parsed
 //! once by the guest. If a bundle fails in any way, each of its rules is run
-//! again alone, in an instance of its own under its policy's own deadline, so
+//! again alone, in an instance of its own under its policy's own budget, so
 //! one rule's failure never changes another rule's verdict. A v1 module's
 //! rules always run alone.
 //!

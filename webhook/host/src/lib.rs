@@ -7,7 +7,7 @@
 //! and routing fields, objects kept as raw spans); the set selects the
 //! policies it enters ([`matcher`]) and judges it ([`PolicySet::judge`], or
 //! [`PolicySet::evaluate`] streaming one [`Outcome`] per policy): every
-//! module's rules in one fresh, isolated instance under a CPU deadline and a
+//! module's rules in one fresh, isolated instance under a CPU budget and a
 //! memory cap ([`sandbox`]), modes and failure policies applied, repairs
 //! composed in configuration order, and the [`Decision`] combined.
 //!

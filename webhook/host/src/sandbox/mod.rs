@@ -4,8 +4,9 @@
 //! copy-on-write memory images, epoch interruption driven by a ticker
 //! thread) and the table of compiled modules. Every evaluation runs in a
 //! fresh instance created from a pre-linked [`wasmtime::InstancePre`], under
-//! a CPU deadline and a memory cap, so nothing a guest does survives it or
-//! reaches another evaluation. An ABI v2 module evaluates several rules in
+//! a CPU budget (its thread's CPU time), the review's wall-clock deadline and
+//! a memory cap, so nothing a guest does survives it or reaches another
+//! evaluation. An ABI v2 module evaluates several rules in
 //! one such instance ([`CompiledModule::evaluate`]).
 
 mod abi;
