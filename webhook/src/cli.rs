@@ -35,6 +35,18 @@ pub enum Command {
     Serve(Box<ServeArgs>),
     /// Print the ClusterRole the policies' `context:` allow-lists need.
     Rbac(crate::rbac::RbacArgs),
+    /// Generate the whole install (Deployment, RBAC, webhooks narrowed to
+    /// what the policies match) from the policy configuration.
+    Manifests(crate::manifests::ManifestsArgs),
+    /// Sleep, then exit: the preStop hook of an image without a shell.
+    Sleep {
+        #[arg(value_parser = duration)]
+        duration: Duration,
+    },
+    /// Run policy test cases (`*.test.yaml`).
+    Test(crate::cases::TestArgs),
+    /// Write a new policy crate that uses the SDK.
+    New(crate::scaffold::NewArgs),
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -140,6 +152,23 @@ mod tests {
         };
         assert_eq!(serve.policies, Some(PathBuf::from("p.yaml")));
         assert_eq!(serve.max_body_bytes, 16 << 20);
+    }
+
+    #[test]
+    fn manifests_and_sleep_subcommands() {
+        let args = Args::try_parse_from(["tollgate", "manifests", "--cert-mode", "cert-manager"]);
+        let Some(Command::Manifests(m)) = args.unwrap().command else {
+            panic!("expected manifests")
+        };
+        assert_eq!(m.cert_mode, crate::manifests::CertMode::CertManager);
+        assert_eq!(m.replicas, 2);
+        assert!(Args::try_parse_from(["tollgate", "manifests", "--replicas", "0"]).is_err());
+        let args = Args::try_parse_from(["tollgate", "sleep", "5s"]).unwrap();
+        assert!(matches!(
+            args.command,
+            Some(Command::Sleep { duration }) if duration == Duration::from_secs(5)
+        ));
+        assert!(Args::try_parse_from(["tollgate", "sleep", "soon"]).is_err());
     }
 
     #[test]

@@ -13,11 +13,14 @@
 
 pub mod admission;
 pub mod builtin;
+pub mod cases;
 pub mod certs;
 pub mod cli;
 pub mod logging;
+pub mod manifests;
 pub mod metrics;
 pub mod rbac;
 pub mod runtime;
+pub mod scaffold;
 pub mod server;
 pub mod watch;

@@ -43,7 +43,7 @@ fn captured_reviews_fire_exactly_the_expected_rules() {
         .filter(|f| f.ends_with(".json"))
         .collect();
     files.sort();
-    assert_eq!(files.len(), 37);
+    assert_eq!(files.len(), 38);
     let c = cluster_at_capture();
     for file in files {
         let request = review(&file);

@@ -15,6 +15,11 @@
 //!     namespaces: [kube-system]
 //!     names: [calico-policy-controller]
 //!     labelSelector: {matchLabels: {k8s-app: calico-policy}}
+//!     images: [calico/kube-controllers]  # a container image repository
+//!     changed: [spec.unschedulable]      # a field an UPDATE changes
+//!     anyOf:                             # alternatives: one must hold
+//!       - names: [calico-kube-controllers]
+//!       - kinds: [{subresource: scale}]
 //!   context:
 //!     - {apiVersion: apps/v1, kind: ReplicaSet, namespaces: [kube-system]}
 //!   bulkyFields: false
@@ -143,6 +148,12 @@ pub enum FailurePolicy {
 
 /// Which requests a policy enters. Every present criterion must hold; an
 /// absent one holds for every request.
+///
+/// `tollgate manifests` turns the same criteria into the webhook rules and
+/// `matchConditions` (CEL) the API server evaluates, so that a request no
+/// policy wants never leaves the API server; the host checks them again for
+/// requests that arrive anyway (an older API server, a hand-written
+/// configuration).
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct MatchConfig {
@@ -156,9 +167,35 @@ pub struct MatchConfig {
     pub names: Vec<String>,
     #[serde(default)]
     pub label_selector: Option<LabelSelectorConfig>,
+    /// Container image repositories (`calico/node`): the object (the old
+    /// object of a DELETE) has a container or init container, in its pod
+    /// template or its own pod spec, whose image repository ends in one of
+    /// them on a path-segment boundary, whatever the registry, tag or digest
+    /// (SPEC §3). A `scale` request carries no image and never holds.
+    #[serde(default)]
+    pub images: Vec<String>,
+    /// Field paths (`spec.unschedulable`, dot-separated keys): the value at
+    /// one of them differs between the old and the new object (a missing
+    /// object or field counts as absent), e.g. a cordon or uncordon.
+    #[serde(default)]
+    pub changed: Vec<String>,
+    /// Alternatives, each a match of its own: at least one must hold. The
+    /// way to say "named so, or running this image, or a scale request".
+    #[serde(default)]
+    pub any_of: Vec<MatchConfig>,
 }
 
-/// `group`/`version`/`kind`, each `*` or absent for any.
+/// `group`/`version`/`kind`, each `*` or absent for any; `subresource`
+/// names a subresource of that kind (`{group: apps, kind: Deployment,
+/// subresource: scale}`, Kyverno's `Deployment/scale`).
+///
+/// Without `subresource` the pattern matches the kind of the object the
+/// request carries; the webhook rules generated from it name the main
+/// resource only. With `subresource` it matches requests on that
+/// subresource (`*` for any): their object has a kind of its own (a scale
+/// request carries an `autoscaling/v1` Scale that does not name its owner),
+/// so the host checks the subresource and the generated webhook rule names
+/// the owner's resource (`deployments/scale`).
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct KindMatch {
@@ -168,6 +205,8 @@ pub struct KindMatch {
     pub version: Option<String>,
     #[serde(default)]
     pub kind: Option<String>,
+    #[serde(default)]
+    pub subresource: Option<String>,
 }
 
 /// A Kubernetes label selector.

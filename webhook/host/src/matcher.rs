@@ -7,6 +7,8 @@ use tollgate_sdk::Operation;
 use crate::config::{LabelSelectorConfig, MatchConfig};
 use crate::json::{CowStr, Members};
 
+mod fields;
+
 /// The endpoint a review arrived on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Endpoint {
@@ -42,6 +44,11 @@ pub struct RequestMeta<'a> {
 }
 
 /// A policy's `match:` compiled for fast checks. Absent criteria hold.
+///
+/// The criteria that read the objects (labels, images, changed fields) are
+/// checked last and read only their own members from the raw JSON; images
+/// and fields are first looked for as plain text, so an unrelated object is
+/// answered without being parsed at all.
 #[derive(Debug, Clone, Default)]
 pub struct Matcher {
     kinds: Vec<KindPattern>,
@@ -49,6 +56,9 @@ pub struct Matcher {
     namespaces: Vec<String>,
     names: Vec<String>,
     selector: Option<LabelSelector>,
+    images: Vec<String>,
+    changed: Vec<fields::FieldPath>,
+    any_of: Vec<Matcher>,
 }
 
 /// A `match:` that cannot be compiled, naming the field.
@@ -64,13 +74,35 @@ struct KindPattern {
     group: Option<String>,
     version: Option<String>,
     kind: Option<String>,
+    subresource: Subresource,
+}
+
+/// What a kind pattern says about subresources.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+enum Subresource {
+    /// No `subresource`: the pattern matches the request's kind.
+    #[default]
+    Unspecified,
+    /// `subresource: '*'`.
+    Any,
+    Named(String),
 }
 
 impl KindPattern {
-    fn matches(&self, group: &str, version: &str, kind: &str) -> bool {
+    fn matches(&self, request: &RequestMeta<'_>) -> bool {
         let holds =
             |pattern: &Option<String>, value: &str| pattern.as_deref().is_none_or(|p| p == value);
-        holds(&self.group, group) && holds(&self.version, version) && holds(&self.kind, kind)
+        match &self.subresource {
+            Subresource::Unspecified => {
+                holds(&self.group, request.group)
+                    && holds(&self.version, request.version)
+                    && holds(&self.kind, request.kind)
+            }
+            // The object of a subresource request (a Scale) does not name
+            // its owner's kind: the webhook rule narrows the owner.
+            Subresource::Any => request.sub_resource.is_some(),
+            Subresource::Named(name) => request.sub_resource == Some(name.as_str()),
+        }
     }
 }
 
@@ -98,6 +130,12 @@ enum SelectorOp {
 impl Matcher {
     /// Compiles a `match:`; errors name the offending field.
     pub fn compile(config: &MatchConfig) -> Result<Self, MatchError> {
+        for image in &config.images {
+            check_image(image).map_err(|message| MatchError {
+                field: "match.images",
+                message,
+            })?;
+        }
         Ok(Self {
             kinds: config
                 .kinds
@@ -106,6 +144,11 @@ impl Matcher {
                     group: pattern(&k.group),
                     version: pattern(&k.version),
                     kind: pattern(&k.kind),
+                    subresource: match k.subresource.as_deref() {
+                        None => Subresource::Unspecified,
+                        Some("*") => Subresource::Any,
+                        Some(name) => Subresource::Named(name.to_owned()),
+                    },
                 })
                 .collect(),
             operations: config.operations.clone(),
@@ -116,24 +159,73 @@ impl Matcher {
                 .as_ref()
                 .map(LabelSelector::compile)
                 .transpose()?,
+            images: config.images.clone(),
+            changed: config
+                .changed
+                .iter()
+                .map(|path| fields::FieldPath::parse(path))
+                .collect::<Result<_, _>>()
+                .map_err(|message| MatchError {
+                    field: "match.changed",
+                    message,
+                })?,
+            any_of: config
+                .any_of
+                .iter()
+                .map(Self::compile)
+                .collect::<Result<_, _>>()?,
         })
     }
 
-    /// Whether every criterion holds for `request`.
+    /// Whether every criterion holds for `request`. The cheap ones (routing
+    /// fields) are checked first; the ones reading an object last.
     pub fn matches(&self, request: &RequestMeta<'_>) -> bool {
         let listed = |list: &[String], value: Option<&str>| {
             list.is_empty() || value.is_some_and(|v| list.iter().any(|l| l == v))
         };
-        (self.kinds.is_empty()
-            || self
-                .kinds
-                .iter()
-                .any(|k| k.matches(request.group, request.version, request.kind)))
+        (self.kinds.is_empty() || self.kinds.iter().any(|k| k.matches(request)))
             && (self.operations.is_empty() || self.operations.contains(&request.operation))
             && listed(&self.namespaces, request.namespace)
             && listed(&self.names, request.name)
+            && (self.any_of.is_empty() || self.any_of.iter().any(|m| m.matches(request)))
             && self.selector.as_ref().is_none_or(|s| s.matches(request))
+            && (self.changed.is_empty() || fields::changed(&self.changed, request))
+            && (self.images.is_empty() || fields::runs_image(&self.images, subject(request)))
     }
+}
+
+/// The object a criterion reads: the old object of a DELETE (which has no
+/// `object`), else the new one.
+fn subject<'a>(request: &RequestMeta<'a>) -> Option<&'a RawValue> {
+    match request.operation {
+        Operation::Delete => request.old_object.or(request.object),
+        _ => request.object.or(request.old_object),
+    }
+}
+
+/// An `images` entry is a repository path (`calico/node`): the registry is
+/// never part of what is matched, so an entry naming one would match nothing.
+fn check_image(image: &str) -> Result<(), String> {
+    let segment_ok = |s: &str| {
+        !s.is_empty()
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+    };
+    if !image.split('/').all(segment_ok) {
+        return Err(format!(
+            "{image:?} is not an image repository path such as calico/node \
+             (segments of letters, digits, '.', '_' and '-'; no tag or digest)"
+        ));
+    }
+    let first = image.split('/').next().unwrap_or_default();
+    if image.contains('/') && (first.contains('.') || first == "localhost") {
+        return Err(format!(
+            "{image:?} names a registry: images match the repository path \
+             whatever the registry (write {:?})",
+            image.split_once('/').map_or(image, |(_, rest)| rest)
+        ));
+    }
+    Ok(())
 }
 
 /// `*` and absent both mean "any".
@@ -188,11 +280,7 @@ impl LabelSelector {
     /// Applies to the object's labels (`oldObject`'s for DELETE, which has
     /// no `object`). Only `metadata.labels` is parsed from the raw object.
     fn matches(&self, request: &RequestMeta<'_>) -> bool {
-        let raw = match request.operation {
-            Operation::Delete => request.old_object.or(request.object),
-            _ => request.object.or(request.old_object),
-        };
-        let labels = raw.map(object_labels).unwrap_or_default();
+        let labels = subject(request).map(object_labels).unwrap_or_default();
         let get = |key: &str| labels.iter().find(|(k, _)| **k == *key).map(|(_, v)| &**v);
         self.match_labels
             .iter()

@@ -149,6 +149,173 @@ fn all_criteria_must_hold() {
     assert!(!matcher(both).matches(&other));
 }
 
+fn deployment(images: &[&str]) -> Box<RawValue> {
+    let containers: Vec<serde_json::Value> = images
+        .iter()
+        .map(|i| serde_json::json!({"name": "c", "image": i}))
+        .collect();
+    raw(&serde_json::json!({
+        "metadata": {"name": "web", "annotations": {"note": "calico/node is mentioned here"}},
+        "spec": {"template": {"spec": {"containers": containers}}},
+        "status": {"replicas": 1},
+    })
+    .to_string())
+}
+
+#[test]
+fn images_match_repository_paths_whatever_the_registry_tag_or_digest() {
+    let m = matcher("{images: [calico/node, calico/kube-controllers]}");
+    for image in [
+        "calico/node:v2.6.5",
+        "quay.io/calico/node:v3.1.3",
+        "localhost:5000/calico/node",
+        "registry.example.com/mirror/calico/kube-controllers@sha256:abc",
+        "calico/node",
+    ] {
+        let object = deployment(&["nginx:1.25", image]);
+        assert!(m.matches(&meta(Some(&object), None)), "{image}");
+    }
+    for image in [
+        "nginx:1.25",
+        "xcalico/node:v1",
+        "calico/node-exporter:v1",
+        "quay.io/calico/cni:v3.1.3",
+        "calico/ctl:{% include version component=\"calico/node\" %}",
+    ] {
+        let object = deployment(&[image]);
+        assert!(!m.matches(&meta(Some(&object), None)), "{image}");
+    }
+}
+
+#[test]
+fn images_are_read_from_templates_pods_and_init_containers_only() {
+    let m = matcher("{images: [calico/node]}");
+    let pod = raw(
+        r#"{"spec":{"initContainers":[{"name":"i","image":"quay.io/calico/node:v3"}],"containers":[]}}"#,
+    );
+    assert!(m.matches(&meta(Some(&pod), None)));
+    let template_init = raw(
+        r#"{"spec":{"template":{"spec":{"initContainers":[{"image":"calico/node:v3"}],"containers":null}}}}"#,
+    );
+    assert!(m.matches(&meta(Some(&template_init), None)));
+    // A status naming the image is not a container.
+    let status = raw(r#"{"spec":{},"status":{"image":"calico/node:v3"}}"#);
+    assert!(!m.matches(&meta(Some(&status), None)));
+    // An escaped slash still spells the image.
+    let escaped = raw(r#"{"spec":{"containers":[{"image":"calico\/node:v3"}]}}"#);
+    assert!(m.matches(&meta(Some(&escaped), None)));
+    // No object (a scale request has one without containers).
+    assert!(!m.matches(&meta(None, None)));
+    let scale = raw(r#"{"kind":"Scale","spec":{"replicas":3}}"#);
+    assert!(!m.matches(&meta(Some(&scale), None)));
+}
+
+#[test]
+fn images_of_an_unreadable_object_hold() {
+    let m = matcher("{images: [calico/node]}");
+    let odd = raw(r#"{"spec":{"containers":"calico/node"}}"#);
+    assert!(m.matches(&meta(Some(&odd), None)));
+}
+
+#[test]
+fn images_read_the_new_object_and_the_old_one_of_a_delete() {
+    let m = matcher("{images: [calico/node]}");
+    let (old, new) = (deployment(&["calico/node:v1"]), deployment(&["nginx"]));
+    let mut request = meta(Some(&new), Some(&old));
+    assert!(!m.matches(&request));
+    request.operation = Operation::Delete;
+    request.object = None;
+    assert!(m.matches(&request));
+}
+
+#[test]
+fn image_entries_are_repository_paths() {
+    let m = matcher("{images: [calico/node, node]}");
+    assert!(!m.matches(&meta(None, None)));
+    for bad in [
+        "[quay.io/calico/node]",
+        "['calico/node:v1']",
+        "['']",
+        "[/node]",
+    ] {
+        let error = compile_error(&format!("{{images: {bad}}}"));
+        assert_eq!(error.field, "match.images", "{bad}");
+    }
+    assert!(
+        compile_error("{images: [quay.io/calico/node]}")
+            .message
+            .contains("registry")
+    );
+}
+
+#[test]
+fn changed_compares_a_field_of_the_old_and_new_object() {
+    let m = matcher("{changed: [spec.unschedulable]}");
+    let cordoned = raw(r#"{"metadata":{"name":"n"},"spec":{"unschedulable":true}}"#);
+    let uncordoned = raw(r#"{"metadata":{"name":"n"},"spec":{}}"#);
+    let relabelled = raw(r#"{"metadata":{"name":"n","labels":{"a":"b"}},"spec":{}}"#);
+    let explicit_false = raw(r#"{"spec":{"unschedulable":false}}"#);
+    let null = raw(r#"{"spec":{"unschedulable":null}}"#);
+    let mut request = meta(Some(&uncordoned), Some(&cordoned));
+    request.operation = Operation::Update;
+    assert!(m.matches(&request), "uncordon");
+    request.object = Some(&cordoned);
+    request.old_object = Some(&uncordoned);
+    assert!(m.matches(&request), "cordon");
+    request.object = Some(&relabelled);
+    assert!(!m.matches(&request), "a label change");
+    request.old_object = Some(&cordoned);
+    request.object = Some(&cordoned);
+    assert!(!m.matches(&request), "still cordoned");
+    request.object = Some(&explicit_false);
+    assert!(m.matches(&request), "true -> false");
+    request.old_object = Some(&null);
+    request.object = Some(&uncordoned);
+    assert!(!m.matches(&request), "null is absent");
+    // A CREATE has no old object: the field is new if present.
+    request.old_object = None;
+    request.object = Some(&cordoned);
+    assert!(m.matches(&request));
+    assert_eq!(compile_error("{changed: [spec..x]}").field, "match.changed");
+}
+
+#[test]
+fn any_of_needs_one_alternative() {
+    let m = matcher(
+        "{kinds: [{kind: Deployment}, {group: apps, kind: Deployment, subresource: scale}], \
+         anyOf: [{names: [calico-kube-controllers]}, {images: [calico/kube-controllers]}, \
+                 {kinds: [{subresource: scale}]}]}",
+    );
+    let nginx = deployment(&["nginx"]);
+    let renamed = deployment(&["quay.io/calico/kube-controllers:v3.1.3"]);
+    let mut request = meta(Some(&nginx), None);
+    request.name = Some("web");
+    assert!(!m.matches(&request), "unrelated");
+    request.object = Some(&renamed);
+    assert!(m.matches(&request), "by image");
+    request.object = Some(&nginx);
+    request.name = Some("calico-kube-controllers");
+    assert!(m.matches(&request), "by name");
+    let scale = raw(r#"{"kind":"Scale","spec":{"replicas":3}}"#);
+    let mut scaled = meta(Some(&scale), None);
+    (scaled.group, scaled.kind, scaled.sub_resource) = ("autoscaling", "Scale", Some("scale"));
+    scaled.name = Some("anything");
+    assert!(m.matches(&scaled), "every scale request");
+    scaled.sub_resource = Some("status");
+    assert!(!m.matches(&scaled));
+}
+
+#[test]
+fn subresource_patterns() {
+    let mut request = meta(None, None);
+    let main = matcher("{kinds: [{group: apps, kind: Deployment}]}");
+    let scale = matcher("{kinds: [{group: apps, kind: Deployment, subresource: scale}]}");
+    let any = matcher("{kinds: [{subresource: '*'}]}");
+    assert!(main.matches(&request) && !scale.matches(&request) && !any.matches(&request));
+    (request.group, request.kind, request.sub_resource) = ("autoscaling", "Scale", Some("scale"));
+    assert!(!main.matches(&request) && scale.matches(&request) && any.matches(&request));
+}
+
 /// The error of compiling a `match:` (checked where it is compiled, once,
 /// when the policy set loads).
 fn compile_error(yaml_match: &str) -> MatchError {

@@ -1,0 +1,171 @@
+//! The match criteria that read an object's content: container images and
+//! changed fields. Both read only their own members from the raw JSON, and
+//! only after a plain-text search found what they look for: most reviews
+//! (an nginx Deployment, a Node relabelled) are answered without a parse.
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use tollgate_sdk::image::ImageRef;
+
+use super::RequestMeta;
+use crate::json::{CowStr, Members};
+
+/// Whether the object has a container or init container (pod template or
+/// own pod spec) whose image repository ends in one of `images`, as
+/// [`ImageRef::is`] decides for the rules. An object that cannot be read
+/// holds: narrowing must never hide an object from its rule.
+pub(super) fn runs_image(images: &[String], object: Option<&RawValue>) -> bool {
+    let Some(object) = object else {
+        return false;
+    };
+    let text = object.get();
+    // An image repository appears verbatim unless the JSON escapes one of
+    // its characters, which the API server never does (Go escapes only
+    // `<`, `>`, `&` and controls, as `\u00XX`).
+    if !may_hide_text(text) && !images.iter().any(|i| contains(text, i)) {
+        return false;
+    }
+    match serde_json::from_str::<Option<Workload<'_>>>(text) {
+        Ok(workload) => workload.is_some_and(|w| {
+            w.images()
+                .any(|image| images.iter().any(|i| ImageRef::parse(image).is(i)))
+        }),
+        Err(_) => true,
+    }
+}
+
+/// `\/` and `\uXXXX` can spell any character; other escapes cannot spell a
+/// character of an image path or a field name.
+fn may_hide_text(text: &str) -> bool {
+    contains(text, "\\/") || contains(text, "\\u")
+}
+
+fn contains(haystack: &str, needle: &str) -> bool {
+    memchr::memmem::find(haystack.as_bytes(), needle.as_bytes()).is_some()
+}
+
+/// Exactly the members that hold containers: `spec.template.spec` of a
+/// workload and `spec` of a Pod, each with `containers` and
+/// `initContainers` (the SDK's `Object::containers`).
+#[derive(Deserialize)]
+struct Workload<'a> {
+    #[serde(borrow, default)]
+    spec: Option<WorkloadSpec<'a>>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct WorkloadSpec<'a> {
+    #[serde(borrow, default)]
+    template: Option<Template<'a>>,
+    #[serde(borrow, default)]
+    containers: Option<Vec<Container<'a>>>,
+    #[serde(borrow, default)]
+    init_containers: Option<Vec<Container<'a>>>,
+}
+
+#[derive(Deserialize)]
+struct Template<'a> {
+    #[serde(borrow, default)]
+    spec: Option<PodSpec<'a>>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PodSpec<'a> {
+    #[serde(borrow, default)]
+    containers: Option<Vec<Container<'a>>>,
+    #[serde(borrow, default)]
+    init_containers: Option<Vec<Container<'a>>>,
+}
+
+#[derive(Deserialize)]
+struct Container<'a> {
+    #[serde(borrow, default)]
+    image: Option<CowStr<'a>>,
+}
+
+impl Workload<'_> {
+    fn images(&self) -> impl Iterator<Item = &str> {
+        let spec = self.spec.as_ref();
+        let template = spec
+            .and_then(|s| s.template.as_ref())
+            .and_then(|t| t.spec.as_ref())
+            .map(|p| [&p.init_containers, &p.containers]);
+        let own = spec.map(|s| [&s.init_containers, &s.containers]);
+        template
+            .into_iter()
+            .chain(own)
+            .flatten()
+            .flatten()
+            .flatten()
+            .filter_map(|c| c.image.as_deref())
+    }
+}
+
+/// A `changed:` entry: the keys from the object's root.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldPath(Vec<String>);
+
+impl FieldPath {
+    pub(super) fn parse(path: &str) -> Result<Self, String> {
+        let keys: Vec<String> = path.split('.').map(str::to_owned).collect();
+        let key_ok = |k: &String| {
+            !k.is_empty()
+                && k.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-'))
+        };
+        if !keys.iter().all(key_ok) {
+            return Err(format!(
+                "{path:?} is not a field path such as spec.unschedulable \
+                 (dot-separated keys of letters, digits, '_' and '-')"
+            ));
+        }
+        Ok(Self(keys))
+    }
+
+    /// The value at this path, `None` when the object or a key is missing;
+    /// `Err` when the object cannot be read.
+    fn value(&self, object: Option<&RawValue>) -> Result<Option<serde_json::Value>, ()> {
+        let Some(mut raw) = object else {
+            return Ok(None);
+        };
+        for key in &self.0 {
+            // Not an object (a string where a map was expected, `null`):
+            // the path does not exist.
+            if !raw.get().trim_start().starts_with('{') {
+                return Ok(None);
+            }
+            let members: Members<'_, &RawValue> =
+                serde_json::from_str(raw.get()).map_err(|_| ())?;
+            match members.0.iter().rev().find(|(k, _)| **k == **key) {
+                Some((_, inner)) => raw = inner,
+                None => return Ok(None),
+            }
+        }
+        let value: serde_json::Value = serde_json::from_str(raw.get()).map_err(|_| ())?;
+        Ok((!value.is_null()).then_some(value))
+    }
+}
+
+/// Whether one of `paths` has a different value in the old and the new
+/// object. A path whose last key appears in neither object is absent from
+/// both: unchanged, without a parse.
+pub(super) fn changed(paths: &[FieldPath], request: &RequestMeta<'_>) -> bool {
+    let texts = [request.old_object, request.object].map(|o| o.map_or("", RawValue::get));
+    paths.iter().any(|path| {
+        let last = path.0.last().map_or("", String::as_str);
+        let quoted = format!("\"{last}\"");
+        if !texts
+            .iter()
+            .any(|t| contains(t, &quoted) || may_hide_text(t))
+        {
+            return false;
+        }
+        match (path.value(request.old_object), path.value(request.object)) {
+            (Ok(old), Ok(new)) => old != new,
+            // Unreadable: let the rule see it.
+            _ => true,
+        }
+    })
+}
