@@ -407,11 +407,18 @@ async fn a_fast_rule_keeps_its_budget_while_spinners_run() {
         let (response, _) = task.await.unwrap();
         assert_eq!(response["allowed"], true, "{response}");
     }
+    // Their CPU budget, or the review deadline when the shared cores are
+    // that busy: either way their own failure.
     for task in spinners {
         let (response, _) = task.await.unwrap();
-        assert_eq!(
-            response["status"]["message"],
-            "busy: policy failed (deadline): exceeded its CPU budget of 1s"
+        let message = response["status"]["message"].as_str().unwrap();
+        assert!(
+            [
+                "busy: policy failed (deadline): exceeded its CPU budget of 1s",
+                "busy: policy failed (deadline): no verdict before the review deadline"
+            ]
+            .contains(&message),
+            "{message}"
         );
     }
 }
