@@ -45,9 +45,14 @@ fn a_fast_rule_keeps_its_cpu_budget_while_spinners_hog_the_cores() {
             evaluations += 1;
         }
         assert!(evaluations > 0);
+        // Their budget, or the wall-clock bound if the shared machine is
+        // that busy: the point is the fast rule above.
         for spinner in spinners {
             let err = spinner.join().unwrap().unwrap_err();
-            assert_eq!(err.to_string(), "exceeded its CPU budget of 400ms");
+            assert!(
+                matches!(err, EvalError::CpuBudget(_) | EvalError::Unfinished),
+                "{err:?}"
+            );
             assert_eq!(err.cause(), FailureCause::Deadline);
         }
     });
