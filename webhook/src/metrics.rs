@@ -42,6 +42,12 @@ struct ResultLabels {
     result: &'static str,
 }
 
+fn policy_labels(policy: &str) -> PolicyLabels {
+    PolicyLabels {
+        policy: policy.to_owned(),
+    }
+}
+
 type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
 
 /// Latencies from 25 µs to about 1.6 s: a policy answers in microseconds;
@@ -69,6 +75,19 @@ pub struct Metrics {
     queue_wait: Histogram,
     queue_expired: Counter,
     slots: Gauge,
+    policy_in_flight: Family<PolicyLabels, Gauge>,
+    policy_slots: Family<PolicyLabels, Gauge>,
+    breaker_state: Family<PolicyLabels, Gauge>,
+    breaker_opened: Family<PolicyLabels, Counter>,
+}
+
+/// A policy's circuit breaker, as the `tollgate_policy_breaker_state` gauge
+/// reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BreakerState {
+    Closed = 0,
+    Open = 1,
+    HalfOpen = 2,
 }
 
 const ENDPOINTS: [Endpoint; 2] = [Endpoint::Validate, Endpoint::Mutate];
@@ -196,6 +215,30 @@ impl Metrics {
             "Evaluations that may hold a Wasm instance at once",
             slots.clone(),
         );
+        let policy_in_flight = Family::<PolicyLabels, Gauge>::default();
+        registry.register(
+            "policy_evaluations_in_flight",
+            "Evaluations of each policy holding one of its concurrency slots",
+            policy_in_flight.clone(),
+        );
+        let policy_slots = Family::<PolicyLabels, Gauge>::default();
+        registry.register(
+            "policy_evaluation_slots",
+            "Concurrency slots of each policy (its share of the instance pool; reviews beyond it wait, then fail with cause overload)",
+            policy_slots.clone(),
+        );
+        let breaker_state = Family::<PolicyLabels, Gauge>::default();
+        registry.register(
+            "policy_breaker_state",
+            "Circuit breaker of each policy: 0 closed, 1 open (failing fast with cause breaker), 2 half-open (probing)",
+            breaker_state.clone(),
+        );
+        let breaker_opened = Family::<PolicyLabels, Counter>::default();
+        registry.register(
+            "policy_breaker_opened",
+            "Times each policy's circuit breaker opened",
+            breaker_opened.clone(),
+        );
         Self {
             registry: root,
             reviews,
@@ -212,6 +255,10 @@ impl Metrics {
             queue_wait,
             queue_expired,
             slots,
+            policy_in_flight,
+            policy_slots,
+            breaker_state,
+            breaker_opened,
         }
     }
 
@@ -303,6 +350,28 @@ impl Metrics {
     /// A review joins (`1`) or leaves (`-1`) the evaluation queue.
     pub fn queue_depth(&self, change: i64) {
         self.queue_depth.inc_by(change);
+    }
+
+    /// One more (`1`) or one fewer (`-1`) evaluation of `policy` in flight.
+    pub fn policy_in_flight(&self, policy: &str, change: i64) {
+        self.policy_in_flight
+            .get_or_create(&policy_labels(policy))
+            .inc_by(change);
+    }
+
+    pub fn policy_slots(&self, policy: &str, slots: u32) {
+        self.policy_slots
+            .get_or_create(&policy_labels(policy))
+            .set(i64::from(slots));
+    }
+
+    /// A policy's breaker changed state.
+    pub fn breaker(&self, policy: &str, state: BreakerState) {
+        let labels = policy_labels(policy);
+        if state == BreakerState::Open {
+            self.breaker_opened.get_or_create(&labels).inc();
+        }
+        self.breaker_state.get_or_create(&labels).set(state as i64);
     }
 
     pub fn evaluation_slots(&self, slots: u32) {

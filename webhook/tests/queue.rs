@@ -19,6 +19,7 @@ const POLICIES: &str = r#"
 - id: ok
   module: builtin:guests
   rule: allow
+  concurrency: 8
   match: {kinds: [{kind: ConfigMap}]}
 - id: busy
   module: builtin:guests
@@ -29,6 +30,31 @@ const POLICIES: &str = r#"
 
 /// A service over a sandbox of `slots` instances, and its metrics.
 fn service(slots: u32) -> (Arc<Admission>, Arc<Metrics>) {
+    let service = service_with(slots, POLICIES);
+    (service.admission, service.metrics)
+}
+
+const BUILTINS: &[(&str, &[u8])] = &[
+    ("guests", tollgate_test_artifacts::TEST_GUESTS),
+    ("calico", tollgate_guests::CALICO),
+];
+
+fn load(sandbox: &Sandbox, yaml: &str) -> PolicySet {
+    let config = Config::from_yaml(yaml, "test.yaml").unwrap();
+    PolicySet::load(&config, sandbox, BUILTINS, Path::new(".")).unwrap()
+}
+
+/// An admission service, its metrics, the handle a reload swaps and the
+/// sandbox a reload loads into.
+struct Service {
+    admission: Arc<Admission>,
+    metrics: Arc<Metrics>,
+    policies: Arc<ArcSwap<PolicySet>>,
+    sandbox: Arc<Sandbox>,
+}
+
+/// A service over `policies` (built-ins `guests` and `calico`).
+fn service_with(slots: u32, policies: &str) -> Service {
     let sandbox = Sandbox::new(SandboxLimits {
         memory_bytes: 16 << 20,
         cache_dir: None,
@@ -36,22 +62,29 @@ fn service(slots: u32) -> (Arc<Admission>, Arc<Metrics>) {
         ..SandboxLimits::default()
     })
     .unwrap();
-    let config = Config::from_yaml(POLICIES, "test.yaml").unwrap();
-    let builtins: &[(&str, &[u8])] = &[("guests", tollgate_test_artifacts::TEST_GUESTS)];
-    let set = PolicySet::load(&config, &sandbox, builtins, Path::new(".")).unwrap();
+    let set = load(&sandbox, policies);
     let mut metrics = Metrics::new();
     metrics.register_sandbox(sandbox.stats());
     let metrics = Arc::new(metrics);
+    let policies = Arc::new(ArcSwap::from_pointee(set));
     let admission = Admission::new(
-        Arc::new(ArcSwap::from_pointee(set)),
+        policies.clone(),
         Arc::new(EmptyContext),
         metrics.clone(),
         sandbox.limits().instances,
     );
-    (Arc::new(admission), metrics)
+    Service {
+        admission: Arc::new(admission),
+        metrics,
+        policies,
+        sandbox,
+    }
 }
 
 fn body(uid: &str, kind: &str) -> Bytes {
+    if let Some(file) = kind.strip_prefix("file:") {
+        return captured(uid, file);
+    }
     let review = json!({
         "apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
         "request": {"uid": uid, "kind": {"group": "", "version": "v1", "kind": kind},
@@ -61,7 +94,17 @@ fn body(uid: &str, kind: &str) -> Bytes {
     Bytes::from(review.to_string())
 }
 
-/// Reviews `uid` (of `kind`) with `budget`; returns the response and when
+/// A review captured from the API server (`testdata/reviews/FILE`), under `uid`.
+fn captured(uid: &str, file: &str) -> Bytes {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../testdata/reviews")
+        .join(file);
+    let mut review: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    review["request"]["uid"] = json!(uid);
+    Bytes::from(review.to_string())
+}
+
+/// Reviews `uid` (of `kind`, or `file:NAME` for a captured review) with `budget`; returns the response and when
 /// it came.
 async fn review(
     admission: &Admission,
@@ -124,7 +167,7 @@ async fn a_review_queued_past_its_deadline_gets_its_failure_verdict_at_the_deadl
     assert_eq!(response["allowed"], false, "{response}");
     assert_eq!(
         response["status"]["message"],
-        "ok: policy failed (deadline): deadline passed before the evaluation started"
+        "ok: policy failed (deadline): deadline already passed before the evaluation started"
     );
     assert!(
         took >= Duration::from_millis(300) && took < Duration::from_millis(800),
@@ -138,7 +181,7 @@ async fn a_review_queued_past_its_deadline_gets_its_failure_verdict_at_the_deadl
     let (response, _) = busy.await.unwrap();
     let message = response["status"]["message"].as_str().unwrap();
     assert!(
-        message.starts_with("busy: policy failed (deadline): exceeded its CPU deadline of 1s"),
+        message.starts_with("busy: policy failed (deadline): exceeded its CPU budget of 1s"),
         "{message}"
     );
 
@@ -195,3 +238,248 @@ async fn overload_queues_instead_of_failing_instantiation() {
     assert!(instances >= 64.0, "{instances}");
     assert_eq!(metric(&metrics, "tollgate_evaluation_queue_depth "), 0.0);
 }
+
+const DAEMONSET: &str = "file:01-install-v2.4-kdd--validate--create-daemonset-calico-node.json";
+const NODE: &str = "file:11-create-node--validate--create-node-node-01.json";
+
+/// The Calico pack plus a guest that spins on every Node review.
+fn calico_and_node_spinner(spinner: &str) -> String {
+    format!(
+        "{}\n- id: node-spin\n  module: builtin:guests\n  rule: spin\n{spinner}  match: {{kinds: [{{kind: Node}}]}}\n",
+        tollgate::builtin::DEFAULT_POLICIES
+    )
+}
+
+/// Finding: a guest spinning until a 20 s timeout, hit by many concurrent
+/// Node reviews, held every pooled instance, and the healthy DaemonSet
+/// policies failed with "maximum concurrent limit ... (trap)". Now the
+/// spinner holds only its share (a quarter of the pool): the DaemonSet
+/// reviews keep their real verdicts, and the Node reviews fail with the
+/// spinner's own causes, never trap or pool.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spinning_policy_saturates_only_its_own_share() {
+    // Breaker off: the share alone must protect the others.
+    let service = service_with(
+        16,
+        &calico_and_node_spinner("  timeout: 20s\n  breaker: {enabled: false}\n"),
+    );
+    let admission = &service.admission;
+    let (expected, _) = review(admission, "baseline", DAEMONSET, Duration::from_secs(10)).await;
+    assert!(
+        !expected.to_string().contains("policy failed"),
+        "{expected}"
+    );
+
+    let spinners: Vec<_> = (0..60)
+        .map(|i| {
+            let admission = admission.clone();
+            tokio::spawn(async move {
+                review(
+                    &admission,
+                    &format!("node-{i}"),
+                    NODE,
+                    Duration::from_secs(2),
+                )
+                .await
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        metric(
+            &service.metrics,
+            r#"tollgate_policy_evaluations_in_flight{policy="node-spin"} "#
+        ),
+        4.0
+    );
+    let healthy: Vec<_> = (0..40)
+        .map(|i| {
+            let admission = admission.clone();
+            tokio::spawn(async move {
+                review(
+                    &admission,
+                    &format!("ds-{i}"),
+                    DAEMONSET,
+                    Duration::from_secs(10),
+                )
+                .await
+            })
+        })
+        .collect();
+    for task in healthy {
+        let (mut response, _) = task.await.unwrap();
+        response["uid"] = expected["uid"].clone();
+        assert_eq!(
+            response, expected,
+            "a DaemonSet review lost its real verdict"
+        );
+    }
+    let (mut overloaded, mut stopped) = (0, 0);
+    for task in spinners {
+        let (response, took) = task.await.unwrap();
+        assert!(
+            took < Duration::from_millis(2500),
+            "answered after {took:?}"
+        );
+        let message = response["status"]["message"].as_str().unwrap();
+        if message.starts_with("node-spin: policy failed (overload): all 4 of its concurrent evaluation slots were busy until the review deadline") {
+            overloaded += 1;
+        } else if message.starts_with("node-spin: policy failed (deadline): no verdict before the review deadline") {
+            stopped += 1;
+        } else {
+            panic!("unexpected answer: {message}");
+        }
+    }
+    assert_eq!(
+        (overloaded + stopped, stopped <= 4),
+        (60, true),
+        "{stopped} stopped"
+    );
+    let failures = |cause: &str| {
+        metric(
+            &service.metrics,
+            &format!(r#"tollgate_policy_failures_total{{policy="node-spin",cause="{cause}"}} "#),
+        )
+    };
+    assert_eq!(failures("overload"), f64::from(overloaded));
+    assert_eq!(failures("trap") + failures("pool"), 0.0);
+    assert_eq!(
+        metric(
+            &service.metrics,
+            r#"tollgate_policy_evaluation_slots{policy="node-spin"} "#
+        ),
+        4.0
+    );
+}
+
+/// Finding: with spinners running, a 0.3 ms rule failed its 250 ms "CPU
+/// deadline", which was wall time. Now the budget is CPU time: a fast rule
+/// keeps its verdict however long it waits for a core.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fast_rule_keeps_its_budget_while_spinners_run() {
+    let policies = r#"
+- id: ok
+  module: builtin:guests
+  rule: allow
+  timeout: 10ms
+  concurrency: 64
+  match: {kinds: [{kind: ConfigMap}]}
+- id: busy
+  module: builtin:guests
+  rule: spin
+  timeout: 1s
+  concurrency: 8
+  breaker: {enabled: false}
+  match: {kinds: [{kind: Spin}]}
+"#;
+    let service = service_with(64, policies);
+    let admission = &service.admission;
+    let spinners: Vec<_> = (0..8)
+        .map(|i| {
+            let admission = admission.clone();
+            tokio::spawn(async move {
+                review(
+                    &admission,
+                    &format!("spin-{i}"),
+                    "Spin",
+                    Duration::from_secs(10),
+                )
+                .await
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let healthy: Vec<_> = (0..100)
+        .map(|i| {
+            let admission = admission.clone();
+            tokio::spawn(async move {
+                review(
+                    &admission,
+                    &format!("ok-{i}"),
+                    "ConfigMap",
+                    Duration::from_secs(10),
+                )
+                .await
+            })
+        })
+        .collect();
+    for task in healthy {
+        let (response, _) = task.await.unwrap();
+        assert_eq!(response["allowed"], true, "{response}");
+    }
+    // Their CPU budget, or the review deadline when the shared cores are
+    // that busy: either way their own failure.
+    for task in spinners {
+        let (response, _) = task.await.unwrap();
+        let message = response["status"]["message"].as_str().unwrap();
+        assert!(
+            [
+                "busy: policy failed (deadline): exceeded its CPU budget of 1s",
+                "busy: policy failed (deadline): no verdict before the review deadline"
+            ]
+            .contains(&message),
+            "{message}"
+        );
+    }
+}
+
+/// A policy that keeps hitting its deadline is opened for its cool-down
+/// (its reviews fail at once, saying until when), then one review probes
+/// it: a probe that overruns re-opens it, one that finishes closes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_policy_that_keeps_hitting_its_deadline_opens_its_breaker() {
+    let flaky = |rule: &str| {
+        format!(
+            "- id: flaky\n  module: builtin:guests\n  rule: {rule}\n  timeout: 50ms\n  \
+             breaker: {{failures: 3, coolDown: 400ms}}\n  match: {{kinds: [{{kind: Spin}}]}}\n"
+        )
+    };
+    let service = service_with(4, &flaky("spin"));
+    let (admission, metrics) = (&service.admission, &service.metrics);
+    let state = || metric(metrics, r#"tollgate_policy_breaker_state{policy="flaky"} "#);
+    let message = |response: &Value| response["status"]["message"].as_str().unwrap().to_owned();
+    for i in 0..3 {
+        assert_eq!(state(), 0.0);
+        let (response, _) = review(admission, &format!("spin-{i}"), "Spin", SECOND).await;
+        assert_eq!(
+            message(&response),
+            "flaky: policy failed (deadline): exceeded its CPU budget of 50ms"
+        );
+    }
+    assert_eq!(state(), 1.0);
+    let (response, took) = review(admission, "open", "Spin", SECOND).await;
+    let text = message(&response);
+    assert!(
+        text.starts_with("flaky: policy failed (breaker): circuit breaker open after 3 consecutive deadline failures; not run until ")
+            && text.ends_with(" GMT"),
+        "{text}"
+    );
+    assert!(took < Duration::from_millis(40), "failed fast: {took:?}");
+    assert_eq!(response["allowed"], false);
+
+    // The probe after the cool-down overruns again: open again.
+    tokio::time::sleep(Duration::from_millis(450)).await;
+    let (response, _) = review(admission, "probe-1", "Spin", SECOND).await;
+    assert!(message(&response).contains("exceeded its CPU budget"));
+    assert_eq!(state(), 1.0);
+    let (response, _) = review(admission, "still-open", "Spin", SECOND).await;
+    assert!(message(&response).contains("(breaker)"));
+
+    // Fixed (a reload keeps the policy's breaker): the next probe closes it.
+    service
+        .policies
+        .store(Arc::new(load(&service.sandbox, &flaky("allow"))));
+    tokio::time::sleep(Duration::from_millis(450)).await;
+    let (response, _) = review(admission, "probe-2", "Spin", SECOND).await;
+    assert_eq!(response["allowed"], true, "{response}");
+    assert_eq!(state(), 0.0);
+    assert_eq!(
+        metric(
+            metrics,
+            r#"tollgate_policy_breaker_opened_total{policy="flaky"} "#
+        ),
+        2.0
+    );
+}
+
+const SECOND: Duration = Duration::from_secs(1);

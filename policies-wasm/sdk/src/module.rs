@@ -204,8 +204,34 @@ impl Rules {
         entries
             .iter()
             .zip(calls)
-            .map(|(entry, call)| entry.evaluate_parsed(request, call.settings_json(), cluster))
+            .enumerate()
+            .map(|(index, (entry, call))| {
+                let cluster = AsMember {
+                    cluster,
+                    rule: index as u32,
+                };
+                entry.evaluate_parsed(request, call.settings_json(), &cluster)
+            })
             .collect()
+    }
+}
+
+/// The cluster as one member of a bundle sees it: every lookup says which
+/// member asks (`"rule": <index>`), so the host checks exactly that
+/// member's allow-list (ABI.md, version 2).
+struct AsMember<'c> {
+    cluster: &'c dyn Cluster,
+    rule: u32,
+}
+
+impl Cluster for AsMember<'_> {
+    fn lookup(
+        &self,
+        query: &crate::wire::LookupQuery,
+    ) -> Result<crate::Objects, crate::LookupError> {
+        let mut query = query.clone();
+        query.rule = Some(self.rule);
+        self.cluster.lookup(&query)
     }
 }
 

@@ -80,6 +80,10 @@ pub struct LookupQuery {
     pub name: Option<String>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub labels: BTreeMap<String, String>,
+    /// ABI v2: the index in the bundle of the rule asking, so the host
+    /// checks that member's allow-list (the SDK sets it; absent in v1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rule: Option<u32>,
 }
 
 impl LookupQuery {

@@ -96,12 +96,18 @@ fn add_team(req: &Request<'_, Counted<'_>>, _: &NoSettings, _: &dyn Cluster) -> 
     }
 }
 
+fn peek(_: &Request<'_, Counted<'_>>, _: &NoSettings, cluster: &dyn Cluster) -> Verdict {
+    let _ = cluster.get("v1", "ConfigMap", Some("apps"), "cfg");
+    Verdict::allow()
+}
+
 tollgate_sdk::export_rules! {
     "privileged" => privileged,
     "host-network" => host_network,
     "has-label" => has_label,
     "raw-size" => raw_size,
     "add-team" (mutating) => add_team,
+    "peek" => peek,
 }
 
 fn update() -> String {
@@ -335,6 +341,7 @@ fn describe_and_settings_checks_speak_abi_2() {
             ("has-label", false),
             ("raw-size", false),
             ("add-team", true),
+            ("peek", false),
         ]
     );
     let rules = rules();
@@ -361,4 +368,30 @@ fn a_request_parsed_on_its_own_keeps_the_raw_objects() {
     assert_eq!(req.subject().unwrap().kind_str(), "Pod");
     let e = Request::<Pod<'_>>::parse(br#"{"object": {"spec": {"containers": "x"}}}"#).unwrap_err();
     assert!(matches!(e, RequestError::View(_)), "{e}");
+}
+
+/// Records the queries it is asked.
+#[derive(Default)]
+struct Recording(std::cell::RefCell<Vec<tollgate_sdk::wire::LookupQuery>>);
+
+impl Cluster for Recording {
+    fn lookup(
+        &self,
+        query: &tollgate_sdk::wire::LookupQuery,
+    ) -> Result<tollgate_sdk::Objects, tollgate_sdk::LookupError> {
+        self.0.borrow_mut().push(query.clone());
+        Ok(tollgate_sdk::Objects::default())
+    }
+}
+
+#[test]
+fn each_lookup_in_a_bundle_names_the_member_asking() {
+    let cluster = Recording::default();
+    let calls =
+        json!([{"rule": "privileged"}, {"rule": "peek"}, {"rule": "raw-size"}, {"rule": "peek"}]);
+    rules()
+        .evaluate(update().as_bytes(), calls.to_string().as_bytes(), &cluster)
+        .unwrap();
+    let members: Vec<Option<u32>> = cluster.0.borrow().iter().map(|q| q.rule).collect();
+    assert_eq!(members, [Some(1), Some(3)]);
 }

@@ -74,7 +74,55 @@ pub struct PolicyConfig {
     /// Hand `managedFields` and the last-applied annotation to the guest.
     #[serde(default)]
     pub bulky_fields: bool,
+    /// The most evaluations of this policy at once; by default a quarter of
+    /// the instance pool, so that a policy that spins saturates only its own
+    /// share and the other policies keep theirs.
+    #[serde(default)]
+    pub concurrency: Option<u32>,
+    /// When to stop running a policy that keeps hitting its deadline.
+    #[serde(default)]
+    pub breaker: BreakerConfig,
 }
+
+/// A per-policy circuit breaker: after `failures` consecutive deadline
+/// failures the policy is not run for `coolDown` (its reviews get its
+/// failure verdict at once), then one review probes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BreakerConfig {
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    #[serde(default = "default_breaker_failures")]
+    pub failures: u32,
+    #[serde(default = "default_cool_down", with = "duration_text")]
+    pub cool_down: Duration,
+}
+
+impl Default for BreakerConfig {
+    /// On: 5 consecutive deadline failures open it for 30 s.
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            failures: default_breaker_failures(),
+            cool_down: default_cool_down(),
+        }
+    }
+}
+
+fn default_true() -> bool {
+    true
+}
+
+fn default_breaker_failures() -> u32 {
+    5
+}
+
+fn default_cool_down() -> Duration {
+    Duration::from_secs(30)
+}
+
+/// The longest breaker cool-down.
+pub const MAX_COOL_DOWN: Duration = Duration::from_secs(3600);
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -279,6 +327,25 @@ impl Config {
                 return Err(invalid(
                     "timeout",
                     format!("{:?} is outside (0, {MAX_TIMEOUT:?}]", policy.timeout),
+                ));
+            }
+            if policy.concurrency == Some(0) {
+                return Err(invalid(
+                    "concurrency",
+                    "must be at least 1 (omit it for a quarter of the instance pool)".to_owned(),
+                ));
+            }
+            let breaker = &policy.breaker;
+            if breaker.failures == 0 {
+                return Err(invalid(
+                    "breaker.failures",
+                    "must be at least 1 (write enabled: false to disable the breaker)".to_owned(),
+                ));
+            }
+            if breaker.cool_down.is_zero() || breaker.cool_down > MAX_COOL_DOWN {
+                return Err(invalid(
+                    "breaker.coolDown",
+                    format!("{:?} is outside (0, {MAX_COOL_DOWN:?}]", breaker.cool_down),
                 ));
             }
         }

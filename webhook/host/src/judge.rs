@@ -5,7 +5,7 @@
 //! decides the request bytes the guest gets). A group of an ABI v2 module is
 //! one *bundle*: all its rules in one fresh instance, the request parsed
 //! once by the guest. If a bundle fails in any way, each of its rules is run
-//! again alone, in an instance of its own under its policy's own deadline, so
+//! again alone, in an instance of its own under its policy's own budget, so
 //! one rule's failure never changes another rule's verdict. A v1 module's
 //! rules always run alone.
 //!
@@ -27,7 +27,7 @@ use crate::outcome::{Decision, Effect, Outcome, failure, interpret};
 use crate::patch::Composer;
 use crate::policy::{Policy, PolicySet};
 use crate::review::Review;
-use crate::sandbox::{AbiVersion, EvalError, RuleCall};
+use crate::sandbox::{AbiVersion, Budget, EvalError, RuleCall};
 
 impl PolicySet {
     /// The policies `review` enters on `endpoint`: indices into
@@ -115,6 +115,7 @@ impl PolicySet {
             elapsed,
             effect: failure((&self.policies()[policy]).into(), error),
             advice: Vec::new(),
+            overran: error.overran(),
         }
     }
 
@@ -173,8 +174,8 @@ impl Judge<'_> {
             .collect()
     }
 
-    /// All of `policies` in one instance, under the earliest of their
-    /// deadlines; `None` if the bundle failed (its rules then run alone).
+    /// All of `policies` in one instance, under the smallest of their
+    /// CPU budgets; `None` if the bundle failed (its rules then run alone).
     fn bundle(
         &self,
         policies: &[(usize, &Policy)],
@@ -185,16 +186,15 @@ impl Judge<'_> {
         if started >= self.deadline {
             return None;
         }
-        let deadline = policies
-            .iter()
-            .map(|(_, p)| started + p.timeout)
-            .min()
-            .map_or(self.deadline, |d| d.min(self.deadline));
+        // The bundle shares one CPU clock: the smallest member budget.
+        let budget = Budget {
+            cpu: policies.iter().map(|(_, p)| p.timeout).min()?,
+            deadline: self.deadline,
+        };
         let calls: Vec<RuleCall<'_>> = policies.iter().map(|(_, p)| p.call()).collect();
         let allow: Vec<&AllowList> = policies.iter().map(|(_, p)| &p.allow).collect();
         let module = policies[0].1.module();
-        let result = module.evaluate(&calls, request, deadline, &allow, self.context);
-        match result.map_err(|e| budget(e, deadline - started)) {
+        match module.evaluate(&calls, request, budget, &allow, self.context) {
             Ok(verdicts) => {
                 let elapsed = started.elapsed();
                 Some(
@@ -221,15 +221,13 @@ impl Judge<'_> {
         }
     }
 
-    /// One policy in an instance of its own, under its own deadline.
+    /// One policy in an instance of its own, under its own CPU budget.
     fn alone(&self, index: usize, policy: &Policy, request: &[u8]) -> Outcome {
         let started = Instant::now();
         let result = if started >= self.deadline {
             Err(EvalError::NotStarted)
         } else {
-            let deadline = self.deadline.min(started + policy.timeout);
-            let result = policy.evaluate(request, deadline, self.context);
-            result.map_err(|e| budget(e, deadline - started))
+            policy.evaluate(request, self.deadline, self.context)
         };
         self.outcome(index, policy, result, started.elapsed())
     }
@@ -241,23 +239,15 @@ impl Judge<'_> {
         result: Result<tollgate_sdk::Verdict, EvalError>,
         elapsed: Duration,
     ) -> Outcome {
+        let overran = result.as_ref().is_err_and(EvalError::overran);
         let (effect, advice) = interpret(policy.into(), self.may_patch, result);
         Outcome {
             policy: index,
             elapsed,
             effect,
             advice,
+            overran,
         }
-    }
-}
-
-/// A deadline failure names the budget the judge gave (the policy's
-/// `timeout`, or what was left of the review's), not the sandbox's
-/// microseconds-later measurement.
-fn budget(error: EvalError, budget: Duration) -> EvalError {
-    match error {
-        EvalError::Deadline(_) => EvalError::Deadline(budget),
-        other => other,
     }
 }
 

@@ -7,7 +7,7 @@
 //! and routing fields, objects kept as raw spans); the set selects the
 //! policies it enters ([`matcher`]) and judges it ([`PolicySet::judge`], or
 //! [`PolicySet::evaluate`] streaming one [`Outcome`] per policy): every
-//! module's rules in one fresh, isolated instance under a CPU deadline and a
+//! module's rules in one fresh, isolated instance under a CPU budget and a
 //! memory cap ([`sandbox`]), modes and failure policies applied, repairs
 //! composed in configuration order, and the [`Decision`] combined.
 //!
@@ -25,13 +25,13 @@ pub mod policy;
 pub mod review;
 pub mod sandbox;
 
-pub use config::{Config, ConfigError, FailurePolicy, Mode, PolicyConfig};
+pub use config::{BreakerConfig, Config, ConfigError, FailurePolicy, Mode, PolicyConfig};
 pub use input::GuestInput;
 pub use matcher::{Endpoint, Matcher, RequestMeta};
 pub use outcome::{Decision, Effect, Outcome};
 pub use policy::{LoadError, Policy, PolicySet};
 pub use review::{Parsed, Review, ReviewError};
 pub use sandbox::{
-    AbiVersion, EngineError, EvalError, FailureCause, Sandbox, SandboxLimits, SandboxStats,
+    AbiVersion, Budget, EngineError, EvalError, FailureCause, Sandbox, SandboxLimits, SandboxStats,
 };
 pub use tollgate_sdk::Verdict;

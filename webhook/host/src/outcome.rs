@@ -28,6 +28,10 @@ pub struct Outcome {
     pub effect: Effect,
     /// The advice (`warnings`) the verdict carried, prefixed with the id.
     pub advice: Vec<String>,
+    /// The guest was stopped at a bound while running (its CPU budget, or
+    /// the review's deadline): what a circuit breaker counts. A policy that
+    /// never started, or was refused a slot, did not overrun.
+    pub overran: bool,
 }
 
 /// What one policy does to one review.
@@ -281,6 +285,7 @@ mod tests {
             elapsed: Duration::ZERO,
             effect,
             advice,
+            overran: false,
         }
     }
 
@@ -355,7 +360,7 @@ mod tests {
             Effect::Failure {
                 cause: FailureCause::Deadline,
                 message:
-                    "p1: policy failed (deadline): deadline passed before the evaluation started"
+                    "p1: policy failed (deadline): deadline already passed before the evaluation started"
                         .into(),
                 deny: true,
             }

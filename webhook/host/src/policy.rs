@@ -8,9 +8,9 @@ use std::time::{Duration, Instant};
 use tollgate_context::{AllowList, ClusterContext, Grant, ResourceType};
 use tollgate_sdk::Verdict;
 
-use crate::config::{Config, ConfigError, FailurePolicy, Mode, PolicyConfig};
+use crate::config::{BreakerConfig, Config, ConfigError, FailurePolicy, Mode, PolicyConfig};
 use crate::matcher::{Endpoint, Matcher, RequestMeta};
-use crate::sandbox::{CompiledModule, EngineError, EvalError, RuleCall, Sandbox};
+use crate::sandbox::{Budget, CompiledModule, EngineError, EvalError, RuleCall, Sandbox};
 
 /// The prefix naming a module embedded in the binary.
 pub const BUILTIN_PREFIX: &str = "builtin:";
@@ -40,6 +40,10 @@ pub struct Policy {
     pub failure_policy: FailurePolicy,
     pub timeout: Duration,
     pub bulky_fields: bool,
+    /// The most evaluations of this policy at once (`None`: the server's
+    /// default share of the pool).
+    pub concurrency: Option<u32>,
+    pub breaker: BreakerConfig,
     pub allow: AllowList,
     rule: String,
     settings: Vec<u8>,
@@ -82,9 +86,9 @@ impl Policy {
         }
     }
 
-    /// Evaluates this policy alone, in a fresh instance of its own;
-    /// `deadline` is the earlier of the policy timeout and the review's own
-    /// deadline (the caller computes it). `request` is the guest input
+    /// Evaluates this policy alone, in a fresh instance of its own, with
+    /// its `timeout` of CPU time and no wall time past `deadline` (the
+    /// review's). `request` is the guest input
     /// ([`crate::GuestInput::bytes`]).
     pub fn evaluate(
         &self,
@@ -92,9 +96,13 @@ impl Policy {
         deadline: Instant,
         context: &dyn ClusterContext,
     ) -> Result<Verdict, EvalError> {
+        let budget = Budget {
+            cpu: self.timeout,
+            deadline,
+        };
         let verdicts =
             self.module
-                .evaluate(&[self.call()], request, deadline, &[&self.allow], context)?;
+                .evaluate(&[self.call()], request, budget, &[&self.allow], context)?;
         verdicts
             .into_iter()
             .next()
@@ -245,6 +253,8 @@ impl Policy {
             failure_policy: pc.failure_policy,
             timeout: pc.timeout,
             bulky_fields: pc.bulky_fields,
+            concurrency: pc.concurrency,
+            breaker: pc.breaker,
             allow: AllowList::new(pc.id.clone(), pc.context.clone()),
             rule: rule.to_owned(),
             settings,

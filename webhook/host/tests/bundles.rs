@@ -107,7 +107,7 @@ fn bundle_with(hostile: &str, timeout: &str) -> (PolicySet, Decision, u64, Durat
 #[test]
 fn a_hostile_rule_in_a_bundle_never_changes_a_good_rules_verdict() {
     for (hostile, cause, detail) in [
-        ("spin", "deadline", "exceeded its CPU deadline of 100ms"),
+        ("spin", "deadline", "exceeded its CPU budget of 100ms"),
         ("grow", "memory", "exceeded its memory cap"),
         ("panic", "trap", "panic: the panic rule always panics"),
         ("garbage", "output", "not a list of verdicts"),
@@ -186,7 +186,7 @@ fn a_bundle_runs_under_its_earliest_deadline_and_its_rules_under_their_own() {
     let Effect::Failure { message, .. } = effects[1].1 else {
         panic!("{:?}", effects[1])
     };
-    assert!(message.contains("CPU deadline of 300ms"), "{message}");
+    assert!(message.contains("CPU budget of 300ms"), "{message}");
     assert_eq!(instances, 3);
     assert!(
         elapsed >= Duration::from_millis(350) && elapsed < Duration::from_secs(2),
@@ -213,7 +213,7 @@ fn a_review_past_its_deadline_starts_no_instance() {
             &Effect::Failure {
                 cause: tollgate_host::FailureCause::Deadline,
                 message: format!(
-                    "{id}: policy failed (deadline): deadline passed before the evaluation started"
+                    "{id}: policy failed (deadline): deadline already passed before the evaluation started"
                 ),
                 deny: true,
             }

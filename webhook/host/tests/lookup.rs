@@ -158,18 +158,24 @@ fn lookups_are_subject_to_the_deadline() {
         .evaluate(REQUEST, Instant::now(), &OneReplicaSet::default())
         .unwrap_err();
     assert!(
-        matches!(err, tollgate_host::EvalError::Deadline(_)),
+        matches!(err, tollgate_host::EvalError::Unfinished),
         "{err:?}"
     );
 }
 
-/// A v2 bundle of `peek` (granted ReplicaSets in kube-system) and `allow`
-/// (granted Pods), judged on a small review.
-fn bundled_peek(query: &str, context: &dyn ClusterContext) -> (tollgate_host::Decision, String) {
+/// A v2 bundle of two `peek` policies with different grants: `rs-reader`
+/// (member 0, ReplicaSets in kube-system) and `pod-reader` (member 1, Pods),
+/// each looking up what its settings say (the raw test guest forwards its
+/// settings as the query, `"rule"` member included).
+fn bundled_peeks(
+    rs_query: &str,
+    pod_query: &str,
+    context: &dyn ClusterContext,
+) -> (tollgate_host::Decision, String) {
     let sandbox = sandbox();
     let yaml = format!(
-        "- id: peek-policy\n  module: builtin:guests-v2\n  rule: peek\n{GRANT}  settings: {query}\n\
-         - id: allow-policy\n  module: builtin:guests-v2\n  rule: allow\n  context: [{{apiVersion: v1, kind: Pod}}]\n"
+        "- id: rs-reader\n  module: builtin:guests-v2\n  rule: peek\n{GRANT}  settings: {rs_query}\n\
+         - id: pod-reader\n  module: builtin:guests-v2\n  rule: peek\n  context: [{{apiVersion: v1, kind: Pod}}]\n  settings: {pod_query}\n"
     );
     let set = common::load(&sandbox, &yaml).unwrap();
     let body = common::body(&common::request_of("apps", "Deployment", "CREATE", None));
@@ -184,29 +190,64 @@ fn bundled_peek(query: &str, context: &dyn ClusterContext) -> (tollgate_host::De
     })
 }
 
+const RS: &str = "apiVersion: apps/v1, kind: ReplicaSet, namespace: kube-system, name: rs";
+const POD: &str = "apiVersion: v1, kind: Pod, namespace: kube-system";
+
 #[test]
-fn a_bundle_reads_what_its_members_are_granted_and_refusals_name_them_all() {
+fn each_member_of_a_bundle_reads_exactly_its_own_grant() {
     let context = OneReplicaSet::default();
-    let (decision, logs) = bundled_peek(
-        "{apiVersion: apps/v1, kind: ReplicaSet, namespace: kube-system, name: rs}",
+    let (decision, logs) = bundled_peeks(
+        &format!("{{{RS}, rule: 0}}"),
+        &format!("{{{POD}, rule: 1}}"),
         &context,
     );
     assert!(decision.allowed(), "{decision:?}");
-    assert!(
-        decision.warnings[0].starts_with("peek-policy: {\"objects\":"),
-        "{:?}",
-        decision.warnings
-    );
+    assert!(decision.warnings[0].starts_with("rs-reader: {\"objects\":"));
+    assert!(decision.warnings[1].starts_with("pod-reader: {\"objects\":"));
     assert!(!logs.contains("refused"), "{logs}");
+    // The context sees the queries without the member index.
+    assert!(context.0.lock().unwrap().iter().all(|q| q.rule.is_none()));
 
-    let (decision, logs) = bundled_peek(
-        "{apiVersion: v1, kind: Secret, namespace: kube-system}",
+    // Swapped: each asks for the other's grant, and is refused by its own.
+    let (decision, logs) = bundled_peeks(
+        &format!("{{{POD}, rule: 0}}"),
+        &format!("{{{RS}, rule: 1}}"),
         &context,
     );
     let denial = decision.denial.unwrap();
     assert!(
-        denial.contains("policy peek-policy, allow-policy may not read v1 Secret"),
+        denial.contains(
+            r#"rs-reader: {"error":"policy rs-reader may not read v1 Pod in namespace kube-system"#
+        ),
+        "{denial}"
+    );
+    assert!(
+        denial.contains("policy pod-reader may not read apps/v1 ReplicaSet"),
+        "{denial}"
+    );
+    assert!(
+        logs.contains("lookup refused") && logs.contains("policy=rs-reader"),
+        "{logs}"
+    );
+}
+
+#[test]
+fn a_bundle_lookup_without_a_member_or_out_of_range_is_refused() {
+    let context = OneReplicaSet::default();
+    let (decision, logs) = bundled_peeks(
+        &format!("{{{RS}}}"),
+        &format!("{{{POD}, rule: 2}}"),
+        &context,
+    );
+    let denial = decision.denial.unwrap();
+    assert!(
+        denial.contains("an ABI v2 lookup must name the asking rule"),
+        "{denial}"
+    );
+    assert!(
+        denial.contains("rule index 2 is outside the bundle of 2 (policies rs-reader, pod-reader)"),
         "{denial}"
     );
     assert!(logs.contains("lookup refused"), "{logs}");
+    assert!(context.0.lock().unwrap().is_empty());
 }

@@ -1,7 +1,7 @@
 //! Running the host's evaluation off the async runtime, on the clock.
 //!
-//! A guest may run until its CPU deadline, so the evaluation runs on a
-//! blocking thread (once the [`Queue`] admits it) and streams each policy's
+//! A guest may run until its CPU budget is spent, so the evaluation runs on
+//! a blocking thread (once the [`Queue`] admits it) and streams each policy's
 //! outcome back as soon as it is final. If the review's deadline passes
 //! first, the policies without an outcome get their failure outcomes (built
 //! by the host) and the review is answered on time; the evaluation stops at
@@ -15,7 +15,7 @@ use tokio::sync::mpsc;
 use tollgate_context::ClusterContext;
 use tollgate_host::{Endpoint, EvalError, Outcome, PolicySet};
 
-use super::queue::Queue;
+use super::queue::{Queue, Ticket};
 use super::service::ReviewBody;
 
 /// The work for one review.
@@ -30,17 +30,22 @@ pub(super) struct Job {
 }
 
 /// One outcome per selected policy, no later than the job's deadline.
-pub(super) async fn run(job: Job, queue: &Queue) -> Vec<Outcome> {
+pub(super) async fn run(mut job: Job, queue: &Queue) -> Vec<Outcome> {
     let started = Instant::now();
-    let (set, selected, deadline) = (job.set.clone(), job.selected.clone(), job.deadline);
-    let Some(permit) = queue.admit(deadline).await else {
-        return fill(&set, &selected, Vec::new(), &EvalError::NotStarted, started);
+    let admitted = queue.admit(&job.set, &job.selected, job.deadline).await;
+    let set = job.set.clone();
+    let refused = admitted
+        .refused
+        .iter()
+        .map(|(index, error)| set.unfinished(*index, error, started.elapsed()));
+    let mut outcomes: Vec<Outcome> = refused.collect();
+    let Some(ticket) = admitted.ticket else {
+        return outcomes;
     };
+    job.selected = admitted.run;
+    let (selected, deadline) = (job.selected.clone(), job.deadline);
     let (tx, mut rx) = mpsc::unbounded_channel();
-    tokio::task::spawn_blocking(move || {
-        let _permit = permit;
-        job.evaluate(&tx);
-    });
+    tokio::task::spawn_blocking(move || job.evaluate(&tx, &ticket));
     let mut done = Vec::with_capacity(selected.len());
     let mut missing = EvalError::Unfinished;
     while done.len() < selected.len() {
@@ -53,7 +58,8 @@ pub(super) async fn run(job: Job, queue: &Queue) -> Vec<Outcome> {
             Err(_elapsed) => break,
         }
     }
-    fill(&set, &selected, done, &missing, started)
+    outcomes.extend(fill(&set, &selected, done, &missing, started));
+    outcomes
 }
 
 /// `done` plus a failure outcome (`error`) for each selected policy without one.
@@ -75,7 +81,9 @@ fn fill(
 }
 
 impl Job {
-    fn evaluate(self, tx: &mpsc::UnboundedSender<Outcome>) {
+    /// Runs on the blocking thread, holding `ticket` until the last guest
+    /// has returned; every outcome is reported to its policy's breaker.
+    fn evaluate(self, tx: &mpsc::UnboundedSender<Outcome>, ticket: &Ticket) {
         let review = self.body.review();
         self.set.evaluate(
             review,
@@ -83,10 +91,13 @@ impl Job {
             &self.selected,
             self.deadline.into_std(),
             &*self.context,
-            &mut |outcome| match tx.send(outcome) {
-                Ok(()) => ControlFlow::Continue(()),
-                // The review was answered at its deadline; stop working on it.
-                Err(_) => ControlFlow::Break(()),
+            &mut |outcome| {
+                ticket.settle(&outcome);
+                match tx.send(outcome) {
+                    Ok(()) => ControlFlow::Continue(()),
+                    // The review was answered at its deadline; stop working on it.
+                    Err(_) => ControlFlow::Break(()),
+                }
             },
         );
     }

@@ -260,6 +260,7 @@ mod tests {
             elapsed: Duration::ZERO,
             effect,
             advice: advice.iter().map(|a| a.to_string()).collect(),
+            overran: false,
         }
     }
 

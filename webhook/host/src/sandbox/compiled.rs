@@ -1,7 +1,7 @@
 //! A checked, pre-linked module and the calls the host makes into it.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
@@ -10,10 +10,10 @@ use tollgate_sdk::Verdict;
 use tollgate_sdk::wire::{Description, RuleInfo, SettingsCheck};
 use wasmtime::{InstancePre, Linker, Module};
 
-use super::EvalError;
 use super::abi::{self, AbiVersion, Exports, ModuleError};
 use super::engine::Shared;
 use super::instance::{EvalState, Session};
+use super::{Budget, EvalError};
 
 /// How long a load-time call (version, describe, settings check) may run.
 pub const LOAD_CALL_TIMEOUT: Duration = Duration::from_secs(2);
@@ -59,8 +59,8 @@ impl CompiledModule {
             .instantiate_pre(&module)
             .map_err(|e| ModuleError::Instantiate(format!("{e:#}")))?;
         let no_policy: [&AllowList; 0] = [];
-        let deadline = Instant::now() + LOAD_CALL_TIMEOUT;
-        let mut session = Session::start(shared, &pre, deadline, &no_policy, &EmptyContext)
+        let budget = Budget::within(LOAD_CALL_TIMEOUT);
+        let mut session = Session::start(shared, &pre, budget, false, &no_policy, &EmptyContext)
             .map_err(|error| ModuleError::Call {
                 call: "instantiation",
                 error,
@@ -122,10 +122,10 @@ impl CompiledModule {
         settings: &[u8],
     ) -> Result<SettingsCheck, ModuleError> {
         let no_policy: [&AllowList; 0] = [];
-        let deadline = Instant::now() + LOAD_CALL_TIMEOUT;
+        let budget = Budget::within(LOAD_CALL_TIMEOUT);
         let call = abi::VALIDATE_SETTINGS;
         let result = (|| {
-            let mut session = self.session(deadline, &no_policy, &EmptyContext)?;
+            let mut session = self.session(budget, &no_policy, &EmptyContext)?;
             let [(rp, rl), (sp, sl)] = session.write([rule.as_bytes(), settings])?;
             let bytes = session.call_packed(&self.exports.validate_settings, (rp, rl, sp, sl))?;
             Ok(serde_json::from_slice::<SettingsCheck>(bytes))
@@ -144,17 +144,17 @@ impl CompiledModule {
     /// module any number (a bundle). Any failure fails the whole call: the
     /// caller decides whether to retry the rules one by one.
     ///
-    /// `allow` are the allow-lists of the policies in `calls` (lookups are
-    /// checked against their union).
+    /// `allow` are the allow-lists of the policies in `calls`, in order (a
+    /// v2 lookup names its member, and is checked against that one).
     pub fn evaluate(
         &self,
         calls: &[RuleCall<'_>],
         request: &[u8],
-        deadline: Instant,
+        budget: Budget,
         allow: &[&AllowList],
         context: &dyn ClusterContext,
     ) -> Result<Vec<Verdict>, EvalError> {
-        let mut session = self.session(deadline, allow, context)?;
+        let mut session = self.session(budget, allow, context)?;
         let verdicts = match (self.abi, calls) {
             (AbiVersion::V1, [call]) => {
                 let [(rp, rl), (qp, ql), (sp, sl)] =
@@ -198,11 +198,18 @@ impl CompiledModule {
 
     fn session<'a>(
         &self,
-        deadline: Instant,
+        budget: Budget,
         allow: &'a [&'a AllowList],
         context: &'a dyn ClusterContext,
     ) -> Result<Session<'a>, EvalError> {
-        let mut session = Session::start(&self.shared, &self.pre, deadline, allow, context)?;
+        let mut session = Session::start(
+            &self.shared,
+            &self.pre,
+            budget,
+            self.abi == AbiVersion::V2,
+            allow,
+            context,
+        )?;
         session.bind(&self.exports)?;
         Ok(session)
     }

@@ -2,7 +2,7 @@
 
 use std::time::Instant;
 
-use tollgate_context::{AllowList, LookupError, LookupQuery};
+use tollgate_context::{AllowList, LookupQuery};
 use tollgate_sdk::wire::{LogLevel, LookupResult};
 use wasmtime::{Caller, Engine, Linker, Trap};
 
@@ -37,15 +37,24 @@ fn lookup(mut caller: Caller<'_, EvalState>, ptr: i32, len: i32) -> wasmtime::Re
 }
 
 fn answer(state: &EvalState, query: &LookupQuery) -> Vec<u8> {
-    if let Err(refusal) = check(state.allow(), query) {
+    let asking = match asking(state, query) {
+        Ok(list) => list,
+        Err(refusal) => return error_answer(&refusal),
+    };
+    if let Err(refusal) = asking.check(query) {
         tracing::warn!(
-            policy = %policies(state.allow()),
+            policy = %asking.policy,
             query = %serde_json::to_string(query).unwrap_or_default(),
             "lookup refused: {refusal}"
         );
         return error_answer(&refusal.to_string());
     }
-    match state.context().lookup(query) {
+    // The member index is addressing, not part of the query.
+    let query = LookupQuery {
+        rule: None,
+        ..query.clone()
+    };
+    match state.context().lookup(&query) {
         Ok(objects) => {
             let mut answer = Vec::with_capacity(objects.len() + 12);
             answer.extend_from_slice(br#"{"objects":"#);
@@ -57,40 +66,37 @@ fn answer(state: &EvalState, query: &LookupQuery) -> Vec<u8> {
     }
 }
 
-/// A bundle's lookups are served from the union of its members' grants:
-/// the guest does not say which of its rules is asking, and every member is
-/// the same module entering the same review, so the union lends the module
-/// nothing it does not already hold in this review (ABI.md, version 2).
-fn check(lists: &[&AllowList], query: &LookupQuery) -> Result<(), LookupError> {
-    let mut refusal = None;
-    for list in lists {
-        match list.check(query) {
-            Ok(()) => return Ok(()),
-            Err(error) => {
-                refusal.get_or_insert(error);
-            }
-        }
+/// The allow-list of the policy asking. An ABI v2 query names the asking
+/// member of the bundle (`"rule": <index>`), so each member reads exactly
+/// what its own policy grants (SPEC §2.2); a v1 module runs one policy.
+fn asking<'s>(state: &'s EvalState, query: &LookupQuery) -> Result<&'s AllowList, String> {
+    let lists = state.allow();
+    let refuse = |why: String| {
+        tracing::warn!(
+            policy = %policies(lists),
+            query = %serde_json::to_string(query).unwrap_or_default(),
+            "lookup refused: {why}"
+        );
+        why
+    };
+    match (state.per_rule(), query.rule) {
+        (false, None) => lists
+            .first()
+            .copied()
+            .ok_or_else(|| refuse("no policy is evaluating".to_owned())),
+        (false, Some(_)) => Err(refuse("an ABI v1 lookup has no \"rule\" member".to_owned())),
+        (true, None) => Err(refuse(
+            "an ABI v2 lookup must name the asking rule (\"rule\": its index in the bundle)"
+                .to_owned(),
+        )),
+        (true, Some(index)) => lists.get(index as usize).copied().ok_or_else(|| {
+            refuse(format!(
+                "rule index {index} is outside the bundle of {} (policies {})",
+                lists.len(),
+                policies(lists)
+            ))
+        }),
     }
-    Err(match refusal {
-        Some(LookupError::NotAllowed {
-            api_version,
-            kind,
-            namespace,
-            ..
-        }) => LookupError::NotAllowed {
-            policy: policies(lists),
-            api_version,
-            kind,
-            namespace,
-        },
-        Some(other) => other,
-        None => LookupError::NotAllowed {
-            policy: policies(lists),
-            api_version: query.api_version.clone(),
-            kind: query.kind.clone(),
-            namespace: query.namespace.clone(),
-        },
-    })
 }
 
 /// The policy ids of an evaluation, for logs and refusals.

@@ -11,9 +11,10 @@ use wasmtime::{
     UpdateDeadline, WasmParams,
 };
 
-use super::EvalError;
 use super::abi::Exports;
+use super::cpu_clock::thread_cpu_time;
 use super::engine::Shared;
+use super::{Budget, EvalError};
 
 /// The most log lines one evaluation forwards, and their longest length.
 pub const MAX_LOG_LINES: u32 = 32;
@@ -21,7 +22,12 @@ pub const MAX_LOG_LINE: usize = 1024;
 
 /// Per-evaluation store data.
 pub struct EvalState {
-    deadline: Instant,
+    budget: Budget,
+    /// The thread's CPU clock when the evaluation started.
+    cpu_start: std::time::Duration,
+    /// Which bound stopped the guest, once one did.
+    stopped: Option<Bound>,
+    per_rule: bool,
     limiter: Limiter,
     borrowed: Borrowed,
     /// Set once the instance's exports are bound; host calls need them.
@@ -34,13 +40,52 @@ pub struct EvalState {
     pub last_error: Option<String>,
 }
 
+/// The bound an interrupted guest hit.
+#[derive(Debug, Clone, Copy)]
+enum Bound {
+    Cpu,
+    Wall,
+}
+
 impl EvalState {
+    /// The review's wall-clock deadline.
     pub fn deadline(&self) -> Instant {
-        self.deadline
+        self.budget.deadline
+    }
+
+    /// Which bound has been hit now, if any: the wall clock first (the
+    /// review must be answered), then this thread's CPU time.
+    fn exhausted(&self, now: Instant) -> Option<Bound> {
+        if now >= self.budget.deadline {
+            Some(Bound::Wall)
+        } else if thread_cpu_time().saturating_sub(self.cpu_start) >= self.budget.cpu {
+            Some(Bound::Cpu)
+        } else {
+            None
+        }
+    }
+
+    /// Wall time until the earlier bound could be hit: CPU time never runs
+    /// faster than the wall clock, so the CPU left is a lower bound on when
+    /// it can run out.
+    fn left(&self, now: Instant) -> std::time::Duration {
+        let cpu_left = self
+            .budget
+            .cpu
+            .saturating_sub(thread_cpu_time().saturating_sub(self.cpu_start));
+        self.budget
+            .deadline
+            .saturating_duration_since(now)
+            .min(cpu_left)
+    }
+
+    /// Whether lookups name the asking member (`"rule"`, ABI v2).
+    pub fn per_rule(&self) -> bool {
+        self.per_rule
     }
 
     /// The allow-lists of the policies being evaluated: one, or every
-    /// member of a bundle.
+    /// member of a bundle, in bundle order.
     pub fn allow(&self) -> &[&AllowList] {
         // SAFETY: see `Borrowed`.
         unsafe { self.borrowed.allow.as_ref() }
@@ -147,7 +192,6 @@ pub fn unpack(packed: i64) -> (u32, u32) {
 pub struct Session<'a> {
     store: Store<EvalState>,
     instance: Instance,
-    started: Instant,
     _borrows: PhantomData<&'a dyn ClusterContext>,
 }
 
@@ -155,7 +199,8 @@ impl<'a> Session<'a> {
     pub fn start(
         shared: &Shared,
         pre: &InstancePre<EvalState>,
-        deadline: Instant,
+        budget: Budget,
+        per_rule: bool,
         allow: &'a [&'a AllowList],
         context: &'a dyn ClusterContext,
     ) -> Result<Self, EvalError> {
@@ -173,7 +218,10 @@ impl<'a> Session<'a> {
             )
         };
         let state = EvalState {
-            deadline,
+            budget,
+            cpu_start: thread_cpu_time(),
+            stopped: None,
+            per_rule,
             limiter: Limiter {
                 cap: shared.limits.memory_bytes,
                 exceeded: false,
@@ -187,30 +235,29 @@ impl<'a> Session<'a> {
         let mut store = Store::new(&shared.engine, state);
         store.limiter(|s| &mut s.limiter);
         let tick = shared.limits.tick;
-        let ticks = move |now: Instant, deadline: Instant| {
-            let left = deadline.saturating_duration_since(now);
-            (left.as_nanos() / tick.as_nanos()).max(1) as u64
-        };
-        store.set_epoch_deadline(ticks(started, deadline));
-        // Ticks are a hint (the ticker may run early or late); the deadline
-        // is the clock: interrupt only once it has really passed, at most one
-        // tick late.
-        store.epoch_deadline_callback(move |ctx| {
+        let ticks =
+            move |left: std::time::Duration| (left.as_nanos() / tick.as_nanos()).max(1) as u64;
+        store.set_epoch_deadline(ticks(store.data().left(started)));
+        // Ticks are a hint (the ticker may run early or late); the clocks
+        // decide: interrupt only once a bound has really been hit, at most
+        // one tick late.
+        store.epoch_deadline_callback(move |mut ctx| {
             let now = Instant::now();
-            let deadline = ctx.data().deadline;
-            Ok(if now >= deadline {
-                UpdateDeadline::Interrupt
-            } else {
-                UpdateDeadline::Continue(ticks(now, deadline))
+            let state = ctx.data_mut();
+            Ok(match state.exhausted(now) {
+                Some(bound) => {
+                    state.stopped = Some(bound);
+                    UpdateDeadline::Interrupt
+                }
+                None => UpdateDeadline::Continue(ticks(state.left(now))),
             })
         });
         let instance = pre
             .instantiate(&mut store)
-            .map_err(|e| classify(&store, started, e))?;
+            .map_err(|e| classify(&store, e))?;
         Ok(Self {
             store,
             instance,
-            started,
             _borrows: PhantomData,
         })
     }
@@ -307,7 +354,7 @@ impl<'a> Session<'a> {
     }
 
     fn error(&self, error: wasmtime::Error) -> EvalError {
-        classify(&self.store, self.started, error)
+        classify(&self.store, error)
     }
 }
 
@@ -330,17 +377,27 @@ fn out_of_bounds(
 /// Maps a wasmtime error to its cause by type, never by message: the memory
 /// flag first (however the guest reacted to the cap), then our own faults,
 /// then the trap code.
-fn classify(store: &Store<EvalState>, started: Instant, error: wasmtime::Error) -> EvalError {
+fn classify(store: &Store<EvalState>, error: wasmtime::Error) -> EvalError {
     let state = store.data();
     if state.limiter.exceeded {
         return EvalError::Memory(state.limiter.cap);
+    }
+    // Typed, wherever in the chain wasmtime put it.
+    if let Some(limit) = error
+        .chain()
+        .find_map(|e| e.downcast_ref::<wasmtime::PoolConcurrencyLimitError>())
+    {
+        return EvalError::Pool(limit.to_string());
     }
     if let Some(fault) = error.downcast_ref::<GuestFault>() {
         return EvalError::Output(fault.to_string());
     }
     let what = match error.downcast_ref::<Trap>() {
         Some(Trap::Interrupt) => {
-            return EvalError::Deadline(state.deadline.saturating_duration_since(started));
+            return match state.stopped {
+                Some(Bound::Cpu) => EvalError::CpuBudget(state.budget.cpu),
+                Some(Bound::Wall) | None => EvalError::Unfinished,
+            };
         }
         Some(trap) => trap.to_string(),
         None => format!("{error:#}"),

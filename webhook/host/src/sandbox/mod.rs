@@ -4,12 +4,14 @@
 //! copy-on-write memory images, epoch interruption driven by a ticker
 //! thread) and the table of compiled modules. Every evaluation runs in a
 //! fresh instance created from a pre-linked [`wasmtime::InstancePre`], under
-//! a CPU deadline and a memory cap, so nothing a guest does survives it or
-//! reaches another evaluation. An ABI v2 module evaluates several rules in
+//! a CPU budget (its thread's CPU time), the review's wall-clock deadline and
+//! a memory cap, so nothing a guest does survives it or reaches another
+//! evaluation. An ABI v2 module evaluates several rules in
 //! one such instance ([`CompiledModule::evaluate`]).
 
 mod abi;
 mod compiled;
+mod cpu_clock;
 mod engine;
 mod host_calls;
 mod instance;
@@ -23,6 +25,7 @@ use std::time::Duration;
 
 pub use abi::{AbiVersion, ModuleError};
 pub use compiled::{CompiledModule, RuleCall};
+pub use cpu_clock::thread_cpu_time;
 pub use stats::SandboxStats;
 
 /// Resource limits of every evaluation.
@@ -69,6 +72,27 @@ impl Default for SandboxLimits {
     }
 }
 
+/// What one evaluation may spend: `cpu` of its own thread's CPU time (the
+/// policy's `timeout`), and no wall-clock time past `deadline` (the
+/// review's). A guest starved of CPU by others is not blamed for the wait;
+/// a review is still answered on time.
+#[derive(Debug, Clone, Copy)]
+pub struct Budget {
+    pub cpu: Duration,
+    pub deadline: std::time::Instant,
+}
+
+impl Budget {
+    /// A budget for a call that is its own deadline (load-time calls, tests):
+    /// `cpu` of CPU time and as much wall time.
+    pub fn within(cpu: Duration) -> Self {
+        Self {
+            cpu,
+            deadline: std::time::Instant::now() + cpu,
+        }
+    }
+}
+
 /// The engine could not be set up (bad limits, no ticker thread).
 #[derive(Debug, thiserror::Error)]
 #[error("wasm engine: {0}")]
@@ -77,12 +101,29 @@ pub struct EngineError(pub String);
 /// Why an evaluation produced no verdict; becomes the policy's failure verdict.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum EvalError {
-    #[error("exceeded its CPU deadline of {0:?}")]
-    Deadline(std::time::Duration),
-    /// The deadline had passed before the evaluation could start (queued
-    /// behind other reviews, or behind the policies evaluated before it).
-    #[error("deadline passed before the evaluation started")]
+    /// Used up its CPU budget (the policy's `timeout`, CPU time of this
+    /// evaluation's thread).
+    #[error("exceeded its CPU budget of {0:?}")]
+    CpuBudget(std::time::Duration),
+    /// The review's deadline had passed before the evaluation could start
+    /// (queued behind other reviews, or behind the policies evaluated
+    /// before it).
+    #[error("deadline already passed before the evaluation started")]
     NotStarted,
+    /// Every one of the policy's concurrent evaluation slots stayed busy
+    /// until the review's deadline (its share of the pool: a spinning
+    /// policy saturates only its own share).
+    #[error("all {0} of its concurrent evaluation slots were busy until the review deadline")]
+    Overloaded(u32),
+    /// The sandbox's instance pool had no free slot (wasmtime's
+    /// `PoolConcurrencyLimitError`): the host admitted more evaluations
+    /// than the pool holds, never the guest's doing.
+    #[error("no free sandbox instance: {0}")]
+    Pool(String),
+    /// The policy's circuit breaker is open: it kept failing at its
+    /// deadline, so it is not run again until the cool-down ends.
+    #[error("{0}")]
+    Breaker(String),
     /// Still running when the review's deadline came: the review was
     /// answered without this verdict.
     #[error("no verdict before the review deadline")]
@@ -103,6 +144,12 @@ pub enum EvalError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum FailureCause {
     Deadline,
+    /// The policy's own concurrency share was full.
+    Overload,
+    /// The sandbox's instance pool was exhausted.
+    Pool,
+    /// The policy's circuit breaker was open.
+    Breaker,
     Memory,
     Trap,
     Output,
@@ -112,6 +159,9 @@ impl FailureCause {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Deadline => "deadline",
+            Self::Overload => "overload",
+            Self::Pool => "pool",
+            Self::Breaker => "breaker",
             Self::Memory => "memory",
             Self::Trap => "trap",
             Self::Output => "output",
@@ -120,9 +170,18 @@ impl FailureCause {
 }
 
 impl EvalError {
+    /// The guest was running when a bound stopped it (its CPU budget or the
+    /// review's deadline): what a circuit breaker counts.
+    pub fn overran(&self) -> bool {
+        matches!(self, Self::CpuBudget(_) | Self::Unfinished)
+    }
+
     pub fn cause(&self) -> FailureCause {
         match self {
-            Self::Deadline(_) | Self::NotStarted | Self::Unfinished => FailureCause::Deadline,
+            Self::CpuBudget(_) | Self::NotStarted | Self::Unfinished => FailureCause::Deadline,
+            Self::Overloaded(_) => FailureCause::Overload,
+            Self::Pool(_) => FailureCause::Pool,
+            Self::Breaker(_) => FailureCause::Breaker,
             Self::Aborted => FailureCause::Trap,
             Self::Memory(_) => FailureCause::Memory,
             Self::Trap(_) => FailureCause::Trap,
