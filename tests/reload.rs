@@ -121,7 +121,7 @@ async fn a_changed_module_is_reloaded_and_a_broken_one_refused() {
 async fn an_empty_file_is_a_reload_error_and_an_explicit_empty_list_is_not() {
     let server = Launch::new().policies(ENFORCE).start();
     let config = server.dir.join("policies.yaml");
-    for (i, text) in ["", "  \n\t\n", "# being rewritten\n"].iter().enumerate() {
+    for (i, text) in ["", "  \n \n", "# being rewritten\n"].iter().enumerate() {
         // In place, as a truncating rewrite does (not via a rename).
         std::fs::write(&config, text).unwrap();
         wait_for_reload(&server, "error", (i + 1) as f64).await;

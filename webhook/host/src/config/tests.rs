@@ -85,7 +85,7 @@ fn an_empty_whitespace_or_comment_only_file_is_an_error() {
     for text in [
         "",
         "   ",
-        "\n\n\t\n",
+        "\n \n  \n",
         "# truncated\n",
         "  # a\n# b\n",
         "~",

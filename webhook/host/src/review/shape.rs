@@ -31,7 +31,7 @@ impl Level {
     fn enter<E: de::Error>(&self) -> Result<Level, E> {
         if self.depth >= MAX_DEPTH {
             return Err(E::custom(format_args!(
-                "request nested deeper than {MAX_DEPTH} levels"
+                "nested deeper than {MAX_DEPTH} levels"
             )));
         }
         Ok(Level {
@@ -54,27 +54,27 @@ impl<'de> Visitor<'de> for Level {
         f.write_str("a JSON value")
     }
 
-    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<(), E> {
         Ok(())
     }
-    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<(), E> {
         Ok(())
     }
-    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<(), E> {
         Ok(())
     }
-    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<(), E> {
         Ok(())
     }
-    fn visit_str<E>(self, _: &str) -> Result<(), E> {
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<(), E> {
         Ok(())
     }
-    fn visit_unit<E>(self) -> Result<(), E> {
+    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
         Ok(())
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        let inner = self.enter()?;
+        let inner = self.enter::<A::Error>()?;
         while seq
             .next_element_seed(Level { depth: inner.depth })?
             .is_some()
@@ -83,7 +83,7 @@ impl<'de> Visitor<'de> for Level {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        let inner = self.enter()?;
+        let inner = self.enter::<A::Error>()?;
         // Objects are small (a handful of keys): a linear scan beats hashing.
         let mut keys: Vec<std::borrow::Cow<'de, str>> = Vec::new();
         while let Some(key) = map.next_key::<crate::json::CowStr<'de>>()? {
@@ -91,7 +91,7 @@ impl<'de> Visitor<'de> for Level {
             if keys.contains(&key) {
                 return Err(de::Error::custom(format_args!(
                     "duplicate key {:?} in one object",
-                    key.as_ref()
+                    &*key
                 )));
             }
             map.next_value_seed(Level { depth: inner.depth })?;

@@ -226,7 +226,7 @@ fn nesting_deeper_than_the_limit_is_refused_with_a_clear_error() {
         let message = invalid_request(&nested(depth));
         assert!(message.starts_with("request: "), "{message}");
         assert!(
-            message.contains(&format!("request nested deeper than {MAX_DEPTH} levels")),
+            message.contains(&format!("request: nested deeper than {MAX_DEPTH} levels")),
             "{message}"
         );
     }
