@@ -43,6 +43,10 @@ pub enum Command {
         #[arg(value_parser = duration)]
         duration: Duration,
     },
+    /// Run policy test cases (`*.test.yaml`).
+    Test(crate::cases::TestArgs),
+    /// Write a new policy crate that uses the SDK.
+    New(crate::scaffold::NewArgs),
 }
 
 #[derive(Debug, Clone, clap::Args)]

@@ -13,6 +13,7 @@
 
 pub mod admission;
 pub mod builtin;
+pub mod cases;
 pub mod certs;
 pub mod cli;
 pub mod logging;
@@ -20,5 +21,6 @@ pub mod manifests;
 pub mod metrics;
 pub mod rbac;
 pub mod runtime;
+pub mod scaffold;
 pub mod server;
 pub mod watch;

@@ -18,6 +18,14 @@ fn main() -> anyhow::Result<()> {
             std::thread::sleep(duration);
             return Ok(());
         }
+        Command::Test(test) => {
+            let tally = tollgate::cases::run(&test, &mut std::io::stdout(), &mut std::io::stderr());
+            std::process::exit(tally.exit_code());
+        }
+        Command::New(new) => {
+            print!("{}", tollgate::scaffold::write(&new)?);
+            return Ok(());
+        }
     };
     let runtime = tokio::runtime::Runtime::new()?;
     let result = runtime.block_on(async { Runtime::build(serve).await?.run().await });

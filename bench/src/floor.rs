@@ -1,0 +1,92 @@
+//! The floor: the cheapest possible admission webhook on this machine, the
+//! yardstick of every speed figure.
+//!
+//! It does what any webhook must and nothing more: TLS (rustls through
+//! axum-server, the stack Tollgate serves with), HTTP/1.1, the whole review
+//! parsed into a `serde_json::Value` (a policy has to look at the object),
+//! and `allowed: true` with the uid echoed. No webhook that decides anything
+//! can be faster on the same machine, so Tollgate's figures are stated as
+//! ratios to the floor's, measured in the same run on the same body.
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum_server::tls_rustls::RustlsConfig;
+use serde_json::{Value, json};
+
+use crate::cli::FloorArgs;
+
+/// The largest review accepted, Tollgate's default `--max-body-bytes`.
+const MAX_BODY: usize = 16 << 20;
+
+/// Serves until killed, on a multi-threaded runtime with one worker per
+/// core (as `tollgate serve`).
+pub fn serve(args: &FloorArgs) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(async {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let tls = RustlsConfig::from_pem_file(&args.cert, &args.key)
+            .await
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "cannot use certificate {} with key {}: {e}",
+                    args.cert.display(),
+                    args.key.display()
+                )
+            })?;
+        let app = Router::new()
+            .route("/validate", post(review))
+            .route("/mutate", post(review))
+            .layer(DefaultBodyLimit::max(MAX_BODY));
+        axum_server::bind_rustls(args.listen, tls)
+            .serve(app.into_make_service())
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot serve on {}: {e}", args.listen))
+    })
+}
+
+async fn review(body: Bytes) -> Response {
+    match answer(&body) {
+        Ok(json) => ([(header::CONTENT_TYPE, "application/json")], json).into_response(),
+        Err(reason) => (StatusCode::BAD_REQUEST, reason).into_response(),
+    }
+}
+
+/// The floor's whole judgement: parse everything, allow, echo the uid.
+fn answer(body: &[u8]) -> Result<String, String> {
+    let review: Value = serde_json::from_slice(body).map_err(|e| e.to_string())?;
+    let uid = review["request"]["uid"].as_str().unwrap_or_default();
+    let api_version = review["apiVersion"]
+        .as_str()
+        .unwrap_or("admission.k8s.io/v1");
+    Ok(json!({
+        "apiVersion": api_version,
+        "kind": "AdmissionReview",
+        "response": {"uid": uid, "allowed": true},
+    })
+    .to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn allows_and_echoes_uid_and_version() {
+        let body = br#"{"apiVersion":"admission.k8s.io/v1beta1","kind":"AdmissionReview","request":{"uid":"u-1","object":{"kind":"Pod"}}}"#;
+        let out: Value = serde_json::from_str(&answer(body).unwrap()).unwrap();
+        assert_eq!(
+            out,
+            json!({"apiVersion": "admission.k8s.io/v1beta1", "kind": "AdmissionReview",
+                   "response": {"uid": "u-1", "allowed": true}})
+        );
+    }
+
+    #[test]
+    fn bad_json_is_refused() {
+        assert!(answer(b"{\"request\":").is_err());
+    }
+}
