@@ -239,3 +239,63 @@ async fn an_oversize_chunked_body_without_a_length_gets_413() {
     let (status, text) = server.post("/validate", body).await;
     assert_eq!(status, StatusCode::OK, "{text}");
 }
+
+/// Posts `request` (raw JSON: a `Value` cannot hold a duplicate key) and
+/// returns the review's response.
+async fn raw_review(server: &Server, path: &str, request: &str) -> serde_json::Value {
+    let body = format!(
+        r#"{{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{request}}}"#
+    );
+    let (status, text) = server.post(path, body).await;
+    assert_eq!(status, StatusCode::OK, "{text}");
+    let answer: serde_json::Value = serde_json::from_str(&text).unwrap();
+    answer["response"].clone()
+}
+
+/// Issue 10: a key twice (which made the SDK guest trap while the host had
+/// accepted it) is refused by the host with a 400 in the review naming the
+/// key, before any policy runs.
+#[tokio::test]
+async fn a_duplicate_key_is_denied_with_400_naming_it() {
+    let server = server();
+    for (request, expected) in [
+        (
+            r#"{"uid":"dup-1","uid":"dup-1","kind":{"group":"","version":"v1","kind":"ConfigMap"},"operation":"CREATE","object":{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"x"}}}"#,
+            "duplicate field `uid`",
+        ),
+        (
+            r#"{"uid":"dup-1","kind":{"group":"","version":"v1","kind":"ConfigMap"},"operation":"CREATE","object":{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"x","name":"y"}}}"#,
+            r#"duplicate key \"name\""#,
+        ),
+    ] {
+        let response = raw_review(&server, "/validate", request).await;
+        assert_eq!(response["uid"], "dup-1");
+        assert_eq!(response["allowed"], false, "{response}");
+        assert_eq!(response["status"]["code"], 400);
+        let message = response["status"]["message"].to_string();
+        assert!(message.contains(expected), "{message}");
+        assert!(!message.contains("trap"), "{message}");
+    }
+}
+
+/// Issue 10: a 200-level nested object on `/mutate` failed with "patch has
+/// no object to apply to".
+#[tokio::test]
+async fn a_deeply_nested_object_is_denied_with_a_clear_reason() {
+    let server = server();
+    let request = format!(
+        r#"{{"uid":"deep-1","kind":{{"group":"","version":"v1","kind":"ConfigMap"}},"operation":"CREATE","object":{{"apiVersion":"v1","kind":"ConfigMap","metadata":{{"name":"x"}},"data":{}1{}}}}}"#,
+        r#"{"a":"#.repeat(200),
+        "}".repeat(200)
+    );
+    let response = raw_review(&server, "/mutate", &request).await;
+    assert_eq!(response["uid"], "deep-1");
+    assert_eq!(response["allowed"], false, "{response}");
+    assert_eq!(response["status"]["code"], 400);
+    let message = response["status"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("nested deeper than 100 levels"),
+        "{message}"
+    );
+    assert!(!message.contains("patch"), "{message}");
+}

@@ -113,3 +113,60 @@ async fn a_changed_module_is_reloaded_and_a_broken_one_refused() {
     wait_for_reload(&server, "error", 1.0).await;
     assert_eq!(verdict(&server, "kept").await["allowed"], false);
 }
+
+/// Issue 10: truncating the file during a rewrite reloaded `policies=0` and
+/// allowed every review with no policy run. An empty, whitespace-only or
+/// comment-only file is a reload error; `[]` is an intentional empty set.
+#[tokio::test]
+async fn an_empty_file_is_a_reload_error_and_an_explicit_empty_list_is_not() {
+    let server = Launch::new().policies(ENFORCE).start();
+    let config = server.dir.join("policies.yaml");
+    for (i, text) in ["", "  \n \n", "# being rewritten\n"].iter().enumerate() {
+        // In place, as a truncating rewrite does (not via a rename).
+        std::fs::write(&config, text).unwrap();
+        wait_for_reload(&server, "error", (i + 1) as f64).await;
+        let still = verdict(&server, &format!("still-{i}")).await;
+        assert_eq!(still["allowed"], false, "after {text:?}: {still}");
+        assert_eq!(still["status"]["message"], "gate: denied by the deny rule");
+    }
+    assert_eq!(
+        metric(&server.metrics().await, "tollgate_policies_loaded"),
+        1.0
+    );
+    let logs = server.logs();
+    assert!(
+        logs.contains("write `[]` for an intentionally empty set"),
+        "{logs}"
+    );
+
+    replace(&config, b"# no policies on purpose\n[]\n");
+    wait_for_reload(&server, "ok", 1.0).await;
+    assert_eq!(
+        metric(&server.metrics().await, "tollgate_policies_loaded"),
+        0.0
+    );
+    assert_eq!(verdict(&server, "none").await["allowed"], true);
+}
+
+/// Issue 10: a module that did not exist when a reload failed was not
+/// watched, so writing it later changed nothing.
+#[tokio::test]
+async fn a_module_missing_at_a_failed_reload_is_picked_up_when_it_appears() {
+    let server = Launch::new().policies(ENFORCE).start();
+    let config = server.dir.join("policies.yaml");
+    let later = ENFORCE
+        .replace("guests.wasm", "later.wasm")
+        .replace("mode: enforce", "mode: warn");
+    replace(&config, later.as_bytes());
+    wait_for_reload(&server, "error", 1.0).await;
+    assert_eq!(verdict(&server, "before").await["allowed"], false);
+
+    replace(
+        &server.dir.join("later.wasm"),
+        tollgate_test_artifacts::TEST_GUESTS,
+    );
+    wait_for_reload(&server, "ok", 1.0).await;
+    let after = verdict(&server, "after").await;
+    assert_eq!(after["allowed"], true, "{after}");
+    assert_eq!(after["warnings"][0], "gate: denied by the deny rule");
+}

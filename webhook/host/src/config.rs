@@ -270,8 +270,15 @@ impl Config {
         let document: serde_yaml_ng::Value =
             serde_yaml_ng::from_str(text).map_err(|e| parse_error(e.to_string()))?;
         let items = match document {
-            // An empty file is an empty configuration.
-            serde_yaml_ng::Value::Null => Vec::new(),
+            // No document at all (empty, whitespace or comments only, or a
+            // bare `null`) is what a truncated rewrite looks like: loading it
+            // as "no policies" would fail open. An empty set is written `[]`.
+            serde_yaml_ng::Value::Null => {
+                return Err(parse_error(
+                    "the file is empty (no policies document); write `[]` for an intentionally empty set"
+                        .to_owned(),
+                ));
+            }
             serde_yaml_ng::Value::Sequence(items) => items,
             _ => {
                 return Err(parse_error(

@@ -29,7 +29,7 @@ pub use config::{BreakerConfig, Config, ConfigError, FailurePolicy, Mode, Policy
 pub use input::GuestInput;
 pub use matcher::{Endpoint, Matcher, RequestMeta};
 pub use outcome::{Decision, Effect, Outcome};
-pub use policy::{LoadError, Policy, PolicySet};
+pub use policy::{LoadError, Policy, PolicySet, module_files};
 pub use review::{Parsed, Review, ReviewError};
 pub use sandbox::{
     AbiVersion, Budget, EngineError, EvalError, FailureCause, Sandbox, SandboxLimits, SandboxStats,

@@ -269,6 +269,20 @@ enum ModuleSource<'a> {
     File(PathBuf),
 }
 
+/// The module files `config` names (not built-ins), resolved against
+/// `base_dir`, whether or not they exist: what a reload that failed must
+/// watch so that a missing module's appearance triggers the next one.
+pub fn module_files(config: &Config, base_dir: &Path) -> Vec<PathBuf> {
+    config
+        .policies
+        .iter()
+        .filter_map(|pc| match module_source(&pc.module, base_dir) {
+            ModuleSource::File(path) => Some(path),
+            ModuleSource::Builtin(_) => None,
+        })
+        .collect()
+}
+
 fn module_source<'a>(module: &'a str, base_dir: &Path) -> ModuleSource<'a> {
     match module.strip_prefix(BUILTIN_PREFIX) {
         Some(name) => ModuleSource::Builtin(name),

@@ -17,6 +17,9 @@ use tollgate_sdk::{GroupVersionKind, Operation};
 use crate::json::{CowStr, RawMembers, WS, offset_in, unquote};
 use crate::matcher::RequestMeta;
 
+mod shape;
+pub use shape::MAX_DEPTH;
+
 /// The admission API versions Tollgate answers in.
 pub const API_VERSIONS: [&str; 2] = ["admission.k8s.io/v1", "admission.k8s.io/v1beta1"];
 const KIND: &str = "AdmissionReview";
@@ -148,6 +151,10 @@ impl<'a> Review<'a> {
                     source: serde_json::Error::duplicate_field(field),
                 });
             }
+            shape::check(request_span(text, &members)).map_err(|source| RequestError {
+                field: "request",
+                source,
+            })?;
             let operation = operation.ok_or_else(|| RequestError {
                 field: "operation",
                 source: serde_json::Error::missing_field("operation"),

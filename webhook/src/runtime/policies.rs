@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
-use tollgate_host::{Config, LoadError, PolicySet, Sandbox};
+use tollgate_host::{Config, LoadError, PolicySet, Sandbox, module_files};
 
 use super::ClusterSource;
 use crate::builtin::{BUILTINS, DEFAULT_POLICIES};
@@ -50,6 +50,19 @@ impl PolicySource {
             }
         }
     }
+
+    /// The files a failed load depends on: the configuration and, when it
+    /// parses, every module file it names (existing or not).
+    fn named_files(&self) -> Vec<PathBuf> {
+        let Self::File(path) = self else {
+            return Vec::new();
+        };
+        let base = path.parent().unwrap_or(Path::new("."));
+        let modules = Config::from_file(path)
+            .map(|config| module_files(&config, base))
+            .unwrap_or_default();
+        std::iter::once(path.clone()).chain(modules).collect()
+    }
 }
 
 /// Loads `source` on a blocking thread.
@@ -83,7 +96,10 @@ pub fn spawn_reloader(
     metrics: Arc<Metrics>,
 ) -> notify::Result<tokio::task::JoinHandle<()>> {
     let mut watch = FileWatch::new()?;
-    watch.set_files(initial_files)?;
+    watch.set_files(initial_files.clone())?;
+    // The serving set's files: a failed reload watches these plus the ones
+    // the broken configuration names (a module not yet written, say).
+    let mut serving_files = initial_files;
     let source = PolicySource::File(path.clone());
     Ok(tokio::spawn(async move {
         while watch.changed().await.is_some() {
@@ -94,13 +110,18 @@ pub fn spawn_reloader(
                     policies.store(Arc::new(loaded.set));
                     metrics.reloaded(Some(count));
                     tracing::info!(config = %path.display(), policies = count, "reloaded policies");
-                    if let Err(error) = watch.set_files(loaded.files) {
+                    serving_files = loaded.files;
+                    if let Err(error) = watch.set_files(serving_files.clone()) {
                         tracing::error!(%error, "cannot watch the reloaded policy files");
                     }
                 }
                 Err(error) => {
                     metrics.reloaded(None);
                     tracing::error!(config = %path.display(), %error, "policy reload failed; the previous policies keep serving");
+                    let files = serving_files.iter().cloned().chain(source.named_files());
+                    if let Err(error) = watch.set_files(files) {
+                        tracing::error!(%error, "cannot watch the files the broken configuration names");
+                    }
                 }
             }
         }

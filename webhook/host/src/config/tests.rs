@@ -67,9 +67,38 @@ fn defaults_apply() {
 }
 
 #[test]
-fn empty_document_is_an_empty_configuration() {
-    assert!(parse("").unwrap().policies.is_empty());
+fn only_an_explicit_list_is_an_empty_configuration() {
     assert!(parse("[]").unwrap().policies.is_empty());
+    assert!(
+        parse("# none on purpose\n[]\n")
+            .unwrap()
+            .policies
+            .is_empty()
+    );
+}
+
+/// Issue 10: a file truncated during a rewrite must not load as "no
+/// policies" (that failed open); the error names the file and says how to
+/// write an intentionally empty set.
+#[test]
+fn an_empty_whitespace_or_comment_only_file_is_an_error() {
+    for text in [
+        "",
+        "   ",
+        "\n \n  \n",
+        "# truncated\n",
+        "  # a\n# b\n",
+        "~",
+        "null",
+    ] {
+        let message = error(text);
+        assert!(
+            message.starts_with("policies.yaml: "),
+            "{text:?}: {message}"
+        );
+        assert!(message.contains("empty"), "{text:?}: {message}");
+        assert!(message.contains("`[]`"), "{text:?}: {message}");
+    }
 }
 
 #[test]

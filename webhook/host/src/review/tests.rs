@@ -174,3 +174,68 @@ fn a_malformed_request_with_a_uid_is_still_answerable() {
         }
     }
 }
+
+fn invalid_request(request: &str) -> String {
+    let body = format!(
+        r#"{{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{request}}}"#
+    );
+    match parse(&body).unwrap() {
+        Parsed::InvalidRequest { uid, error, .. } => {
+            assert_eq!(uid, "u-3");
+            error.to_string()
+        }
+        other => panic!("{request}: expected an invalid request, got {other:?}"),
+    }
+}
+
+fn nested(depth: usize) -> String {
+    format!(
+        r#"{{"uid":"u-3","operation":"CREATE","object":{}1{}}}"#,
+        r#"{"a":"#.repeat(depth),
+        "}".repeat(depth)
+    )
+}
+
+/// Issue 10: a key twice anywhere in the request (the SDK's typed structs
+/// refuse such a document while the host's raw scan kept both) is refused
+/// once, by the host, naming the key.
+#[test]
+fn a_duplicate_key_anywhere_in_the_request_is_refused_naming_it() {
+    let message = invalid_request(r#"{"uid":"u-3","uid":"u-3","operation":"CREATE"}"#);
+    assert_eq!(message, "uid: duplicate field `uid`");
+    let message = invalid_request(
+        r#"{"uid":"u-3","operation":"CREATE","object":{"metadata":{"name":"a","labels":{},"name":"b"}}}"#,
+    );
+    assert!(message.starts_with("request: "), "{message}");
+    assert!(message.contains(r#"duplicate key "name""#), "{message}");
+    // Escapes are compared decoded: "\u006e" is "n".
+    let message =
+        invalid_request(r#"{"uid":"u-3","operation":"CREATE","object":{"name":1,"\u006eame":2}}"#);
+    assert!(message.contains(r#"duplicate key "name""#), "{message}");
+    // The same key in sibling objects is fine.
+    review(
+        r#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"u","operation":"CREATE","object":{"a":{"name":1},"b":{"name":2}},"oldObject":{"a":{"name":1}}}}"#,
+    );
+}
+
+/// Issue 10: a 200-level nested object was accepted and then failed on
+/// `/mutate` as "patch has no object to apply to".
+#[test]
+fn nesting_deeper_than_the_limit_is_refused_with_a_clear_error() {
+    for depth in [MAX_DEPTH, 200, 10_000] {
+        let message = invalid_request(&nested(depth));
+        assert!(message.starts_with("request: "), "{message}");
+        assert!(
+            message.contains(&format!("request: nested deeper than {MAX_DEPTH} levels")),
+            "{message}"
+        );
+    }
+    // The request itself is one level: MAX_DEPTH - 1 levels of `object` is
+    // the deepest accepted.
+    let body = format!(
+        r#"{{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{}}}"#,
+        nested(MAX_DEPTH - 1)
+    );
+    let review = review(&body);
+    assert!(review.object_value().is_some(), "parses as a Value too");
+}
