@@ -330,11 +330,15 @@ async fn a_spinning_policy_saturates_only_its_own_share() {
             panic!("unexpected answer: {message}");
         }
     }
+    // The share itself is proven by the in-flight gauge above. Which of the
+    // two failures a spinner review gets depends on timing: one that takes a
+    // slot freed just before its own deadline is stopped there.
     assert_eq!(
-        (overloaded + stopped, stopped <= 4),
-        (60, true),
-        "{stopped} stopped"
+        overloaded + stopped,
+        60,
+        "{overloaded} overloaded, {stopped} stopped"
     );
+    assert!(stopped >= 1, "no spinner ever ran");
     let failures = |cause: &str| {
         metric(
             &service.metrics,
