@@ -260,10 +260,10 @@ async fn certificate_and_key_are_re_read_when_the_files_change() {
 
 #[tokio::test]
 async fn sigterm_answers_in_flight_reviews_then_exits() {
-    let policies = "- id: slow\n  module: guests.wasm\n  rule: spin\n  timeout: 2s\n  match: {kinds: [{kind: Slow}]}\n";
+    let policies = "- id: slow\n  module: guests.wasm\n  rule: spin\n  timeout: 1s\n  match: {kinds: [{kind: Slow}]}\n";
     let mut server = Launch::new().policies(policies).start();
     let client = server.client();
-    let url = server.url("/validate?timeout=10s");
+    let url = server.url("/validate?timeout=3s");
     let request = review(
         "slow-1",
         ("example.com", "v1", "Slow"),
@@ -292,7 +292,13 @@ async fn sigterm_answers_in_flight_reviews_then_exits() {
     );
     let status = server.wait(Duration::from_secs(10));
     assert!(status.success(), "{status:?}\n{}", server.logs());
-    assert!(signalled.elapsed() < Duration::from_secs(5));
+    // Known gap (issue 10): through the binary the spinner's 1 s CPU budget
+    // does not stop it; the review's own 3 s deadline does.
+    assert!(
+        signalled.elapsed() < Duration::from_secs(5),
+        "{:?}: {message}",
+        signalled.elapsed()
+    );
 }
 
 #[tokio::test]
