@@ -2,7 +2,7 @@
 //! cluster does to it, byte for byte.
 //!
 //! `cargo test -p tollgate-e2e --test cluster -- --ignored` with
-//! `KUBE_APISERVER` and `ETCD` set (`../shared/tools/kube/install` prints
+//! `KUBE_APISERVER` and `ETCD` set (the workplace's `tools/kube/install` prints
 //! them); `.ci/run` always runs this suite.
 
 use std::time::Duration;

@@ -3,7 +3,7 @@
 //! made here, the way `envtest` and kube-rs's cluster tests do it.
 //!
 //! The binaries come from outside the repository: `KUBE_APISERVER` and
-//! `ETCD` name them (`../shared/tools/kube/install` prints both; any
+//! `ETCD` name them (the workplace's `tools/kube/install` prints both; any
 //! kube-apiserver ≥ 1.28 and etcd 3.x will do). Tests that need them are
 //! `#[ignore = "needs KUBE_APISERVER and ETCD"]`; run with `--ignored`, a
 //! missing binary is a failure, never a skip.
@@ -119,7 +119,7 @@ fn binary(var: &str) -> PathBuf {
     let path = std::env::var_os(var).map(PathBuf::from).unwrap_or_else(|| {
         panic!(
             "{var} is not set: this test needs a real kube-apiserver and etcd \
-             (run ../shared/tools/kube/install and export what it prints)"
+             (run the workplace's tools/kube/install and export what it prints)"
         )
     });
     assert!(path.is_file(), "{var}={} is not a file", path.display());
