@@ -292,12 +292,50 @@ async fn sigterm_answers_in_flight_reviews_then_exits() {
     );
     let status = server.wait(Duration::from_secs(10));
     assert!(status.success(), "{status:?}\n{}", server.logs());
-    // Known gap (issue 10): through the binary the spinner's 1 s CPU budget
-    // does not stop it; the review's own 3 s deadline does.
+    // On a saturated machine the spinner may not get its 1 s of CPU within
+    // the review's 3 s, so either bound may answer (see the next test for
+    // the CPU budget through the binary).
     assert!(
         signalled.elapsed() < Duration::from_secs(5),
         "{:?}: {message}",
         signalled.elapsed()
+    );
+}
+
+/// Issue 10: the policy's `timeout` (CPU time) stops a spinning guest
+/// through the binary long before the review's own deadline. (A guest
+/// starved of CPU by a busy machine is stopped by the wall-clock deadline
+/// instead: the budget counts only the time it ran, so it is kept small
+/// here.)
+#[tokio::test]
+async fn a_spinning_guest_is_stopped_at_its_cpu_budget_not_the_review_deadline() {
+    let policies = "- id: slow\n  module: guests.wasm\n  rule: spin\n  timeout: 100ms\n  breaker: {enabled: false}\n  match: {kinds: [{kind: Slow}]}\n";
+    let server = Launch::new().policies(policies).start();
+    let request = review(
+        "budget-1",
+        ("example.com", "v1", "Slow"),
+        "CREATE",
+        object("example.com/v1", "Slow", "s"),
+    );
+    let started = Instant::now();
+    let answer = server.review("/validate?timeout=30s", &request).await;
+    let took = started.elapsed();
+    let message = response(&request, &answer)["status"]["message"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        message,
+        "slow: policy failed (deadline): exceeded its CPU budget of 100ms"
+    );
+    assert!(took < Duration::from_secs(28), "{took:?}");
+    let metrics = server.metrics().await;
+    assert_eq!(
+        support::metric(
+            &metrics,
+            r#"tollgate_policy_failures_total{policy="slow",cause="deadline"}"#
+        ),
+        1.0
     );
 }
 

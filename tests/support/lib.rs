@@ -542,6 +542,14 @@ pub fn metric(text: &str, line_prefix: &str) -> f64 {
 /// A raw TLS connection (ALPN `http/1.1`) for speaking HTTP by hand: slow
 /// and malformed clients.
 pub async fn raw_tls(server: &Server) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
+    raw_tls_with(server, b"http/1.1").await
+}
+
+/// A raw TLS connection offering only the ALPN protocol `alpn`.
+pub async fn raw_tls_with(
+    server: &Server,
+    alpn: &[u8],
+) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::{CertificateDer, ServerName};
 
@@ -554,11 +562,45 @@ pub async fn raw_tls(server: &Server) -> tokio_rustls::client::TlsStream<tokio::
         .expect("protocol versions")
         .with_root_certificates(roots)
         .with_no_client_auth();
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    config.alpn_protocols = vec![alpn.to_vec()];
     let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
     let tcp = tokio::net::TcpStream::connect(server.addr)
         .await
         .expect("connect");
     let name = ServerName::try_from("localhost").expect("name");
     connector.connect(name, tcp).await.expect("TLS handshake")
+}
+
+/// Raises this process's soft open-files limit to its hard limit (a test
+/// holding a thousand connections needs as many descriptors) and returns
+/// the soft limit in force.
+pub fn raise_open_files_limit() -> u64 {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `limit` is a valid, writable rlimit.
+    assert_eq!(
+        unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) },
+        0
+    );
+    limit.rlim_cur = limit.rlim_max;
+    // SAFETY: as above; the soft limit stays within the hard one.
+    unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) };
+    // SAFETY: as above.
+    assert_eq!(
+        unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) },
+        0
+    );
+    limit.rlim_cur as u64
+}
+
+/// The resident set size of process `pid`, in bytes (`VmRSS`).
+pub fn resident_bytes(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map_or(0, |kb| kb * 1024)
 }

@@ -81,9 +81,35 @@ pub struct ServeArgs {
     #[arg(long, default_value = "10s", value_parser = duration)]
     pub default_timeout: Duration,
 
-    /// Close connections whose request headers take longer than this (slow clients).
+    /// Close connections whose request headers take longer than this (slow
+    /// clients), counted from the first byte, or from the handshake for a
+    /// connection's first request.
     #[arg(long, default_value = "10s", value_parser = duration)]
     pub header_read_timeout: Duration,
+
+    /// Answer 408 when a request body takes longer than this to arrive (or
+    /// the review's own deadline, if sooner).
+    #[arg(long, default_value = "10s", value_parser = duration)]
+    pub body_read_timeout: Duration,
+
+    /// Close connections whose TLS handshake takes longer than this.
+    #[arg(long, default_value = "10s", value_parser = duration)]
+    pub handshake_timeout: Duration,
+
+    /// Close kept-alive connections idle (no request in flight) this long.
+    #[arg(long, default_value = "60s", value_parser = duration)]
+    pub idle_timeout: Duration,
+
+    /// Open connections at most; at the cap the connection idle the longest
+    /// is closed for a new one, and a new one is refused when none is idle.
+    /// (The open-files limit is raised to fit at start.)
+    #[arg(long, default_value_t = 4096, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections: u32,
+
+    /// Reviews waiting for an evaluation slot at most; beyond it a review
+    /// gets its policies' failure verdicts at once (cause overload).
+    #[arg(long, default_value_t = 4096, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_queued_reviews: u32,
 
     /// On SIGTERM/SIGINT, how long in-flight reviews may take to finish
     /// (30s, the API server's longest webhook timeout, lets every review

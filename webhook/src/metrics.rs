@@ -38,6 +38,11 @@ struct EndpointLabels {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabels {
+    reason: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ResultLabels {
     result: &'static str,
 }
@@ -79,6 +84,67 @@ pub struct Metrics {
     policy_slots: Family<PolicyLabels, Gauge>,
     breaker_state: Family<PolicyLabels, Gauge>,
     breaker_opened: Family<PolicyLabels, Counter>,
+    connections_open: Gauge,
+    connections_max: Gauge,
+    connections_closed: Family<ReasonLabels, Counter>,
+    connections_rejected: Family<ReasonLabels, Counter>,
+    requests_rejected: Family<ReasonLabels, Counter>,
+}
+
+/// Why the server closed a connection itself (`tollgate_connections_closed_total`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnectionClosed {
+    /// The TLS handshake did not finish within `--handshake-timeout`.
+    HandshakeTimeout,
+    /// Request headers (or a first request) did not arrive within
+    /// `--header-read-timeout`.
+    HeaderTimeout,
+    /// Nothing in flight for `--idle-timeout`.
+    IdleTimeout,
+    /// Idle the longest when a new connection arrived at `--max-connections`.
+    Shed,
+}
+
+impl ConnectionClosed {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::HandshakeTimeout => "handshake_timeout",
+            Self::HeaderTimeout => "header_timeout",
+            Self::IdleTimeout => "idle_timeout",
+            Self::Shed => "shed_oldest_idle",
+        }
+    }
+
+    const ALL: [Self; 4] = [
+        Self::HandshakeTimeout,
+        Self::HeaderTimeout,
+        Self::IdleTimeout,
+        Self::Shed,
+    ];
+}
+
+/// Why a request was refused before any policy saw it at a limit
+/// (`tollgate_requests_rejected_total`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RequestRejected {
+    /// Larger than `--max-body-bytes` (413).
+    BodyTooLarge,
+    /// Not arrived within `--body-read-timeout` or the review deadline (408).
+    BodyTimeout,
+    /// `--max-queued-reviews` already waiting (failure verdicts, cause overload).
+    QueueFull,
+}
+
+impl RequestRejected {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::BodyTooLarge => "body_too_large",
+            Self::BodyTimeout => "body_timeout",
+            Self::QueueFull => "queue_full",
+        }
+    }
+
+    const ALL: [Self; 3] = [Self::BodyTooLarge, Self::BodyTimeout, Self::QueueFull];
 }
 
 /// A policy's circuit breaker, as the `tollgate_policy_breaker_state` gauge
@@ -239,7 +305,54 @@ impl Metrics {
             "Times each policy's circuit breaker opened",
             breaker_opened.clone(),
         );
+        let connections_open = Gauge::default();
+        registry.register(
+            "connections_open",
+            "TLS connections open (handshaking included)",
+            connections_open.clone(),
+        );
+        let connections_max = Gauge::default();
+        registry.register(
+            "connections_max",
+            "The connection cap (--max-connections, lowered to fit the open-files limit)",
+            connections_max.clone(),
+        );
+        let connections_closed = Family::<ReasonLabels, Counter>::default();
+        registry.register(
+            "connections_closed",
+            "Connections the server closed at a limit, by reason (handshake_timeout, header_timeout, idle_timeout, shed_oldest_idle)",
+            connections_closed.clone(),
+        );
+        let connections_rejected = Family::<ReasonLabels, Counter>::default();
+        registry.register(
+            "connections_rejected",
+            "New connections closed unserved, by reason (limit: at --max-connections with none idle)",
+            connections_rejected.clone(),
+        );
+        let requests_rejected = Family::<ReasonLabels, Counter>::default();
+        registry.register(
+            "requests_rejected",
+            "Requests refused at a limit, by reason (body_too_large, body_timeout, queue_full)",
+            requests_rejected.clone(),
+        );
+        // Every reason exists from the start, so `rate()` alerts see a zero.
+        for reason in ConnectionClosed::ALL {
+            drop(connections_closed.get_or_create(&ReasonLabels {
+                reason: reason.as_str(),
+            }));
+        }
+        drop(connections_rejected.get_or_create(&ReasonLabels { reason: "limit" }));
+        for reason in RequestRejected::ALL {
+            drop(requests_rejected.get_or_create(&ReasonLabels {
+                reason: reason.as_str(),
+            }));
+        }
         Self {
+            connections_open,
+            connections_max,
+            connections_closed,
+            connections_rejected,
+            requests_rejected,
             registry: root,
             reviews,
             evaluation,
@@ -372,6 +485,39 @@ impl Metrics {
             self.breaker_opened.get_or_create(&labels).inc();
         }
         self.breaker_state.get_or_create(&labels).set(state as i64);
+    }
+
+    /// One more (`1`) or one fewer (`-1`) connection open.
+    pub fn connections_open(&self, change: i64) {
+        self.connections_open.inc_by(change);
+    }
+
+    pub fn connection_limit(&self, max: u32) {
+        self.connections_max.set(i64::from(max));
+    }
+
+    pub fn connection_closed(&self, reason: ConnectionClosed) {
+        self.connections_closed
+            .get_or_create(&ReasonLabels {
+                reason: reason.as_str(),
+            })
+            .inc();
+    }
+
+    /// A new connection was closed unserved: the cap was reached and no
+    /// connection was idle.
+    pub fn connection_refused(&self) {
+        self.connections_rejected
+            .get_or_create(&ReasonLabels { reason: "limit" })
+            .inc();
+    }
+
+    pub fn request_rejected(&self, reason: RequestRejected) {
+        self.requests_rejected
+            .get_or_create(&ReasonLabels {
+                reason: reason.as_str(),
+            })
+            .inc();
     }
 
     pub fn evaluation_slots(&self, slots: u32) {

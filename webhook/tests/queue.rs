@@ -487,3 +487,45 @@ async fn a_policy_that_keeps_hitting_its_deadline_opens_its_breaker() {
 }
 
 const SECOND: Duration = Duration::from_secs(1);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn beyond_the_queue_length_a_review_gets_its_failure_verdict_at_once() {
+    let service = service_with(1, POLICIES);
+    let admission = Arc::new(
+        Arc::into_inner(service.admission)
+            .expect("the only handle")
+            .with_max_queued(1),
+    );
+    let metrics = service.metrics;
+    // The only slot is busy; one review may wait for it.
+    let busy = tokio::spawn({
+        let admission = admission.clone();
+        async move { review(&admission, "busy-q", "Spin", Duration::from_secs(10)).await }
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let waiting = tokio::spawn({
+        let admission = admission.clone();
+        async move { review(&admission, "wait-q", "ConfigMap", Duration::from_secs(10)).await }
+    });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let (response, took) = review(&admission, "full-q", "ConfigMap", Duration::from_secs(10)).await;
+    assert_eq!(response["allowed"], false, "{response}");
+    assert_eq!(
+        response["status"]["message"],
+        "ok: policy failed (overload): 1 reviews were already waiting for an evaluation slot"
+    );
+    assert!(
+        took < Duration::from_millis(300),
+        "refused at once, not after {took:?}"
+    );
+    let (response, _) = waiting.await.unwrap();
+    assert_eq!(response["allowed"], true, "{response}");
+    busy.await.unwrap();
+    assert_eq!(
+        metric(
+            &metrics,
+            r#"tollgate_requests_rejected_total{reason="queue_full"} "#
+        ),
+        1.0
+    );
+}

@@ -14,4 +14,5 @@ mod queue;
 pub mod response;
 mod service;
 
+pub use backstop::Cutoff;
 pub use service::{Admission, Reply};

@@ -20,18 +20,22 @@
 //! policy's `concurrency` or `breaker` starts it a fresh gate).
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tollgate_host::{BreakerConfig, EvalError, Outcome, Policy, PolicySet};
 
-use crate::metrics::{BreakerState, Metrics};
+use crate::metrics::{BreakerState, Metrics, RequestRejected};
 
 /// The queue in front of the blocking pool.
 pub struct Queue {
     permits: Arc<Semaphore>,
     slots: u32,
+    /// Reviews waiting for a global slot, and the most that may.
+    waiting: AtomicU32,
+    max_waiting: u32,
     gates: Mutex<HashMap<String, Arc<Gate>>>,
     metrics: Arc<Metrics>,
 }
@@ -71,9 +75,18 @@ impl Queue {
         Self {
             permits: Arc::new(Semaphore::new(slots as usize)),
             slots,
+            waiting: AtomicU32::new(0),
+            max_waiting: u32::MAX,
             gates: Mutex::new(HashMap::new()),
             metrics,
         }
+    }
+
+    /// At most `reviews` wait for a slot; more are refused at once
+    /// (`--max-queued-reviews`).
+    pub fn with_max_waiting(mut self, reviews: u32) -> Self {
+        self.max_waiting = reviews;
+        self
     }
 
     /// Admits the `selected` policies of one review, waiting until
@@ -115,16 +128,16 @@ impl Queue {
             return admitted;
         }
         match self.global(deadline).await {
-            Some(global) => {
+            Ok(global) => {
                 admitted.ticket = Some(Ticket {
                     _global: global,
                     slots,
                 })
             }
-            None => {
+            Err(error) => {
                 for (index, slot) in slots {
                     slot.gate.abandon();
-                    admitted.refused.push((index, EvalError::NotStarted));
+                    admitted.refused.push((index, error.clone()));
                 }
                 admitted.run.clear();
             }
@@ -132,14 +145,23 @@ impl Queue {
         admitted
     }
 
-    /// Waits for a global slot until `deadline`; `None` if the deadline came first.
-    async fn global(&self, deadline: tokio::time::Instant) -> Option<OwnedSemaphorePermit> {
+    /// Waits for a global slot until `deadline`: `NotStarted` if the
+    /// deadline came first, `QueueFull` without waiting when the queue is.
+    async fn global(
+        &self,
+        deadline: tokio::time::Instant,
+    ) -> Result<OwnedSemaphorePermit, EvalError> {
         if let Ok(permit) = self.permits.clone().try_acquire_owned() {
             self.metrics.queue_waited(Duration::ZERO, true);
-            return Some(permit);
+            return Ok(permit);
+        }
+        if self.waiting.fetch_add(1, Ordering::AcqRel) >= self.max_waiting {
+            self.waiting.fetch_sub(1, Ordering::AcqRel);
+            self.metrics.request_rejected(RequestRejected::QueueFull);
+            return Err(EvalError::QueueFull(self.max_waiting));
         }
         let started = Instant::now();
-        let waiting = Waiting::new(&self.metrics);
+        let waiting = Waiting::new(&self.metrics, &self.waiting);
         let permit = tokio::time::timeout_at(deadline, self.permits.clone().acquire_owned())
             .await
             .ok()
@@ -148,7 +170,7 @@ impl Queue {
         drop(waiting);
         self.metrics
             .queue_waited(started.elapsed(), permit.is_some());
-        permit
+        permit.ok_or(EvalError::NotStarted)
     }
 
     /// The gate of `policy`, made on first use (or when its limits changed).
@@ -321,17 +343,19 @@ impl Gate {
 
 /// Counts a review in the queue depth while it waits, including when its
 /// future is dropped (the client went away).
-struct Waiting<'m>(&'m Metrics);
+/// (The caller has counted it in `count` already.)
+struct Waiting<'m>(&'m Metrics, &'m AtomicU32);
 
 impl<'m> Waiting<'m> {
-    fn new(metrics: &'m Metrics) -> Self {
+    fn new(metrics: &'m Metrics, count: &'m AtomicU32) -> Self {
         metrics.queue_depth(1);
-        Self(metrics)
+        Self(metrics, count)
     }
 }
 
 impl Drop for Waiting<'_> {
     fn drop(&mut self) {
         self.0.queue_depth(-1);
+        self.1.fetch_sub(1, Ordering::AcqRel);
     }
 }

@@ -9,7 +9,7 @@ use bytes::Bytes;
 use tollgate_context::ClusterContext;
 use tollgate_host::{Decision, Effect, Endpoint, Outcome, Parsed, PolicySet, Review, ReviewError};
 
-use super::backstop::{self, Job};
+use super::backstop::{self, Cutoff, Job};
 use super::queue::Queue;
 use super::response;
 use crate::metrics::{Metrics, mode_label};
@@ -40,6 +40,7 @@ pub struct Admission {
     context: Arc<dyn ClusterContext>,
     metrics: Arc<Metrics>,
     queue: Queue,
+    cutoff: Cutoff,
 }
 
 /// What the HTTP layer sends back.
@@ -65,7 +66,21 @@ impl Admission {
             policies,
             context,
             metrics,
+            cutoff: Cutoff::default(),
         }
+    }
+
+    /// Answers reviews still in progress at `cutoff` (shutdown) at once.
+    pub fn with_cutoff(mut self, cutoff: Cutoff) -> Self {
+        self.cutoff = cutoff;
+        self
+    }
+
+    /// At most `reviews` wait for an evaluation slot; more get their
+    /// failure verdicts at once.
+    pub fn with_max_queued(mut self, reviews: u32) -> Self {
+        self.queue = self.queue.with_max_waiting(reviews);
+        self
     }
 
     /// Whether reviews can be judged with full information: the cluster
@@ -117,7 +132,7 @@ impl Admission {
             deadline,
             context: self.context.clone(),
         };
-        let decision = Decision::new(backstop::run(job, &self.queue).await);
+        let decision = Decision::new(backstop::run(job, &self.queue, &self.cutoff).await);
         for outcome in &decision.outcomes {
             self.record(endpoint, &uid, &set, outcome);
         }

@@ -15,12 +15,13 @@ use tollgate_host::{PolicySet, Sandbox, SandboxLimits};
 pub use context::{ClusterSource, resource_types};
 pub use policies::PolicySource;
 
-use crate::admission::Admission;
+use crate::admission::{Admission, Cutoff};
 use crate::certs::{CertSource, TlsFiles};
 use crate::cli::ServeArgs;
 use crate::metrics::Metrics;
+use crate::server::limits::ConnectionLimits;
 use crate::server::routes::{self, Limits};
-use crate::server::{self, ServerOptions};
+use crate::server::{self, ServerOptions, Serving};
 
 /// Epoch tick of the sandbox: the granularity of CPU deadlines.
 const TICK: std::time::Duration = std::time::Duration::from_millis(5);
@@ -29,6 +30,7 @@ const TICK: std::time::Duration = std::time::Duration::from_millis(5);
 pub struct Runtime {
     options: ServerOptions,
     limits: Limits,
+    max_queued_reviews: u32,
     tls: CertSource,
     source: PolicySource,
     watched: Vec<PathBuf>,
@@ -71,14 +73,21 @@ impl Runtime {
         Ok(Self {
             options: ServerOptions {
                 listen: args.listen,
-                header_read_timeout: args.header_read_timeout,
+                connections: ConnectionLimits {
+                    handshake_timeout: args.handshake_timeout,
+                    header_read_timeout: args.header_read_timeout,
+                    idle_timeout: args.idle_timeout,
+                    max_connections: args.max_connections,
+                },
                 shutdown_grace: args.shutdown_grace,
                 shutdown_delay: args.shutdown_delay,
             },
             limits: Limits {
                 max_body_bytes: args.max_body_bytes,
                 default_timeout: args.default_timeout,
+                body_read_timeout: args.body_read_timeout,
             },
+            max_queued_reviews: args.max_queued_reviews,
             tls,
             source,
             watched: loaded.files,
@@ -106,12 +115,17 @@ impl Runtime {
             ),
             PolicySource::Builtin => None,
         };
-        let admission = Arc::new(Admission::new(
-            self.policies.clone(),
-            self.cluster.context.clone(),
-            self.metrics.clone(),
-            self.sandbox.limits().instances,
-        ));
+        let cutoff = Cutoff::default();
+        let admission = Arc::new(
+            Admission::new(
+                self.policies.clone(),
+                self.cluster.context.clone(),
+                self.metrics.clone(),
+                self.sandbox.limits().instances,
+            )
+            .with_cutoff(cutoff.clone())
+            .with_max_queued(self.max_queued_reviews),
+        );
         let router = routes::router(admission, self.metrics.clone(), self.limits);
         let banner = Banner {
             dev: match &self.tls {
@@ -120,11 +134,16 @@ impl Runtime {
             },
         };
         let (cert, readiness) = (serving.cert.clone(), serving.readiness.clone());
-        server::serve(router, cert, readiness, self.options, move |addr| {
-            banner.print(addr)
-        })
-        .await
-        .with_context(|| format!("cannot serve on {}", self.options.listen))?;
+        let serving = Serving {
+            router,
+            tls: cert,
+            readiness,
+            metrics: self.metrics.clone(),
+            cutoff,
+        };
+        server::serve(serving, self.options, move |addr| banner.print(addr))
+            .await
+            .with_context(|| format!("cannot serve on {}", self.options.listen))?;
         tracing::info!("stopped");
         Ok(())
     }

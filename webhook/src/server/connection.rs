@@ -15,6 +15,8 @@ use tokio::net::TcpStream;
 use tower::ServiceExt;
 
 use super::Shared;
+use super::limits::{Activity, ConnectionLimits, Registered, Watched};
+use crate::metrics::ConnectionClosed;
 
 /// How long, once draining, an HTTP/1 connection stays open for a request
 /// its client may be sending right now (a client that just connected, or
@@ -22,25 +24,45 @@ use super::Shared;
 /// "not processed, retry elsewhere"; closing under it would lose the review.
 const HTTP1_LINGER: Duration = Duration::from_secs(1);
 
-pub(super) async fn serve(stream: TcpStream, shared: Arc<Shared>) {
+/// How long an HTTP/2 connection closed at a limit gets to deliver its
+/// GOAWAY before it is dropped.
+const GOAWAY_LINGER: Duration = Duration::from_secs(1);
+
+pub(super) async fn serve(stream: TcpStream, shared: Arc<Shared>, registered: Registered) {
     let _ = stream.set_nodelay(true);
-    let tls = match tokio::time::timeout(shared.header_read_timeout, shared.acceptor.accept(stream))
-        .await
-    {
-        Ok(Ok(tls)) => tls,
-        Ok(Err(error)) => {
-            tracing::debug!(%error, "TLS handshake failed");
-            return;
+    let activity = registered.activity.clone();
+    let limits = *shared.connections.limits();
+    let stream = Watched::new(stream, activity.clone());
+    let handshaking = limits_for_handshake(&limits);
+    let tls = tokio::select! {
+        accepted = tokio::time::timeout(limits.handshake_timeout, shared.acceptor.accept(stream)) => {
+            match accepted {
+                Ok(Ok(tls)) => tls,
+                Ok(Err(error)) => {
+                    tracing::debug!(%error, "TLS handshake failed");
+                    return;
+                }
+                Err(_elapsed) => {
+                    tracing::debug!("TLS handshake timed out");
+                    shared.metrics.connection_closed(ConnectionClosed::HandshakeTimeout);
+                    return;
+                }
+            }
         }
-        Err(_elapsed) => {
-            tracing::debug!("TLS handshake timed out");
+        reason = activity.expired(&handshaking) => {
+            // Shed at the cap while still handshaking.
+            shared.metrics.connection_closed(reason);
             return;
         }
     };
     let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
+    if !h2 {
+        activity.http1();
+    }
     let io = TokioIo::new(tls);
     let handler = shared.clone();
-    let service = service_fn(move |request| handler.clone().handle(request, h2));
+    let tracked = activity.clone();
+    let service = service_fn(move |request| handler.clone().handle(request, h2, tracked.clone()));
     let result = if h2 {
         let connection = http2::Builder::new(TokioExecutor::new())
             .timer(TokioTimer::new())
@@ -54,11 +76,21 @@ pub(super) async fn serve(stream: TcpStream, shared: Arc<Shared>) {
                 connection.as_mut().graceful_shutdown();
                 connection.await
             }
+            reason = activity.expired(&limits) => {
+                shared.metrics.connection_closed(reason);
+                tracing::debug!(reason = reason.as_str(), "closing an HTTP/2 connection");
+                connection.as_mut().graceful_shutdown();
+                tokio::time::timeout(GOAWAY_LINGER, connection)
+                    .await
+                    .unwrap_or(Ok(()))
+            }
         }
     } else {
+        // The header timeout is ours (`limits`): hyper's would also close
+        // a kept-alive connection between requests.
         let connection = http1::Builder::new()
             .timer(TokioTimer::new())
-            .header_read_timeout(shared.header_read_timeout)
+            .header_read_timeout(None)
             .serve_connection(io, service);
         tokio::pin!(connection);
         tokio::select! {
@@ -74,19 +106,53 @@ pub(super) async fn serve(stream: TcpStream, shared: Arc<Shared>) {
                     }
                 }
             }
+            reason = activity.expired(&limits) => {
+                // Nothing in flight: closing loses no answer.
+                shared.metrics.connection_closed(reason);
+                tracing::debug!(reason = reason.as_str(), "closing an HTTP/1 connection");
+                Ok(())
+            }
         }
     };
     if let Err(error) = result {
         tracing::debug!(%error, "connection ended with an error");
     }
+    drop(registered);
 }
+
+/// During the handshake only shedding applies (the handshake has its own
+/// timeout).
+fn limits_for_handshake(limits: &ConnectionLimits) -> ConnectionLimits {
+    ConnectionLimits {
+        header_read_timeout: limits.handshake_timeout + limits.header_read_timeout,
+        ..*limits
+    }
+}
+
+/// Counts a request in flight on its connection while its handler runs
+/// (also when the client goes away and the handler is dropped).
+struct InFlight(Arc<Activity>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.request_finished();
+    }
+}
+
+/// When a request began (the start of its review deadline), for the routes.
+#[derive(Debug, Clone, Copy)]
+pub struct Arrived(pub tokio::time::Instant);
 
 impl Shared {
     async fn handle(
         self: Arc<Self>,
-        request: Request<Incoming>,
+        mut request: Request<Incoming>,
         h2: bool,
+        activity: Arc<Activity>,
     ) -> Result<Response<Body>, Infallible> {
+        let arrived = activity.request_started();
+        let _in_flight = InFlight(activity);
+        request.extensions_mut().insert(Arrived(arrived));
         if request.uri().path() == "/readyz"
             && let Some(reason) = self.readiness.waiting_for()
         {

@@ -9,6 +9,7 @@
 //! elsewhere.
 
 mod connection;
+pub mod limits;
 pub mod ready;
 pub mod routes;
 mod shutdown;
@@ -23,15 +24,18 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
+pub use self::connection::Arrived;
+use self::limits::{ConnectionLimits, Registry};
 use self::ready::Readiness;
 use self::tls::ServingCert;
+use crate::admission::Cutoff;
+use crate::metrics::Metrics;
 
 /// Connection-level settings.
 #[derive(Debug, Clone, Copy)]
 pub struct ServerOptions {
     pub listen: SocketAddr,
-    /// Also the TLS handshake's limit.
-    pub header_read_timeout: Duration,
+    pub connections: ConnectionLimits,
     /// After the signal (and the delay), how long in-flight reviews may take.
     pub shutdown_grace: Duration,
     /// After SIGTERM, how long to keep accepting while `/readyz` says 503.
@@ -43,7 +47,8 @@ struct Shared {
     router: Router,
     acceptor: tokio_rustls::TlsAcceptor,
     readiness: Readiness,
-    header_read_timeout: Duration,
+    connections: Arc<Registry>,
+    metrics: Arc<Metrics>,
     /// Turns true when the server stops accepting.
     draining: watch::Receiver<bool>,
 }
@@ -53,16 +58,57 @@ async fn drained(mut draining: watch::Receiver<bool>) {
     let _ = draining.wait_for(|d| *d).await;
 }
 
-/// Serves `router` until SIGTERM or SIGINT, then stops accepting and
-/// answers in-flight reviews (up to the grace period). `on_listening` gets
-/// the bound address (useful with port 0).
+/// What the server runs with besides its options.
+pub struct Serving {
+    pub router: Router,
+    pub tls: ServingCert,
+    pub readiness: Readiness,
+    pub metrics: Arc<Metrics>,
+    /// Set to the end of the grace period when shutdown begins: reviews
+    /// still being evaluated are answered before it.
+    pub cutoff: Cutoff,
+}
+
+/// Descriptors kept for everything but connections (listener, watches,
+/// module files, the API server).
+const RESERVED_FILES: u64 = 64;
+
+/// The answers of the reviews cut off at the end of the grace period are
+/// written in this last part of it.
+fn answer_margin(grace: Duration) -> Duration {
+    (grace / 10).clamp(Duration::from_millis(10), Duration::from_secs(1))
+}
+
+/// Serves until SIGTERM or SIGINT, then stops accepting and answers
+/// in-flight reviews (within the grace period). `on_listening` gets the
+/// bound address (useful with port 0).
 pub async fn serve(
-    router: Router,
-    tls: ServingCert,
-    readiness: Readiness,
-    options: ServerOptions,
+    serving: Serving,
+    mut options: ServerOptions,
     on_listening: impl FnOnce(SocketAddr) + Send + 'static,
 ) -> std::io::Result<()> {
+    let Serving {
+        router,
+        tls,
+        readiness,
+        metrics,
+        cutoff,
+    } = serving;
+    let files = limits::raise_open_files_limit();
+    let max = u64::from(options.connections.max_connections);
+    if let Some(files) = files
+        && files < max + RESERVED_FILES
+    {
+        let fits = files.saturating_sub(RESERVED_FILES).max(1);
+        tracing::warn!(
+            open_files = files,
+            max_connections = max,
+            lowered_to = fits,
+            "the open-files limit does not fit --max-connections; lowering the cap"
+        );
+        options.connections.max_connections = u32::try_from(fits).unwrap_or(u32::MAX);
+    }
+    tracing::debug!(open_files = ?files, max_connections = options.connections.max_connections, "connection limits");
     let listener = TcpListener::bind(options.listen).await?;
     on_listening(listener.local_addr()?);
     let (drain, draining) = watch::channel(false);
@@ -72,18 +118,24 @@ pub async fn serve(
         router,
         acceptor: tls.acceptor(),
         readiness,
-        header_read_timeout: options.header_read_timeout,
+        connections: Registry::new(options.connections, metrics.clone()),
+        metrics,
         draining: draining.clone(),
     });
+    let accept = |stream, connections: &mut JoinSet<()>| match shared.connections.admit() {
+        Some(registered) => {
+            connections.spawn(connection::serve(stream, shared.clone(), registered));
+        }
+        // At the cap with every connection busy: closed unserved (counted).
+        None => drop(stream),
+    };
     let mut connections = JoinSet::new();
     loop {
         tokio::select! {
             biased;
             _ = drained(draining.clone()) => break,
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => {
-                    connections.spawn(connection::serve(stream, shared.clone()));
-                }
+                Ok((stream, _)) => accept(stream, &mut connections),
                 Err(error) => {
                     // Out of file descriptors and the like: pause, not spin.
                     tracing::warn!(%error, "cannot accept a connection");
@@ -96,15 +148,19 @@ pub async fn serve(
     // Connections the kernel completed before the signal are served, not
     // reset: their clients have sent (or are sending) a review.
     while let Ok(Ok((stream, _))) = tokio::time::timeout(Duration::ZERO, listener.accept()).await {
-        connections.spawn(connection::serve(stream, shared.clone()));
+        accept(stream, &mut connections);
     }
+    // Reviews still being evaluated at the end of the grace period get
+    // their failure verdicts, written before it ends.
+    let grace_ends = tokio::time::Instant::now() + options.shutdown_grace;
+    cutoff.set(grace_ends - answer_margin(options.shutdown_grace));
     drop(listener);
     tracing::info!(
         connections = connections.len(),
         grace = ?options.shutdown_grace,
         "stopped accepting; answering in-flight reviews"
     );
-    let finished = tokio::time::timeout(options.shutdown_grace, async {
+    let finished = tokio::time::timeout_at(grace_ends, async {
         while connections.join_next().await.is_some() {}
     })
     .await;

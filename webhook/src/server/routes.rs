@@ -15,7 +15,8 @@ use tollgate_host::Endpoint;
 
 use crate::admission::deadline::review_budget;
 use crate::admission::{Admission, Reply};
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, RequestRejected};
+use crate::server::Arrived;
 
 /// Per-request limits.
 #[derive(Debug, Clone, Copy)]
@@ -23,6 +24,8 @@ pub struct Limits {
     pub max_body_bytes: usize,
     /// Review budget when `?timeout=` is absent.
     pub default_timeout: Duration,
+    /// The most a body may take to arrive (within the review's budget).
+    pub body_read_timeout: Duration,
 }
 
 #[derive(Clone)]
@@ -65,7 +68,15 @@ async fn admit(state: &AppState, endpoint: Endpoint, request: Request) -> Respon
         Ok(budget) => budget,
         Err(error) => return refuse(state, endpoint, StatusCode::BAD_REQUEST, &error.to_string()),
     };
-    let deadline = tokio::time::Instant::now() + budget;
+    // The budget runs from the request's first byte (the API server's
+    // clock started before it sent): time spent waiting for a busy
+    // runtime before this handler ran is not added on top.
+    let arrived = request
+        .extensions()
+        .get::<Arrived>()
+        .map_or_else(tokio::time::Instant::now, |a| a.0);
+    let deadline = arrived + budget;
+    let body_deadline = deadline.min(arrived + state.limits.body_read_timeout);
     let limit = state.limits.max_body_bytes;
     let http1 = request.version() < Version::HTTP_2;
     let declared = request
@@ -73,7 +84,7 @@ async fn admit(state: &AppState, endpoint: Endpoint, request: Request) -> Respon
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
     let mut body = request.into_body();
-    let read = tokio::time::timeout_at(deadline, read_body(&mut body, limit, declared)).await;
+    let read = tokio::time::timeout_at(body_deadline, read_body(&mut body, limit, declared)).await;
     let body = match read {
         Ok(Ok(body)) => body,
         Ok(Err(BodyError::TooLarge)) => {
@@ -81,6 +92,9 @@ async fn admit(state: &AppState, endpoint: Endpoint, request: Request) -> Respon
                 let _ = tokio::time::timeout_at(deadline, drain(&mut body)).await;
             }
             let reason = format!("request body exceeds the limit of {limit} bytes");
+            state
+                .metrics
+                .request_rejected(RequestRejected::BodyTooLarge);
             return refuse(state, endpoint, StatusCode::PAYLOAD_TOO_LARGE, &reason);
         }
         Ok(Err(BodyError::Read(error))) => {
@@ -88,8 +102,16 @@ async fn admit(state: &AppState, endpoint: Endpoint, request: Request) -> Respon
             return refuse(state, endpoint, StatusCode::BAD_REQUEST, &reason);
         }
         Err(_elapsed) => {
-            let reason = "the request body did not arrive before the review deadline";
-            return refuse(state, endpoint, StatusCode::REQUEST_TIMEOUT, reason);
+            let reason = if body_deadline < deadline {
+                format!(
+                    "the request body did not arrive within the body read timeout of {:?}",
+                    state.limits.body_read_timeout
+                )
+            } else {
+                "the request body did not arrive before the review deadline".to_owned()
+            };
+            state.metrics.request_rejected(RequestRejected::BodyTimeout);
+            return refuse(state, endpoint, StatusCode::REQUEST_TIMEOUT, &reason);
         }
     };
     match state.admission.review(endpoint, deadline, body).await {

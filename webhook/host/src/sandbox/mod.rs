@@ -128,6 +128,13 @@ pub enum EvalError {
     /// answered without this verdict.
     #[error("no verdict before the review deadline")]
     Unfinished,
+    /// `--max-queued-reviews` reviews were already waiting for an
+    /// evaluation slot: refused at once rather than queued.
+    #[error("{0} reviews were already waiting for an evaluation slot")]
+    QueueFull(u32),
+    /// The server was shutting down and its grace period ended first.
+    #[error("the server is shutting down and its grace period ended before a verdict")]
+    ShuttingDown,
     /// The evaluating thread ended without a verdict (a host bug, never the
     /// guest's doing: guest faults are traps).
     #[error("evaluation aborted")]
@@ -178,8 +185,10 @@ impl EvalError {
 
     pub fn cause(&self) -> FailureCause {
         match self {
-            Self::CpuBudget(_) | Self::NotStarted | Self::Unfinished => FailureCause::Deadline,
-            Self::Overloaded(_) => FailureCause::Overload,
+            Self::CpuBudget(_) | Self::NotStarted | Self::Unfinished | Self::ShuttingDown => {
+                FailureCause::Deadline
+            }
+            Self::Overloaded(_) | Self::QueueFull(_) => FailureCause::Overload,
             Self::Pool(_) => FailureCause::Pool,
             Self::Breaker(_) => FailureCause::Breaker,
             Self::Aborted => FailureCause::Trap,

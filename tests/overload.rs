@@ -1,0 +1,245 @@
+//! Overload degrades (issue 10 item 3) through the real binary: a thousand
+//! connections at once, far more matched reviews than Wasm instances, are
+//! all answered — the real verdict when the deadline allows, the failure
+//! verdict at the deadline when it does not — never a 5xx, a reset or an
+//! instantiation error, while `/healthz` and `/readyz` keep answering; and
+//! answers come before `?timeout=` while guests spin on every core.
+
+use tollgate_e2e as support;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use support::{Launch, Server, object, review};
+use tokio::task::JoinSet;
+
+const POLICIES: &str = r#"
+- id: labelled
+  module: guests.wasm
+  rule: deny
+  match: {kinds: [{kind: Secret}]}
+- id: fine
+  module: guests.wasm
+  rule: allow
+  match: {kinds: [{kind: ConfigMap}]}
+- id: spinner
+  module: guests.wasm
+  rule: spin
+  timeout: 20s
+  match: {kinds: [{kind: Slow}]}
+"#;
+
+/// What one review got, and how long it took from the client's send.
+struct Answered {
+    uid: String,
+    status: u16,
+    body: String,
+    took: Duration,
+}
+
+async fn post(client: &reqwest::Client, url: &str, uid: &str, body: Value) -> Answered {
+    let started = Instant::now();
+    let sent = client.post(url).json(&body).send().await;
+    let response = sent.unwrap_or_else(|e| panic!("{uid}: the request failed: {e:?}"));
+    let status = response.status().as_u16();
+    let body = response
+        .text()
+        .await
+        .unwrap_or_else(|e| panic!("{uid}: the answer was cut off: {e:?}"));
+    Answered {
+        uid: uid.to_owned(),
+        status,
+        body,
+        took: started.elapsed(),
+    }
+}
+
+/// The `response` of an answer, checking it is a 200 AdmissionReview with
+/// its own uid.
+fn judged(answer: &Answered) -> Value {
+    assert_eq!(answer.status, 200, "{}: {}", answer.uid, answer.body);
+    let review: Value = serde_json::from_str(&answer.body)
+        .unwrap_or_else(|e| panic!("{}: not JSON ({e}): {}", answer.uid, answer.body));
+    assert_eq!(
+        review["response"]["uid"],
+        answer.uid.as_str(),
+        "{}",
+        answer.body
+    );
+    review["response"].clone()
+}
+
+fn kind_review(uid: &str, kind: &str) -> Value {
+    let group = if kind == "Slow" { "example.com" } else { "" };
+    let version = if kind == "Slow" {
+        "example.com/v1"
+    } else {
+        "v1"
+    };
+    review(
+        uid,
+        (group, "v1", kind),
+        "CREATE",
+        object(version, kind, uid),
+    )
+}
+
+/// Probes `/healthz` and `/readyz` every 100 ms on fresh connections until
+/// `stop`; returns the slowest answer.
+async fn probe(server: Arc<Server>, stop: Arc<tokio::sync::Notify>) -> (usize, Duration) {
+    let mut worst = Duration::ZERO;
+    let mut count = 0;
+    loop {
+        for path in ["/healthz", "/readyz"] {
+            // A fresh client: a kubelet probe opens its own connection.
+            let client = server.client_with(|b| b.timeout(Duration::from_secs(10)));
+            let started = Instant::now();
+            let response = client.get(server.url(path)).send().await;
+            let response = response.unwrap_or_else(|e| panic!("{path} failed under load: {e:?}"));
+            assert_eq!(response.status(), 200, "{path}");
+            worst = worst.max(started.elapsed());
+            count += 1;
+        }
+        tokio::select! {
+            _ = stop.notified() => return (count, worst),
+            _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_connections_at_once_are_all_answered_and_probes_keep_answering() {
+    const CONNECTIONS: usize = 1000;
+    let files = support::raise_open_files_limit();
+    assert!(
+        files >= 2 * CONNECTIONS as u64 + 100,
+        "this test needs {} open files, the hard limit is {files}",
+        2 * CONNECTIONS + 100
+    );
+    let server = Arc::new(Launch::new().policies(POLICIES).start());
+    // HTTP/1 without reuse: every review opens a connection of its own.
+    let client = server.client_with(|b| {
+        b.http1_only()
+            .pool_max_idle_per_host(0)
+            .timeout(Duration::from_secs(60))
+    });
+    let stop = Arc::new(tokio::sync::Notify::new());
+    let probes = tokio::spawn(probe(server.clone(), stop.clone()));
+    let url = server.url("/validate?timeout=10s");
+    let mut reviews = JoinSet::new();
+    let started = Instant::now();
+    for i in 0..CONNECTIONS {
+        let (client, url) = (client.clone(), url.clone());
+        let kind = if i % 2 == 0 { "Secret" } else { "ConfigMap" };
+        let uid = format!("overload-{i}");
+        reviews.spawn(async move {
+            let body = kind_review(&uid, kind);
+            (kind, post(&client, &url, &uid, body).await)
+        });
+    }
+    let (mut real, mut deadline) = (0, 0);
+    let mut worst = Duration::ZERO;
+    while let Some(done) = reviews.join_next().await {
+        let (kind, answer) = done.unwrap();
+        let response = judged(&answer);
+        worst = worst.max(answer.took);
+        let message = response["status"]["message"].as_str().unwrap_or_default();
+        assert!(
+            !message.contains("instance") && !message.contains("(trap)"),
+            "{}: {message}",
+            answer.uid
+        );
+        if message.contains("policy failed (deadline)")
+            || message.contains("policy failed (overload)")
+        {
+            assert_eq!(response["allowed"], false, "{}", answer.body);
+            deadline += 1;
+        } else if kind == "Secret" {
+            assert_eq!(response["allowed"], false, "{}", answer.body);
+            assert!(message.starts_with("labelled: "), "{message}");
+            real += 1;
+        } else {
+            assert_eq!(response["allowed"], true, "{}", answer.body);
+            real += 1;
+        }
+        assert!(
+            answer.took < Duration::from_secs(10),
+            "{}: {:?}",
+            answer.uid,
+            answer.took
+        );
+    }
+    let elapsed = started.elapsed();
+    stop.notify_one();
+    let (probed, slowest_probe) = probes.await.unwrap();
+    eprintln!(
+        "{CONNECTIONS} connections: {real} real verdicts, {deadline} failure verdicts in {elapsed:?} \
+         (slowest {worst:?}); {probed} probes, slowest {slowest_probe:?}"
+    );
+    assert_eq!(real + deadline, CONNECTIONS);
+    assert!(probed >= 2, "the probes ran");
+    assert!(slowest_probe < Duration::from_secs(5), "{slowest_probe:?}");
+    let metrics = server.metrics().await;
+    assert_eq!(
+        support::metric(
+            &metrics,
+            r#"tollgate_connections_rejected_total{reason="limit"}"#
+        ),
+        0.0
+    );
+    for cause in ["pool", "trap"] {
+        for policy in ["labelled", "fine"] {
+            let name =
+                format!(r#"tollgate_policy_failures_total{{policy="{policy}",cause="{cause}"}}"#);
+            assert_eq!(support::metric(&metrics, &name), 0.0, "{name}");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answers_come_before_the_timeout_while_guests_spin_on_every_core() {
+    support::raise_open_files_limit();
+    let server = Launch::new().policies(POLICIES).start();
+    let client = server.client_with(|b| b.http1_only().timeout(Duration::from_secs(30)));
+    let mut spinning = JoinSet::new();
+    for i in 0..100 {
+        let (client, url) = (client.clone(), server.url("/validate?timeout=5s"));
+        spinning.spawn(async move {
+            let uid = format!("spin-{i}");
+            post(&client, &url, &uid, kind_review(&uid, "Slow")).await
+        });
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut healthy = JoinSet::new();
+    for i in 0..50 {
+        let (client, url) = (client.clone(), server.url("/validate?timeout=2s"));
+        healthy.spawn(async move {
+            let uid = format!("healthy-{i}");
+            post(&client, &url, &uid, kind_review(&uid, "ConfigMap")).await
+        });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mut worst_healthy = Duration::ZERO;
+    while let Some(answer) = healthy.join_next().await {
+        let answer = answer.unwrap();
+        let response = judged(&answer);
+        assert_eq!(response["allowed"], true, "{}", answer.body);
+        worst_healthy = worst_healthy.max(answer.took);
+    }
+    let mut worst_spinning = Duration::ZERO;
+    while let Some(answer) = spinning.join_next().await {
+        let answer = answer.unwrap();
+        let response = judged(&answer);
+        let message = response["status"]["message"].as_str().unwrap_or_default();
+        assert!(message.starts_with("spinner: policy failed ("), "{message}");
+        worst_spinning = worst_spinning.max(answer.took);
+    }
+    eprintln!("slowest answers: healthy (2s) {worst_healthy:?}, spinning (5s) {worst_spinning:?}");
+    // The API server gives up at its timeout: the answer must come first.
+    assert!(worst_healthy < Duration::from_secs(2), "{worst_healthy:?}");
+    assert!(
+        worst_spinning < Duration::from_secs(5),
+        "{worst_spinning:?}"
+    );
+}

@@ -1,0 +1,334 @@
+//! Connection-level limits: every open connection is registered with its
+//! activity, so that a connection that sends nothing (before its first
+//! request or between requests) is closed, a slow header is cut off, and
+//! at the connection cap the connection idle the longest makes room for a
+//! new one. Idle connections cost a file descriptor and TLS buffers each;
+//! without these bounds a client opening thousands of them and sending
+//! nothing exhausts the process (issue 10).
+
+use std::collections::HashMap;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+use crate::metrics::{ConnectionClosed, Metrics};
+
+/// The connection limits (command-line flags).
+#[derive(Debug, Clone, Copy)]
+pub struct ConnectionLimits {
+    pub handshake_timeout: Duration,
+    /// From the handshake to a first request's complete headers, and from
+    /// a request's first byte to its complete headers.
+    pub header_read_timeout: Duration,
+    /// No request in flight and nothing received for this long.
+    pub idle_timeout: Duration,
+    pub max_connections: u32,
+}
+
+/// "Never" in the nanosecond timestamps of [`Activity`].
+const NONE: u64 = u64::MAX;
+
+/// What a connection is doing, readable without a lock.
+pub(super) struct Activity {
+    base: Instant,
+    /// Requests being answered (HTTP/2: streams).
+    in_flight: AtomicU32,
+    /// Requests answered so far.
+    answered: AtomicU64,
+    /// Since when nothing has been in flight (ns after `base`).
+    idle_since: AtomicU64,
+    /// When the first byte of the next request arrived while idle; `NONE`
+    /// when none did.
+    reading_since: AtomicU64,
+    /// Woken on every change of state (and to shed the connection).
+    wake: Notify,
+    /// Closed at the cap to make room for a new connection.
+    shed: AtomicBool,
+    /// Whether reads start a request (HTTP/1; an HTTP/2 client sends
+    /// window updates and pings between requests).
+    h1: AtomicBool,
+}
+
+impl Activity {
+    fn new() -> Self {
+        Self {
+            base: Instant::now(),
+            in_flight: AtomicU32::new(0),
+            answered: AtomicU64::new(0),
+            idle_since: AtomicU64::new(0),
+            reading_since: AtomicU64::new(NONE),
+            wake: Notify::new(),
+            shed: AtomicBool::new(false),
+            h1: AtomicBool::new(false),
+        }
+    }
+
+    /// The connection speaks HTTP/1 (known once the handshake chose).
+    pub(super) fn http1(&self) {
+        self.h1.store(true, Ordering::Relaxed);
+    }
+
+    fn now(&self) -> u64 {
+        self.base.elapsed().as_nanos() as u64
+    }
+
+    fn at(&self, nanos: u64) -> Instant {
+        self.base + Duration::from_nanos(nanos)
+    }
+
+    /// Bytes of an HTTP/1 request arrived from the client.
+    fn received(&self) {
+        if self.in_flight.load(Ordering::Acquire) == 0
+            && self.reading_since.load(Ordering::Acquire) == NONE
+            && self
+                .reading_since
+                .compare_exchange(NONE, self.now(), Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+        {
+            self.wake.notify_one();
+        }
+    }
+
+    /// A request's headers are complete; returns when the request began
+    /// (its first byte, or the connection's start for a first request,
+    /// which a client sends right after its handshake): the start of its
+    /// deadline.
+    pub(super) fn request_started(&self) -> Instant {
+        self.in_flight.fetch_add(1, Ordering::AcqRel);
+        let reading = self.reading_since.swap(NONE, Ordering::AcqRel);
+        if self.answered.load(Ordering::Acquire) == 0 {
+            return self.base;
+        }
+        match reading {
+            NONE => Instant::now(),
+            nanos => self.at(nanos),
+        }
+    }
+
+    /// A request was answered.
+    pub(super) fn request_finished(&self) {
+        self.answered.fetch_add(1, Ordering::AcqRel);
+        self.idle_since.store(self.now(), Ordering::Release);
+        self.in_flight.fetch_sub(1, Ordering::AcqRel);
+        self.wake.notify_one();
+    }
+
+    /// Idle since when, if idle: nothing in flight and no request begun.
+    fn idle(&self) -> Option<Instant> {
+        let quiet = self.in_flight.load(Ordering::Acquire) == 0
+            && self.reading_since.load(Ordering::Acquire) == NONE;
+        quiet.then(|| self.at(self.idle_since.load(Ordering::Acquire)))
+    }
+
+    /// The next limit this connection can run into, and when; `None` while
+    /// a request is in flight (its own deadline bounds it).
+    fn next_limit(&self, limits: &ConnectionLimits) -> Option<(Instant, ConnectionClosed)> {
+        if self.in_flight.load(Ordering::Acquire) > 0 {
+            return None;
+        }
+        Some(match self.reading_since.load(Ordering::Acquire) {
+            NONE if self.answered.load(Ordering::Acquire) == 0 => (
+                self.base + limits.header_read_timeout,
+                ConnectionClosed::HeaderTimeout,
+            ),
+            NONE => (
+                self.at(self.idle_since.load(Ordering::Acquire)) + limits.idle_timeout,
+                ConnectionClosed::IdleTimeout,
+            ),
+            since => (
+                self.at(since) + limits.header_read_timeout,
+                ConnectionClosed::HeaderTimeout,
+            ),
+        })
+    }
+
+    /// Resolves when the connection must be closed, with the reason.
+    pub(super) async fn expired(&self, limits: &ConnectionLimits) -> ConnectionClosed {
+        loop {
+            if self.shed.load(Ordering::Acquire) {
+                return ConnectionClosed::Shed;
+            }
+            let next = self.next_limit(limits);
+            if let Some((when, reason)) = next
+                && Instant::now() >= when
+            {
+                return reason;
+            }
+            // Any change of state wakes this up to look again.
+            let woken = self.wake.notified();
+            match next {
+                Some((when, _)) => {
+                    tokio::select! {
+                        _ = tokio::time::sleep_until(when) => {}
+                        _ = woken => {}
+                    }
+                }
+                None => woken.await,
+            }
+        }
+    }
+}
+
+/// Every open connection.
+pub(super) struct Registry {
+    limits: ConnectionLimits,
+    open: Mutex<HashMap<u64, Arc<Activity>>>,
+    next: AtomicU64,
+    metrics: Arc<Metrics>,
+}
+
+/// A registered connection; unregisters when dropped.
+pub(super) struct Registered {
+    id: u64,
+    registry: Arc<Registry>,
+    pub activity: Arc<Activity>,
+}
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        let removed = self.registry.lock().remove(&self.id).is_some();
+        if removed {
+            self.registry.metrics.connections_open(-1);
+        }
+    }
+}
+
+impl Registry {
+    pub(super) fn new(limits: ConnectionLimits, metrics: Arc<Metrics>) -> Arc<Self> {
+        metrics.connection_limit(limits.max_connections);
+        Arc::new(Self {
+            limits,
+            open: Mutex::new(HashMap::new()),
+            next: AtomicU64::new(0),
+            metrics,
+        })
+    }
+
+    pub(super) fn limits(&self) -> &ConnectionLimits {
+        &self.limits
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Arc<Activity>>> {
+        self.open.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Registers a new connection; at the cap, sheds the connection idle
+    /// the longest, or refuses (`None`) when every one is busy.
+    pub(super) fn admit(self: &Arc<Self>) -> Option<Registered> {
+        let mut open = self.lock();
+        if open.len() >= self.limits.max_connections as usize {
+            let oldest = open
+                .iter()
+                .filter_map(|(id, a)| Some((a.idle()?, *id)))
+                .min()
+                .map(|(_, id)| id);
+            let Some(id) = oldest else {
+                drop(open);
+                self.metrics.connection_refused();
+                return None;
+            };
+            let shed = open.remove(&id).expect("listed");
+            shed.shed.store(true, Ordering::Release);
+            shed.wake.notify_one();
+            self.metrics.connections_open(-1);
+        }
+        let id = self.next.fetch_add(1, Ordering::Relaxed);
+        let activity = Arc::new(Activity::new());
+        open.insert(id, activity.clone());
+        drop(open);
+        self.metrics.connections_open(1);
+        Some(Registered {
+            id,
+            registry: self.clone(),
+            activity,
+        })
+    }
+}
+
+/// A stream that tells its connection's [`Activity`] when bytes arrive.
+pub(super) struct Watched<S> {
+    inner: S,
+    activity: Arc<Activity>,
+}
+
+impl<S> Watched<S> {
+    pub(super) fn new(inner: S, activity: Arc<Activity>) -> Self {
+        Self { inner, activity }
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Watched<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if buf.filled().len() > before && self.activity.h1.load(Ordering::Relaxed) {
+            self.activity.received();
+        }
+        polled
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Watched<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+}
+
+/// Raises the soft open-files limit to the hard one (thousands of
+/// connections need as many descriptors; many distributions start
+/// processes at 1,024) and returns the soft limit now in force.
+pub fn raise_open_files_limit() -> Option<u64> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `limit` is a valid, writable rlimit.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+        return None;
+    }
+    if limit.rlim_cur < limit.rlim_max {
+        let raised = libc::rlimit {
+            rlim_cur: limit.rlim_max,
+            rlim_max: limit.rlim_max,
+        };
+        // SAFETY: `raised` is a valid rlimit within the hard limit.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
+            return Some(raised.rlim_cur as u64);
+        }
+    }
+    Some(limit.rlim_cur as u64)
+}
