@@ -117,8 +117,8 @@ fn pki(dir: &Path) -> Pki {
     Pki { ca, leaves }
 }
 
-/// What the set named by a Secret answer implies for every kind; `None`
-/// when the answer is wrong for any set.
+/// Whether `response` is what a serving set implies for `kind` (either
+/// valid set: a Secret answer names the set's gate).
 fn check(kind: &str, response: &Value) -> Result<(), String> {
     let allowed = response["allowed"].as_bool();
     let message = response["status"]["message"].as_str().unwrap_or_default();
@@ -324,9 +324,11 @@ async fn mixed_load_with_hostile_policies_slow_clients_reloads_rotation_and_sigt
     );
     let metrics = server_ref.metrics().await;
 
-    // SIGTERM mid-stream: every worker has a review in flight or about to
-    // send one; they stop sending after their current review.
+    // SIGTERM mid-stream: workers stop sending after their current review
+    // (a review sent after the signal may be refused, which is not losing
+    // an accepted one); those in flight must all be answered.
     stop.store(true, Ordering::Release);
+    tokio::time::sleep(Duration::from_millis(100)).await;
     let signalled = Instant::now();
     server_ref.terminate();
     while let Some(done) = tasks.join_next().await {

@@ -115,6 +115,12 @@ pub struct RunArgs {
     #[arg(long, default_value_t = 4, value_parser = at_least_one())]
     pub latency_connections: usize,
 
+    /// Measure throughput and latency at each of these connection counts
+    /// (both runs at the count), e.g. 1,16,256,1000, and print the
+    /// connection-scaling table with ratios to the floor of the same round.
+    #[arg(long, value_delimiter = ',', value_parser = at_least_one())]
+    pub connection_sweep: Vec<usize>,
+
     /// Length of one run.
     #[arg(long, default_value = "2", value_parser = seconds)]
     pub seconds: Duration,

@@ -26,6 +26,7 @@ use clap::Parser;
 
 fn main() -> anyhow::Result<()> {
     let cli = cli::Cli::parse();
+    raise_open_files_limit();
     match cli.command {
         Some(cli::Command::Floor(args)) => floor::serve(&args),
         // One thread drives the load, so the servers keep the other cores.
@@ -33,5 +34,22 @@ fn main() -> anyhow::Result<()> {
             .enable_all()
             .build()?
             .block_on(scenarios::run(cli.run)),
+    }
+}
+
+/// A thousand connections need as many descriptors (the soft limit is
+/// often 1,024): raise it to the hard limit.
+fn raise_open_files_limit() {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `limit` is a valid, writable rlimit; the new soft limit stays
+    // within the hard one.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 {
+            limit.rlim_cur = limit.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+        }
     }
 }

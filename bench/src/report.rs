@@ -252,3 +252,37 @@ mod tests {
         assert_eq!(spread(&wide), "0.50x (0.40-0.60)");
     }
 }
+
+/// The connection-scaling table of `--connection-sweep`: for each scenario
+/// and connection count, throughput and p99 of the floor and Tollgate, their
+/// ratios (median of per-round ratios) and Tollgate's memory after the runs.
+pub fn scaling(rows: &[(&str, usize, Vec<Summary>)]) {
+    println!();
+    println!("connection scaling (throughput and latency runs both at the count)");
+    println!(
+        "| scenario | connections | floor reviews/s | tollgate reviews/s | rate vs floor | floor p99 ms | tollgate p99 ms | p99 vs floor | tollgate errors | tollgate RSS / peak MiB |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for (label, n, summaries) in rows {
+        let (Some(floor), Some(tollgate)) = (
+            summaries.iter().find(|s| s.name == "floor"),
+            summaries.iter().find(|s| s.name == "tollgate"),
+        ) else {
+            continue;
+        };
+        let ratios = tollgate.vs_floor;
+        println!(
+            "| {label} | {n} | {:.0} | {:.0} | {} | {:.2} | {:.2} | {} | {} | {} |",
+            floor.rate,
+            tollgate.rate,
+            ratios.map_or("-".into(), |r| format!("{:.2}x", r.rate.median)),
+            floor.p99 / 1000.0,
+            tollgate.p99 / 1000.0,
+            ratios.map_or("-".into(), |r| format!("{:.2}x", r.p99.median)),
+            tollgate.errors.total(),
+            tollgate
+                .memory
+                .map_or("-".into(), |m| format!("{:.1} / {:.1}", mib(m.rss_kib), mib(m.hwm_kib))),
+        );
+    }
+}

@@ -138,19 +138,49 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     if !reviews.is_empty() {
         scenarios.push(Some(custom(reviews, &args)));
     }
+    if !args.connection_sweep.is_empty() {
+        return sweep(&scenarios, &args.connection_sweep, &launcher, &floor, settings).await;
+    }
     let mut outcomes = Vec::new();
     for scenario in scenarios {
         let Some(scenario) = scenario else {
             outcomes.extend(start_to_ready(&launcher, settings.rounds).await?);
             continue;
         };
-        outcomes.extend(
-            drive(&scenario, &launcher, &floor, against.as_ref(), settings)
-                .await
-                .with_context(|| format!("scenario {}", scenario.label))?,
-        );
+        let (judged, _) = drive(&scenario, &launcher, &floor, against.as_ref(), settings)
+            .await
+            .with_context(|| format!("scenario {}", scenario.label))?;
+        outcomes.extend(judged);
     }
     report::outcomes(&outcomes);
+    Ok(())
+}
+
+/// `--connection-sweep`: every load scenario at each connection count
+/// (throughput and latency runs both at the count), then one table per
+/// scenario of how Tollgate scales against the floor measured beside it.
+async fn sweep(
+    scenarios: &[Option<LoadScenario>],
+    counts: &[usize],
+    launcher: &Launcher,
+    floor: &Server,
+    settings: Settings,
+) -> anyhow::Result<()> {
+    let mut rows = Vec::new();
+    for scenario in scenarios.iter().flatten() {
+        for &n in counts {
+            let at = Settings {
+                connections: n,
+                latency_connections: n,
+                ..settings
+            };
+            let (_, summaries) = drive(scenario, launcher, floor, None, at)
+                .await
+                .with_context(|| format!("scenario {} at {n} connections", scenario.label))?;
+            rows.push((scenario.label, n, summaries));
+        }
+    }
+    report::scaling(&rows);
     Ok(())
 }
 
@@ -281,12 +311,13 @@ async fn drive(
     floor: &Server,
     against: Option<&Against>,
     settings: Settings,
-) -> anyhow::Result<Vec<Outcome>> {
+) -> anyhow::Result<(Vec<Outcome>, Vec<Summary>)> {
     let tollgate = launcher
         .start_tollgate(&scenario.config, &launcher.shared_cache())
         .await?;
     let ca = launcher.ca();
     let mut outcomes = Vec::new();
+    let mut measured = Vec::new();
     for case in &scenario.cases {
         let body = &case.body;
         report::scenario_title(
@@ -344,8 +375,9 @@ async fn drive(
         let summaries = measure::measure(&contenders, settings).await;
         report::table(&summaries, &settings);
         outcomes.extend(judge(scenario, case, verdict.allowed, &summaries));
+        measured.extend(summaries);
     }
-    Ok(outcomes)
+    Ok((outcomes, measured))
 }
 
 fn with_query(path: &str, query: &str) -> String {
