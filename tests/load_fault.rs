@@ -56,6 +56,13 @@ const HOSTILE: &str = r#"
   module: guests.wasm
   rule: allow
   match: {kinds: [{kind: ConfigMap}]}
+- id: lingerer
+  module: guests.wasm
+  rule: spin
+  timeout: 2s
+  concurrency: 8
+  breaker: {enabled: false}
+  match: {kinds: [{kind: Linger}]}
 "#;
 
 fn valid_set(gate: &str) -> String {
@@ -143,6 +150,9 @@ fn check(kind: &str, response: &Value) -> Result<(), String> {
         "Panic" => allowed == Some(false) && message.starts_with("panicker: policy failed (trap)"),
         "Garbage" => {
             allowed == Some(false) && message.starts_with("garbler: policy failed (output)")
+        }
+        "Linger" => {
+            allowed == Some(false) && message.starts_with("lingerer: policy failed (deadline)")
         }
         _ => unreachable!(),
     };
@@ -328,9 +338,39 @@ async fn mixed_load_with_hostile_policies_slow_clients_reloads_rotation_and_sigt
     // (a review sent after the signal may be refused, which is not losing
     // an accepted one); those in flight must all be answered.
     stop.store(true, Ordering::Release);
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // And eight reviews certainly in flight: their guest spins for 2 s of CPU.
+    let mut lingering = JoinSet::new();
+    for i in 0..8 {
+        let client = server_ref.client_with(|b| b.timeout(Duration::from_secs(30)));
+        let url = server_ref.url("/validate?timeout=10s");
+        lingering.spawn(async move {
+            let uid = format!("linger-{i}");
+            let answer = client
+                .post(&url)
+                .json(&kind_review(&uid, "Linger"))
+                .send()
+                .await;
+            let answer = answer.map_err(|e| format!("{uid}: the request failed: {e:?}"))?;
+            let text = answer
+                .text()
+                .await
+                .map_err(|e| format!("{uid}: cut off: {e:?}"))?;
+            let answer: Value =
+                serde_json::from_str(&text).map_err(|e| format!("{uid}: {e}: {text}"))?;
+            if answer["response"]["uid"] != uid.as_str() {
+                return Err(format!("{uid}: answered with another uid: {text}"));
+            }
+            check("Linger", &answer["response"])
+        });
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
     let signalled = Instant::now();
     server_ref.terminate();
+    while let Some(done) = lingering.join_next().await {
+        if let Err(error) = done.unwrap() {
+            panic!("{error}\n{}", tail(&server_ref.logs()));
+        }
+    }
     while let Some(done) = tasks.join_next().await {
         if let Err(error) = done.unwrap() {
             panic!("{error}\n{}", tail(&server_ref.logs()));

@@ -228,31 +228,6 @@ pub fn outcomes(outcomes: &[Outcome]) {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn bounds_and_spreads() {
-        assert!(Outcome::at_least("t".into(), 2.0, 2.0, "2.00x".into()).met);
-        assert!(!Outcome::at_least("t".into(), 1.9, 2.0, "1.90x".into()).met);
-        assert!(Outcome::at_most("t".into(), 5.0, 5.0, "5 ms".into()).met);
-        assert!(!Outcome::at_most("t".into(), 5.1, 5.0, "5.1 ms".into()).met);
-        let tight = Spread {
-            median: 0.5,
-            min: 0.499,
-            max: 0.501,
-        };
-        assert_eq!(spread(&tight), "0.50x");
-        let wide = Spread {
-            median: 0.5,
-            min: 0.4,
-            max: 0.6,
-        };
-        assert_eq!(spread(&wide), "0.50x (0.40-0.60)");
-    }
-}
-
 /// The connection-scaling table of `--connection-sweep`: for each scenario
 /// and connection count, throughput and p99 of the floor and Tollgate, their
 /// ratios (median of per-round ratios) and Tollgate's memory after the runs.
@@ -280,9 +255,36 @@ pub fn scaling(rows: &[(&str, usize, Vec<Summary>)]) {
             tollgate.p99 / 1000.0,
             ratios.map_or("-".into(), |r| format!("{:.2}x", r.p99.median)),
             tollgate.errors.total(),
-            tollgate
-                .memory
-                .map_or("-".into(), |m| format!("{:.1} / {:.1}", mib(m.rss_kib), mib(m.hwm_kib))),
+            tollgate.memory.map_or("-".into(), |m| format!(
+                "{:.1} / {:.1}",
+                mib(m.rss_kib),
+                mib(m.hwm_kib)
+            )),
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bounds_and_spreads() {
+        assert!(Outcome::at_least("t".into(), 2.0, 2.0, "2.00x".into()).met);
+        assert!(!Outcome::at_least("t".into(), 1.9, 2.0, "1.90x".into()).met);
+        assert!(Outcome::at_most("t".into(), 5.0, 5.0, "5 ms".into()).met);
+        assert!(!Outcome::at_most("t".into(), 5.1, 5.0, "5.1 ms".into()).met);
+        let tight = Spread {
+            median: 0.5,
+            min: 0.499,
+            max: 0.501,
+        };
+        assert_eq!(spread(&tight), "0.50x");
+        let wide = Spread {
+            median: 0.5,
+            min: 0.4,
+            max: 0.6,
+        };
+        assert_eq!(spread(&wide), "0.50x (0.40-0.60)");
     }
 }

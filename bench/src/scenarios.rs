@@ -139,7 +139,14 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         scenarios.push(Some(custom(reviews, &args)));
     }
     if !args.connection_sweep.is_empty() {
-        return sweep(&scenarios, &args.connection_sweep, &launcher, &floor, settings).await;
+        return sweep(
+            &scenarios,
+            &args.connection_sweep,
+            &launcher,
+            &floor,
+            settings,
+        )
+        .await;
     }
     let mut outcomes = Vec::new();
     for scenario in scenarios {

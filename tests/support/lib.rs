@@ -592,7 +592,7 @@ pub fn raise_open_files_limit() -> u64 {
         unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) },
         0
     );
-    limit.rlim_cur as u64
+    limit.rlim_cur
 }
 
 /// The resident set size of process `pid`, in bytes (`VmRSS`).

@@ -327,8 +327,8 @@ pub fn raise_open_files_limit() -> Option<u64> {
         };
         // SAFETY: `raised` is a valid rlimit within the hard limit.
         if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
-            return Some(raised.rlim_cur as u64);
+            return Some(raised.rlim_cur);
         }
     }
-    Some(limit.rlim_cur as u64)
+    Some(limit.rlim_cur)
 }
