@@ -12,9 +12,11 @@
 //! cli; cli → certs → server ← runtime → certs.
 
 pub mod admission;
+pub mod audit;
 pub mod builtin;
 pub mod cases;
 pub mod certs;
+pub mod check;
 pub mod cli;
 pub mod logging;
 pub mod manifests;
