@@ -104,7 +104,16 @@ fn result(audited: &Audited, r: &PolicyResult, seconds: u64) -> Value {
         "timestamp": {"seconds": seconds, "nanos": 0},
         "resources": [resource],
     });
-    let messages: Vec<&str> = r.findings.iter().map(|f| f.message.as_str()).collect();
+    // A repair's own message ("repaired") says nothing about the stored
+    // object: what it means here is that the object breaks the rule.
+    let messages: Vec<&str> = r
+        .findings
+        .iter()
+        .map(|f| match f.verdict {
+            "patch" => "the stored object breaks the rule: re-applied, it would be repaired by properties.patch",
+            _ => f.message.as_str(),
+        })
+        .collect();
     if !messages.is_empty() {
         entry["message"] = json!(messages.join(" | "));
     }
