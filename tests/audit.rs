@@ -64,8 +64,13 @@ fn the_table_names_every_violation_and_leaves_unmatched_objects_out() {
     assert!(row(&stdout, other, "controller-one-active").contains("would run while"));
     let node = "DaemonSet kube-system/calico-node";
     assert!(row(&stdout, node, "node-one-at-a-time").contains("patch"));
-    assert!(stdout.contains(r#""path":"/spec/updateStrategy/rollingUpdate/maxUnavailable","value":1"#));
-    assert!(!stdout.contains("nginx"), "no policy matches nginx: {stdout}");
+    assert!(
+        stdout.contains(r#""path":"/spec/updateStrategy/rollingUpdate/maxUnavailable","value":1"#)
+    );
+    assert!(
+        !stdout.contains("nginx"),
+        "no policy matches nginx: {stdout}"
+    );
     assert!(
         stdout.contains("5 matched by a policy: 4 fail, 0 error, 2 warn, 14 pass"),
         "{stdout}"
@@ -84,7 +89,10 @@ fn json_gives_each_matched_object_its_results() {
     );
     assert_eq!(doc["stored"], 11);
     let objects = doc["objects"].as_array().unwrap();
-    let names: Vec<&str> = objects.iter().map(|o| o["object"].as_str().unwrap()).collect();
+    let names: Vec<&str> = objects
+        .iter()
+        .map(|o| o["object"].as_str().unwrap())
+        .collect();
     assert_eq!(
         names,
         [
@@ -123,21 +131,38 @@ fn a_cluster_that_follows_the_guide_passes() {
 fn audit_needs_a_cluster_and_a_usable_one() {
     let output = audit(&[]);
     assert_eq!(output.status.code(), Some(2));
-    assert!(text(&output).1.contains("--cluster-snapshot DIR or --kubeconfig PATH"));
+    assert!(
+        text(&output)
+            .1
+            .contains("--cluster-snapshot DIR or --kubeconfig PATH")
+    );
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("bad.yaml"), "kind: [\n").unwrap();
     let output = audit(&["--cluster-snapshot", &dir.path().display().to_string()]);
     assert_eq!(output.status.code(), Some(2));
     let stderr = text(&output).1;
-    assert!(stderr.contains(&format!("{}:", dir.path().join("bad.yaml").display())), "{stderr}");
-    let output = audit(&["--cluster-snapshot", &path(VIOLATIONS), "--max-results", "0"]);
+    assert!(
+        stderr.contains(&format!("{}:", dir.path().join("bad.yaml").display())),
+        "{stderr}"
+    );
+    let output = audit(&[
+        "--cluster-snapshot",
+        &path(VIOLATIONS),
+        "--max-results",
+        "0",
+    ]);
     assert_eq!(output.status.code(), Some(2));
 }
 
 /// The reports printed by `audit -o policyreport ARGS`.
 fn reports(args: &[&str]) -> (Vec<Value>, String) {
     let snapshot = path(VIOLATIONS);
-    let mut all = vec!["--cluster-snapshot", snapshot.as_str(), "-o", "policyreport"];
+    let mut all = vec![
+        "--cluster-snapshot",
+        snapshot.as_str(),
+        "-o",
+        "policyreport",
+    ];
     all.extend_from_slice(args);
     let output = audit(&all);
     let (stdout, stderr) = text(&output);
@@ -154,9 +179,22 @@ fn policy_reports_follow_the_v1alpha2_schema_one_per_namespace() {
     assert!(stderr.is_empty(), "{stderr}");
     let names: Vec<String> = docs
         .iter()
-        .map(|d| format!("{} {}/{}", d["kind"].as_str().unwrap(), d["metadata"]["namespace"].as_str().unwrap_or("-"), d["metadata"]["name"].as_str().unwrap()))
+        .map(|d| {
+            format!(
+                "{} {}/{}",
+                d["kind"].as_str().unwrap(),
+                d["metadata"]["namespace"].as_str().unwrap_or("-"),
+                d["metadata"]["name"].as_str().unwrap()
+            )
+        })
         .collect();
-    assert_eq!(names, ["PolicyReport kube-system/tollgate-audit", "PolicyReport web/tollgate-audit"]);
+    assert_eq!(
+        names,
+        [
+            "PolicyReport kube-system/tollgate-audit",
+            "PolicyReport web/tollgate-audit"
+        ]
+    );
     for doc in &docs {
         assert_eq!(doc["apiVersion"], "wgpolicyk8s.io/v1alpha2");
         let problems = schema::problems(doc);
@@ -170,14 +208,22 @@ fn policy_reports_follow_the_v1alpha2_schema_one_per_namespace() {
     let results = system["results"].as_array().unwrap();
     assert_eq!(results.len(), 19);
     // Worst first.
-    assert!(results[..4].iter().all(|r| r["result"] == "fail"), "{system:#}");
+    assert!(
+        results[..4].iter().all(|r| r["result"] == "fail"),
+        "{system:#}"
+    );
     let recreate = results
         .iter()
         .find(|r| r["policy"] == "controller-recreate")
         .unwrap();
     assert_eq!(recreate["resources"][0]["name"], "calico-policy-controller");
     assert_eq!(recreate["resources"][0]["kind"], "Deployment");
-    assert!(recreate["properties"]["patch"].as_str().unwrap().contains("Recreate"));
+    assert!(
+        recreate["properties"]["patch"]
+            .as_str()
+            .unwrap()
+            .contains("Recreate")
+    );
     assert_eq!(docs[1]["summary"]["pass"], 1);
 }
 
@@ -186,12 +232,26 @@ fn a_full_policy_report_is_cut_and_says_so() {
     let (docs, stderr) = reports(&["--max-results", "3"]);
     let system = &docs[0];
     assert_eq!(system["results"].as_array().unwrap().len(), 3);
-    assert!(system["results"].as_array().unwrap().iter().all(|r| r["result"] == "fail"));
-    assert_eq!(system["summary"]["fail"], 4, "the summary counts every result");
-    assert_eq!(system["summary"]["pass"], 13);
-    assert_eq!(system["metadata"]["annotations"]["tollgate.dev/results-omitted"], "16");
     assert!(
-        stderr.contains("PolicyReport kube-system/tollgate-audit holds the first 3 of its results; 16 more"),
+        system["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["result"] == "fail")
+    );
+    assert_eq!(
+        system["summary"]["fail"], 4,
+        "the summary counts every result"
+    );
+    assert_eq!(system["summary"]["pass"], 13);
+    assert_eq!(
+        system["metadata"]["annotations"]["tollgate.dev/results-omitted"],
+        "16"
+    );
+    assert!(
+        stderr.contains(
+            "PolicyReport kube-system/tollgate-audit holds the first 3 of its results; 16 more"
+        ),
         "{stderr}"
     );
     for doc in &docs {
@@ -206,10 +266,7 @@ fn the_schema_check_catches_what_the_api_server_would_refuse() {
     bad["results"][0]["result"] = "denied".into();
     bad["results"][1]["extra"] = "field".into();
     bad["summary"]["fail"] = "four".into();
-    bad["results"][2]
-        .as_object_mut()
-        .unwrap()
-        .remove("policy");
+    bad["results"][2].as_object_mut().unwrap().remove("policy");
     let problems = schema::problems(&bad);
     assert_eq!(problems.len(), 4, "{problems:#?}");
 }

@@ -104,13 +104,26 @@ fn kdd_v24_to_v25_without_the_migration_is_denied_and_names_it() {
     // The object is named with where it was read; the rest were CREATEs
     // (not in the cluster) or UPDATEs that nothing objects to.
     assert!(
-        stdout.contains(&format!("denied: UPDATE DaemonSet kube-system/calico-node ({}:43)", path(V25_KDD))),
+        stdout.contains(&format!(
+            "denied: UPDATE DaemonSet kube-system/calico-node ({}:43)",
+            path(V25_KDD)
+        )),
         "{stdout}"
     );
-    assert!(stdout.contains("8 objects (5 CREATE, 3 UPDATE)"), "{stdout}");
+    assert!(
+        stdout.contains("8 objects (5 CREATE, 3 UPDATE)"),
+        "{stdout}"
+    );
     assert!(stdout.ends_with("result: DENIED\n"), "{stdout}");
 
-    let output = check(&["-f", &path(V25_KDD), "--cluster-snapshot", &snapshot, "-o", "json"]);
+    let output = check(&[
+        "-f",
+        &path(V25_KDD),
+        "--cluster-snapshot",
+        &snapshot,
+        "-o",
+        "json",
+    ]);
     assert_eq!(output.status.code(), Some(1));
     let doc = json(&output);
     assert_eq!(doc["allowed"], false);
@@ -125,7 +138,10 @@ fn kdd_v24_to_v25_without_the_migration_is_denied_and_names_it() {
     assert_eq!(findings[0]["stage"], "validate");
     let config = object(&doc, "ConfigMap kube-system/calico-config");
     assert_eq!(config["operation"], "UPDATE");
-    let crd = object(&doc, "CustomResourceDefinition ippools.crd.projectcalico.org");
+    let crd = object(
+        &doc,
+        "CustomResourceDefinition ippools.crd.projectcalico.org",
+    );
     assert_eq!(crd["operation"], "CREATE");
 }
 
@@ -138,12 +154,22 @@ fn kdd_v24_to_v25_after_the_migration_is_admitted() {
     assert!(!stdout.contains("kdd-v2.5-migration"), "{stdout}");
     assert!(stdout.contains("0 denied"), "{stdout}");
     assert!(stdout.ends_with("result: admitted\n"), "{stdout}");
-    let output = check(&["-f", &path(V25_KDD), "--cluster-snapshot", &snapshot, "-o", "json"]);
+    let output = check(&[
+        "-f",
+        &path(V25_KDD),
+        "--cluster-snapshot",
+        &snapshot,
+        "-o",
+        "json",
+    ]);
     assert_eq!(output.status.code(), Some(0));
     let doc = json(&output);
     assert_eq!(doc["allowed"], true);
     let node = object(&doc, "DaemonSet kube-system/calico-node");
-    assert_eq!(node["operation"], "UPDATE", "the snapshot's DaemonSet is found");
+    assert_eq!(
+        node["operation"], "UPDATE",
+        "the snapshot's DaemonSet is found"
+    );
     assert_eq!(node["findings"], serde_json::json!([]));
 }
 
@@ -154,14 +180,18 @@ fn without_a_cluster_every_object_is_a_create() {
     let doc = json(&output);
     let objects = doc["objects"].as_array().unwrap();
     assert_eq!(objects.len(), 8);
-    assert!(objects.iter().all(|o| o["operation"] == "CREATE"), "{doc:#}");
+    assert!(
+        objects.iter().all(|o| o["operation"] == "CREATE"),
+        "{doc:#}"
+    );
 }
 
 /// The corpus's v2.5 policy controller with the strategy the guide forbids
 /// (every published controller manifest is already `Recreate`).
 fn rolling_update_controller() -> String {
-    let published = std::fs::read_to_string(testdata("corpus/manifests/v2.5/policy-controller.yaml"))
-        .expect("corpus policy controller");
+    let published =
+        std::fs::read_to_string(testdata("corpus/manifests/v2.5/policy-controller.yaml"))
+            .expect("corpus policy controller");
     assert!(published.contains("    type: Recreate\n"));
     published.replace("    type: Recreate\n", "    type: RollingUpdate\n")
 }
@@ -207,7 +237,10 @@ fn a_rolling_update_policy_controller_is_repaired_and_then_validates() {
     let patch: json_patch::Patch = serde_json::from_value(findings[0]["patch"].clone()).unwrap();
     let mut object: Value = serde_yaml_ng::from_str(&rolling_update_controller()).unwrap();
     json_patch::patch(&mut object, &patch).expect("the repair applies to the manifest");
-    assert_eq!(object["spec"]["strategy"], serde_json::json!({"type": "Recreate"}));
+    assert_eq!(
+        object["spec"]["strategy"],
+        serde_json::json!({"type": "Recreate"})
+    );
 }
 
 #[test]
@@ -245,16 +278,32 @@ fn unreadable_yaml_exits_2_with_file_and_line() {
     let missing = dir.path().join("nope.yaml").display().to_string();
     let output = check(&["-f", &missing]);
     assert_eq!(output.status.code(), Some(2));
-    assert!(text(&output).1.contains(&format!("{missing}: cannot read")), "{}", text(&output).1);
+    assert!(
+        text(&output).1.contains(&format!("{missing}: cannot read")),
+        "{}",
+        text(&output).1
+    );
 
     // A snapshot that does not parse names its file and line too.
     let snapshot = dir.path().join("snapshot");
     std::fs::create_dir(&snapshot).unwrap();
-    std::fs::write(snapshot.join("ns.yaml"), "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: [\n").unwrap();
-    let output = check(&["-f", &path(V25_KDD), "--cluster-snapshot", &snapshot.display().to_string()]);
+    std::fs::write(
+        snapshot.join("ns.yaml"),
+        "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: [\n",
+    )
+    .unwrap();
+    let output = check(&[
+        "-f",
+        &path(V25_KDD),
+        "--cluster-snapshot",
+        &snapshot.display().to_string(),
+    ]);
     assert_eq!(output.status.code(), Some(2));
     let stderr = text(&output).1;
-    assert!(stderr.contains(&format!("{}:", snapshot.join("ns.yaml").display())), "{stderr}");
+    assert!(
+        stderr.contains(&format!("{}:", snapshot.join("ns.yaml").display())),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -262,13 +311,28 @@ fn an_unusable_policy_configuration_exits_2() {
     let dir = tempfile::tempdir().unwrap();
     let policies = dir.path().join("policies.yaml");
     std::fs::write(&policies, "- id: p\n  module: builtin:nope\n").unwrap();
-    let output = check(&["-f", &path(V25_KDD), "--policies", &policies.display().to_string()]);
+    let output = check(&[
+        "-f",
+        &path(V25_KDD),
+        "--policies",
+        &policies.display().to_string(),
+    ]);
     let (stdout, stderr) = text(&output);
     assert_eq!(output.status.code(), Some(2), "{stdout}\n{stderr}");
-    assert!(stderr.starts_with("tollgate check: cannot load the policies"), "{stderr}");
+    assert!(
+        stderr.starts_with("tollgate check: cannot load the policies"),
+        "{stderr}"
+    );
     assert!(stderr.contains("builtin:nope"), "{stderr}");
     // Both cluster sources at once is a usage error (clap's status 2).
-    let output = check(&["-f", &path(V25_KDD), "--cluster-snapshot", "a", "--kubeconfig", "b"]);
+    let output = check(&[
+        "-f",
+        &path(V25_KDD),
+        "--cluster-snapshot",
+        "a",
+        "--kubeconfig",
+        "b",
+    ]);
     assert_eq!(output.status.code(), Some(2));
 }
 

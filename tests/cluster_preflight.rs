@@ -95,14 +95,26 @@ fn check_against_a_live_kdd_v24_cluster_refuses_v25_until_the_data_is_migrated()
     assert_eq!(output.status.code(), Some(1), "{}", text(&output));
     let doc = json_of(&output);
     let node = finding(&doc, "DaemonSet kube-system/calico-node");
-    assert_eq!(node["operation"], "UPDATE", "read from the cluster: {node:#}");
+    assert_eq!(
+        node["operation"], "UPDATE",
+        "read from the cluster: {node:#}"
+    );
     assert_eq!(node["findings"][0]["policy"], "kdd-v2.5-migration");
     assert_eq!(node["findings"][0]["verdict"], "deny");
     let message = node["findings"][0]["message"].as_str().unwrap();
-    assert!(message.contains("GlobalConfig clusterguid, IpPool 192-168-0-0-16"), "{message}");
-    assert_eq!(finding(&doc, "ConfigMap kube-system/calico-config")["operation"], "UPDATE");
+    assert!(
+        message.contains("GlobalConfig clusterguid, IpPool 192-168-0-0-16"),
+        "{message}"
+    );
     assert_eq!(
-        finding(&doc, "CustomResourceDefinition bgppeers.crd.projectcalico.org")["operation"],
+        finding(&doc, "ConfigMap kube-system/calico-config")["operation"],
+        "UPDATE"
+    );
+    assert_eq!(
+        finding(
+            &doc,
+            "CustomResourceDefinition bgppeers.crd.projectcalico.org"
+        )["operation"],
         "CREATE"
     );
     assert!(doc["cluster"].as_str().unwrap().starts_with("cluster of "));
@@ -113,7 +125,10 @@ fn check_against_a_live_kdd_v24_cluster_refuses_v25_until_the_data_is_migrated()
     let shown = text(&output);
     assert_eq!(output.status.code(), Some(0), "{shown}");
     assert!(shown.contains("result: admitted"), "{shown}");
-    assert!(shown.contains("(3 CREATE, 5 UPDATE)"), "two of its CRDs stand in for the data kinds: {shown}");
+    assert!(
+        shown.contains("(3 CREATE, 5 UPDATE)"),
+        "two of its CRDs stand in for the data kinds: {shown}"
+    );
 }
 
 /// The violations of `testdata/snapshots/audit-violations`, built from the
@@ -121,20 +136,27 @@ fn check_against_a_live_kdd_v24_cluster_refuses_v25_until_the_data_is_migrated()
 /// at the same time, calico-node rolling two nodes at once, and an nginx
 /// Deployment no policy matches.
 fn violations() -> Vec<Value> {
-    let mut controller = served(&manifest("v2.5/policy-controller.yaml")
-        .into_iter()
-        .find(|d| d["kind"] == "Deployment")
-        .unwrap());
+    let mut controller = served(
+        &manifest("v2.5/policy-controller.yaml")
+            .into_iter()
+            .find(|d| d["kind"] == "Deployment")
+            .unwrap(),
+    );
     controller["spec"]["strategy"] = json!({"type": "RollingUpdate"});
-    let other = served(&manifest("v3.0/calico-kube-controllers.yaml")
-        .into_iter()
-        .find(|d| d["kind"] == "Deployment")
-        .unwrap());
-    let mut node = served(&manifest("v2.4/kdd/calico.yaml")
-        .into_iter()
-        .find(|d| d["kind"] == "DaemonSet")
-        .unwrap());
-    node["spec"]["updateStrategy"] = json!({"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 2}});
+    let other = served(
+        &manifest("v3.0/calico-kube-controllers.yaml")
+            .into_iter()
+            .find(|d| d["kind"] == "Deployment")
+            .unwrap(),
+    );
+    let mut node = served(
+        &manifest("v2.4/kdd/calico.yaml")
+            .into_iter()
+            .find(|d| d["kind"] == "DaemonSet")
+            .unwrap(),
+    );
+    node["spec"]["updateStrategy"] =
+        json!({"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 2}});
     let nginx = json!({"apiVersion": "apps/v1", "kind": "Deployment",
         "metadata": {"name": "nginx", "namespace": "default"},
         "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "nginx"}},
@@ -172,7 +194,10 @@ fn audit_of_a_live_cluster_and_its_policy_reports_accepted_by_the_api_server() {
     let output = tollgate(&cluster, &["audit", "-o", "policyreport"]);
     assert_eq!(output.status.code(), Some(1), "{}", text(&output));
     let reports = String::from_utf8(output.stdout).unwrap();
-    install_crds(&cluster, &testdata("policyreport/wgpolicyk8s.io_policyreports.yaml"));
+    install_crds(
+        &cluster,
+        &testdata("policyreport/wgpolicyk8s.io_policyreports.yaml"),
+    );
     install_crds(
         &cluster,
         &testdata("policyreport/wgpolicyk8s.io_clusterpolicyreports.yaml"),

@@ -176,9 +176,9 @@ pub fn audit_all(policies: &PolicySet, cluster: &Cluster) -> Result<Vec<Audited>
     for stored in cluster.objects.iter() {
         progress.inc(1);
         let review = review::reapply(stored);
-        let judged = chain.judge(&review).map_err(|e| {
-            Unusable(format!("{}: {e}", served::display_name(stored)))
-        })?;
+        let judged = chain
+            .judge(&review)
+            .map_err(|e| Unusable(format!("{}: {e}", served::display_name(stored))))?;
         let selected: BTreeSet<usize> = std::iter::once(&judged.mutate)
             .chain(judged.validate.as_ref())
             .flat_map(|d| d.outcomes.iter().map(|o| o.policy))

@@ -44,7 +44,9 @@ pub fn now() -> u64 {
 pub fn reports(audited: &[Audited], max_results: usize, seconds: u64) -> Vec<Report> {
     let mut scopes: BTreeMap<Option<String>, Vec<(&Audited, &PolicyResult)>> = BTreeMap::new();
     for a in audited {
-        let namespace = a.object["metadata"]["namespace"].as_str().map(str::to_owned);
+        let namespace = a.object["metadata"]["namespace"]
+            .as_str()
+            .map(str::to_owned);
         let scope = scopes.entry(namespace).or_default();
         scope.extend(a.results.iter().map(|r| (a, r)));
     }
@@ -149,7 +151,8 @@ mod tests {
     use super::*;
 
     fn audited(namespace: Option<&str>, name: &str, outcomes: &[Outcome]) -> Audited {
-        let mut object = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name}});
+        let mut object =
+            json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name}});
         if let Some(ns) = namespace {
             object["metadata"]["namespace"] = json!(ns);
         }
@@ -193,7 +196,10 @@ mod tests {
             ]
         );
         let web = &reports[2].object;
-        assert_eq!(web["summary"], json!({"pass": 1, "fail": 1, "warn": 0, "error": 0, "skip": 0}));
+        assert_eq!(
+            web["summary"],
+            json!({"pass": 1, "fail": 1, "warn": 0, "error": 0, "skip": 0})
+        );
         assert_eq!(web["results"][0]["result"], "fail");
         assert_eq!(web["results"][0]["message"], "no");
         assert_eq!(web["results"][0]["resources"][0]["namespace"], "web");

@@ -137,7 +137,11 @@ pub fn run(args: &CheckArgs) -> i32 {
 
 /// Reads, judges and prints; whether every object would be admitted.
 fn check(args: &CheckArgs, out: &mut dyn Write) -> Result<bool, Unusable> {
-    let sources: Vec<Source> = args.files.iter().map(|p| Source::from(p.as_path())).collect();
+    let sources: Vec<Source> = args
+        .files
+        .iter()
+        .map(|p| Source::from(p.as_path()))
+        .collect();
     let manifests = manifest::read(&sources).map_err(|e| Unusable(e.to_string()))?;
     let policies = args.policies.load()?;
     let cluster = Cluster::open(&args.cluster, &policies.set, Wanted::Stored(&manifests))?;
@@ -210,7 +214,10 @@ fn print_table(out: &mut dyn Write, checked: &[Checked<'_>], source: &str) -> st
     table::write(out, &rows, colour)?;
     let count = |op: &str| checked.iter().filter(|c| c.operation == op).count();
     let denied: Vec<&Checked<'_>> = checked.iter().filter(|c| !c.judged.allowed()).collect();
-    let repaired = checked.iter().filter(|c| c.judged.patched.is_some()).count();
+    let repaired = checked
+        .iter()
+        .filter(|c| c.judged.patched.is_some())
+        .count();
     if !rows.is_empty() {
         writeln!(out)?;
     }

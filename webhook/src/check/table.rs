@@ -107,7 +107,9 @@ mod tests {
                 stage: "mutate",
                 verdict: "patch",
                 message: "repaired".into(),
-                patch: Some(json!([{"op": "replace", "path": "/spec/strategy", "value": {"type": "Recreate"}}])),
+                patch: Some(
+                    json!([{"op": "replace", "path": "/spec/strategy", "value": {"type": "Recreate"}}]),
+                ),
             },
             Row {
                 object: "UPDATE DaemonSet kube-system/calico-node".into(),
@@ -131,7 +133,10 @@ mod tests {
         assert_eq!(lines[1].find("repaired"), Some(column), "{text}");
         assert_eq!(lines[2].find("patch: ["), Some(column), "{text}");
         assert_eq!(lines[3].find("migrate first"), Some(column), "{text}");
-        assert_eq!(lines[1].find("controller-recreate"), lines[0].find("POLICY"));
+        assert_eq!(
+            lines[1].find("controller-recreate"),
+            lines[0].find("POLICY")
+        );
         assert!(!text.contains('\x1b'));
     }
 
