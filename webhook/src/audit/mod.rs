@@ -224,10 +224,13 @@ fn print_table(out: &mut dyn Write, audited: &[Audited], cluster: &Cluster) -> s
         .iter()
         .flat_map(|a| {
             let object = a.display_name();
-            a.results
-                .iter()
-                .flat_map(|r| &r.findings)
-                .map(move |f| row(object.clone(), f))
+            a.results.iter().flat_map(|r| &r.findings).map(move |f| {
+                let mut row = row(object.clone(), f);
+                if f.verdict == "patch" {
+                    row.message = "breaks the rule; re-applying it repairs it".to_owned();
+                }
+                row
+            })
         })
         .collect();
     table::write(out, &rows, colour)?;

@@ -112,7 +112,7 @@ fn result(audited: &Audited, r: &PolicyResult, seconds: u64) -> Value {
         .findings
         .iter()
         .map(|f| match f.verdict {
-            "patch" => "the stored object breaks the rule: re-applied, it would be repaired by properties.patch",
+            "patch" => "the stored object breaks the rule: re-applied, it would be repaired (properties.patch)",
             _ => f.message.as_str(),
         })
         .collect();

@@ -283,3 +283,73 @@ pub fn finding_json(f: &Finding) -> Value {
         "patch": f.patch,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use clap::Parser;
+
+    use crate::cli::{Args, Command};
+
+    #[test]
+    fn check_takes_files_one_cluster_source_and_a_format() {
+        let args = Args::try_parse_from([
+            "tollgate",
+            "check",
+            "-f",
+            "a.yaml",
+            "-f",
+            "-",
+            "--cluster-snapshot",
+            "snap",
+            "-o",
+            "json",
+        ])
+        .unwrap();
+        assert_eq!(args.log_default(), "warn");
+        let Some(Command::Check(check)) = args.command else {
+            panic!("expected check")
+        };
+        assert_eq!(check.files, [PathBuf::from("a.yaml"), PathBuf::from("-")]);
+        assert_eq!(check.cluster.cluster_snapshot, Some(PathBuf::from("snap")));
+        assert_eq!(check.output, super::Format::Json);
+        assert!(
+            Args::try_parse_from(["tollgate", "check"]).is_err(),
+            "-f is required"
+        );
+        let both = [
+            "tollgate",
+            "check",
+            "-f",
+            "a",
+            "--cluster-snapshot",
+            "s",
+            "--kubeconfig",
+            "k",
+        ];
+        assert!(Args::try_parse_from(both).is_err());
+        assert!(Args::try_parse_from(["tollgate", "check", "-f", "a", "-o", "yaml"]).is_err());
+    }
+
+    #[test]
+    fn audit_formats_and_its_report_bound() {
+        let args = Args::try_parse_from([
+            "tollgate",
+            "audit",
+            "--kubeconfig",
+            "k",
+            "-o",
+            "policyreport",
+        ])
+        .unwrap();
+        let Some(Command::Audit(audit)) = args.command else {
+            panic!("expected audit")
+        };
+        assert_eq!(audit.output, crate::audit::Format::Policyreport);
+        assert_eq!(audit.max_results, 200);
+        assert!(Args::try_parse_from(["tollgate", "audit", "--max-results", "0"]).is_err());
+        let serve = Args::try_parse_from(["tollgate"]).unwrap();
+        assert_eq!(serve.log_default(), "info");
+    }
+}
