@@ -21,7 +21,7 @@ use tollgate_preflight::{Chain, Finding, findings, review, served};
 
 use crate::check::cluster::{Cluster, ClusterArgs, Wanted};
 use crate::check::table::{self, Row};
-use crate::check::{PolicyArgs, REVIEW_BUDGET, Unusable, finding_json, live, row};
+use crate::check::{PolicyArgs, REVIEW_BUDGET, Unusable, finding_json, live, row, written};
 
 /// `audit`'s arguments.
 #[derive(Debug, Clone, clap::Args)]
@@ -152,7 +152,7 @@ fn audit(args: &AuditArgs, out: &mut dyn Write) -> Result<bool, Unusable> {
             report::write_yaml(out, &reports)
         }
     }
-    .map_err(|e| Unusable(format!("cannot write the result: {e}")))?;
+    .or_else(written)?;
     Ok(clean)
 }
 

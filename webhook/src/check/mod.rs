@@ -150,8 +150,17 @@ fn check(args: &CheckArgs, out: &mut dyn Write) -> Result<bool, Unusable> {
         Format::Table => print_table(out, &checked, &cluster.source),
         Format::Json => print_json(out, &checked, &cluster.source),
     }
-    .map_err(|e| Unusable(format!("cannot write the result: {e}")))?;
+    .or_else(written)?;
     Ok(checked.iter().all(|c| c.judged.allowed()))
+}
+
+/// A write of the result that failed: unusable, unless the reader only
+/// stopped early (`| head`), which leaves the verdict as it is.
+pub fn written(error: std::io::Error) -> Result<(), Unusable> {
+    match error.kind() {
+        std::io::ErrorKind::BrokenPipe => Ok(()),
+        _ => Err(Unusable(format!("cannot write the result: {error}"))),
+    }
 }
 
 /// Every manifest as `kubectl apply` would submit it, through the chain.
