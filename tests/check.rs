@@ -184,6 +184,22 @@ fn without_a_cluster_every_object_is_a_create() {
         objects.iter().all(|o| o["operation"] == "CREATE"),
         "{doc:#}"
     );
+
+    // A directory: its manifest files in name order (calico.yaml, then
+    // rbac-kdd.yaml), each object with its own file and line.
+    let dir = path("corpus/manifests/v2.5/kdd");
+    let output = check(&["-f", &dir, "-o", "json"]);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output).1);
+    let doc = json(&output);
+    let objects = doc["objects"].as_array().unwrap();
+    assert_eq!(objects.len(), 10, "{doc:#}");
+    let origins: Vec<&str> = objects
+        .iter()
+        .map(|o| o["origin"].as_str().unwrap())
+        .collect();
+    assert_eq!(origins[0], format!("{}:8", path(V25_KDD)));
+    assert_eq!(origins[8], format!("{dir}/rbac-kdd.yaml:3"));
+    assert_eq!(origins[9], format!("{dir}/rbac-kdd.yaml:59"));
 }
 
 /// The corpus's v2.5 policy controller with the strategy the guide forbids
