@@ -5,9 +5,9 @@
 //! cost this crate avoids) and only speaks `admission.k8s.io/v1`, while the
 //! answer must echo the request's apiVersion, v1beta1 included.
 
+use crate::Decision;
 use base64::Engine;
 use serde::Serialize;
-use tollgate_host::Decision;
 use tollgate_sdk::PatchOp;
 
 /// The code of a policy denial.
