@@ -21,6 +21,9 @@ const MAX_SEED: usize = 12 * 1024;
 
 type Seeds = BTreeMap<String, Vec<u8>>;
 
+/// A target and the function that writes its seeds.
+type Generator = (&'static str, fn(&mut Seeds));
+
 fn repo() -> PathBuf {
     testdata_dir().join("..")
 }
@@ -218,7 +221,7 @@ fn response_encode(seeds: &mut Seeds) {
 }
 
 fn all_seeds() -> BTreeMap<&'static str, Seeds> {
-    let generators: [(&str, fn(&mut Seeds)); 8] = [
+    let generators: [Generator; 8] = [
         ("review_parse", review_parse),
         ("response_encode", response_encode),
         ("strip_request", strip_request),

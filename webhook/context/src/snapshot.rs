@@ -206,14 +206,7 @@ impl Loader {
         };
         match fs::read_to_string(path) {
             Ok(text) => self.text(path, &text),
-            Err(e) => self.problem(
-                Location {
-                    file: path.to_owned(),
-                    document: None,
-                    item: None,
-                },
-                ProblemKind::Read(e),
-            ),
+            Err(e) => self.problem(at(None), ProblemKind::Read(e)),
         }
     }
 
