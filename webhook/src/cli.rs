@@ -47,6 +47,10 @@ pub enum Command {
     Test(crate::cases::TestArgs),
     /// Write a new policy crate that uses the SDK.
     New(crate::scaffold::NewArgs),
+    /// Judge manifests as `kubectl apply` would submit them, before it runs.
+    Check(crate::check::CheckArgs),
+    /// Judge the cluster's existing objects as if each were re-applied.
+    Audit(crate::audit::AuditArgs),
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -127,6 +131,15 @@ fn duration(text: &str) -> Result<Duration, String> {
 }
 
 impl Args {
+    /// The log filter without `RUST_LOG`: the offline reports keep stderr
+    /// for what goes wrong.
+    pub fn log_default(&self) -> &'static str {
+        match self.command {
+            Some(Command::Check(_) | Command::Audit(_)) => "warn",
+            _ => "info",
+        }
+    }
+
     /// The `serve` flags when the command is to serve (the default), or the
     /// command to run instead.
     pub fn into_command(self) -> Command {

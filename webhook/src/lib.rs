@@ -8,13 +8,18 @@
 //! (`tollgate-host`); the [`admission`] service keeps the clock, records and
 //! answers. The serving certificate comes from [`certs`] (files, the
 //! development certificate, or a Secret it manages), which hands it to the
-//! server's TLS. Modules depend one way: cli → rbac → builtin ← runtime →
+//! server's TLS. The offline commands [`check`] (manifests, before `kubectl
+//! apply`) and [`audit`] (the stored objects) judge through
+//! `tollgate-preflight`'s admission chain, the same judgement `serve` makes.
+//! Modules depend one way: cli → rbac → builtin ← runtime →
 //! cli; cli → certs → server ← runtime → certs.
 
 pub mod admission;
+pub mod audit;
 pub mod builtin;
 pub mod cases;
 pub mod certs;
+pub mod check;
 pub mod cli;
 pub mod logging;
 pub mod manifests;

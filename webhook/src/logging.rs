@@ -1,4 +1,5 @@
-//! Structured logs on stderr (`RUST_LOG` filters; default `info`).
+//! Structured logs on stderr (`RUST_LOG` filters; default `info` for the
+//! server, `warn` for the commands whose output is their report).
 
 use clap::ValueEnum;
 use tracing_subscriber::EnvFilter;
@@ -12,9 +13,10 @@ pub enum LogFormat {
     Json,
 }
 
-/// Installs the global subscriber. Called once by `main`.
-pub fn init(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+/// Installs the global subscriber with `default` as the filter when
+/// `RUST_LOG` is unset. Called once by `main`.
+pub fn init(format: LogFormat, default: &str) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

@@ -6,7 +6,7 @@ use tollgate::runtime::Runtime;
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    tollgate::logging::init(args.log_format);
+    tollgate::logging::init(args.log_format, args.log_default());
     let serve = match args.into_command() {
         Command::Serve(serve) => *serve,
         Command::Rbac(rbac) => {
@@ -22,6 +22,8 @@ fn main() -> anyhow::Result<()> {
             let tally = tollgate::cases::run(&test, &mut std::io::stdout(), &mut std::io::stderr());
             std::process::exit(tally.exit_code());
         }
+        Command::Check(check) => std::process::exit(tollgate::check::run(&check)),
+        Command::Audit(audit) => std::process::exit(tollgate::audit::run(&audit)),
         Command::New(new) => {
             print!("{}", tollgate::scaffold::write(&new)?);
             return Ok(());

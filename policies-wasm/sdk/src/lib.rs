@@ -97,7 +97,6 @@
 //! object, a panic — fails the whole call, and the host re-runs each rule
 //! alone, so one rule's failure never changes another rule's verdict.
 
-#[cfg(target_arch = "wasm32")]
 mod alloc;
 mod bundle;
 mod cluster;

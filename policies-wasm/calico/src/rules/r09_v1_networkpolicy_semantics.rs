@@ -7,8 +7,12 @@
 //! Namespaces and policies are read from the cluster; a failed lookup
 //! refuses the update (fail closed).
 
+use std::collections::BTreeSet;
+
 use serde::Deserialize;
 use tollgate_sdk::version::Version;
+use tollgate_sdk::views::NetworkPolicy;
+use tollgate_sdk::wire::LookupQuery;
 use tollgate_sdk::{Cluster, LookupError, Object, Request, Settings, Verdict};
 
 use super::updated;
@@ -66,32 +70,44 @@ fn check(
     else {
         return Ok(Verdict::allow());
     };
-    let namespaces = cluster.list("v1", "Namespace", None)?;
-    let namespaces = namespaces.parse()?;
-    let policies = cluster.list("networking.k8s.io/v1", "NetworkPolicy", None)?;
-    let policies = policies.parse()?;
-    let is_dd = |ns: &str| {
-        namespaces
-            .iter()
-            .any(|n| n.name() == ns && netpol::is_default_deny_namespace(n))
-    };
-    let mut with_policies: Vec<&str> = policies.iter().filter_map(|p| p.namespace()).collect();
-    with_policies.sort_unstable();
-    with_policies.dedup();
-    let to_clean: Vec<String> = with_policies
-        .iter()
-        .filter(|ns| !is_dd(ns))
-        .map(|ns| ns.to_string())
-        .collect();
-    let to_isolate: Vec<String> = namespaces
+    // A cluster may hold thousands of each: ask only for what is read, and
+    // index by namespace so the scan stays linear.
+    let namespaces = cluster.lookup(
+        &LookupQuery::list("v1", "Namespace").with_fields(&[netpol::ISOLATION_ANNOTATION_POINTER]),
+    )?;
+    let namespaces = namespaces.parse_as::<netpol::Namespace<'_>>()?;
+    let policies = cluster.lookup(
+        &LookupQuery::list("networking.k8s.io/v1", "NetworkPolicy").with_fields(&[
+            "/spec/podSelector",
+            "/spec/policyTypes",
+            "/spec/ingress",
+        ]),
+    )?;
+    let policies = policies.parse_as::<NetworkPolicy<'_>>()?;
+    let default_deny: BTreeSet<&str> = namespaces
         .iter()
         .filter(|n| netpol::is_default_deny_namespace(n))
-        .filter(|n| {
-            !policies
-                .iter()
-                .any(|p| p.namespace() == Some(n.name()) && netpol::is_default_deny_policy(p))
-        })
-        .map(|n| n.name().to_owned())
+        .map(|n| n.name())
+        .collect();
+    let with_policies: BTreeSet<&str> = policies
+        .iter()
+        .filter_map(|p| p.metadata.namespace.as_deref())
+        .collect();
+    let isolated: BTreeSet<&str> = policies
+        .iter()
+        .filter(|p| netpol::is_default_deny_policy(p))
+        .filter_map(|p| p.metadata.namespace.as_deref())
+        .collect();
+    let to_clean: Vec<String> = with_policies
+        .difference(&default_deny)
+        .map(|ns| ns.to_string())
+        .collect();
+    // In the cluster's namespace order, as listed.
+    let to_isolate: Vec<String> = namespaces
+        .iter()
+        .map(|n| n.name())
+        .filter(|ns| default_deny.contains(ns) && !isolated.contains(ns))
+        .map(str::to_owned)
         .collect();
     if to_clean.is_empty() && to_isolate.is_empty() {
         return Ok(Verdict::allow());

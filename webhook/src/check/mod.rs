@@ -1,0 +1,364 @@
+//! `tollgate check -f FILE…`: what the API server would do with `kubectl
+//! apply` of manifests, before it is run. Each object becomes the review
+//! the API server would send (CREATE, or UPDATE against the stored object
+//! of the cluster source, served and defaulted: `tollgate-preflight`) and
+//! goes through the admission chain — mutating policies, their patch, then
+//! validating policies on the patched object — by the same
+//! `PolicySet::judge` that `serve` answers with.
+//!
+//! Exit status: 0 when every object would be admitted, 1 when one would be
+//! denied, 2 when the input or configuration cannot be used (manifests,
+//! snapshot, policies, cluster), with the file and line where there is one.
+
+pub mod cluster;
+pub mod live;
+pub mod table;
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tollgate_host::{Config, PolicySet, Sandbox, SandboxLimits};
+use tollgate_preflight::{Chain, Finding, Judged, Manifest, Source, findings, manifest, review};
+
+use crate::builtin::DEFAULT_POLICIES;
+use crate::runtime::PolicySource;
+use cluster::{Cluster, ClusterArgs, Wanted};
+use table::Row;
+
+/// Input or configuration that cannot be used: exit status 2.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Unusable(pub String);
+
+/// The review budget of each endpoint: the API server's default webhook
+/// timeout (each policy's own `timeout` still applies within it).
+pub const REVIEW_BUDGET: Duration = Duration::from_secs(10);
+
+/// `--policies` and `--cache-dir`, shared with `audit`.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct PolicyArgs {
+    /// Policy configuration (YAML). Default: the built-in Calico pack with
+    /// its default configuration, as `serve` runs it.
+    #[arg(long)]
+    pub policies: Option<PathBuf>,
+
+    /// Where compiled policy modules are cached (default
+    /// $XDG_CACHE_HOME/tollgate, else ~/.cache/tollgate).
+    #[arg(long)]
+    pub cache_dir: Option<PathBuf>,
+}
+
+/// A loaded policy set and the configuration it came from (whose `match:`
+/// says which kinds an audit lists).
+pub struct Policies {
+    pub set: PolicySet,
+    pub config: Config,
+}
+
+impl PolicyArgs {
+    /// Loads the configuration the way `serve` does.
+    pub fn load(&self) -> Result<Policies, Unusable> {
+        let sandbox = Sandbox::new(SandboxLimits {
+            cache_dir: self
+                .cache_dir
+                .clone()
+                .or_else(SandboxLimits::default_cache_dir),
+            ..SandboxLimits::default()
+        })
+        .map_err(|e| Unusable(format!("cannot start the policy sandbox: {e}")))?;
+        let (source, config) = match &self.policies {
+            Some(path) => (
+                PolicySource::File(path.clone()),
+                Config::from_file(path).map_err(|e| Unusable(e.to_string()))?,
+            ),
+            None => (
+                PolicySource::Builtin,
+                Config::from_yaml(DEFAULT_POLICIES, "built-in default configuration")
+                    .map_err(|e| Unusable(e.to_string()))?,
+            ),
+        };
+        let set = source
+            .load(&sandbox)
+            .map_err(|e| Unusable(format!("cannot load the policies: {e}")))?
+            .set;
+        Ok(Policies { set, config })
+    }
+}
+
+/// `check`'s arguments.
+#[derive(Debug, Clone, clap::Args)]
+pub struct CheckArgs {
+    /// Manifests: files, directories (their .yaml, .yml and .json files), or
+    /// `-` for stdin; multi-document YAML, JSON and Lists.
+    #[arg(short = 'f', long = "filename", required = true)]
+    pub files: Vec<PathBuf>,
+
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+
+    #[command(flatten)]
+    pub policies: PolicyArgs,
+
+    #[arg(short = 'o', long, value_enum, default_value_t = Format::Table)]
+    pub output: Format,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Table,
+    Json,
+}
+
+/// One manifest object through the chain.
+pub struct Checked<'m> {
+    pub manifest: &'m Manifest,
+    /// `CREATE` or `UPDATE`.
+    pub operation: String,
+    pub judged: Judged,
+    pub findings: Vec<Finding>,
+}
+
+/// Runs `check`, printing to stdout and problems to stderr; the exit status.
+pub fn run(args: &CheckArgs) -> i32 {
+    let mut out = std::io::stdout().lock();
+    let code = match check(args, &mut out) {
+        Ok(true) => 0,
+        Ok(false) => 1,
+        Err(Unusable(message)) => {
+            eprintln!("tollgate check: {message}");
+            2
+        }
+    };
+    let _ = out.flush();
+    code
+}
+
+/// Reads, judges and prints; whether every object would be admitted.
+fn check(args: &CheckArgs, out: &mut dyn Write) -> Result<bool, Unusable> {
+    let sources: Vec<Source> = args
+        .files
+        .iter()
+        .map(|p| Source::from(p.as_path()))
+        .collect();
+    let manifests = manifest::read(&sources).map_err(|e| Unusable(e.to_string()))?;
+    let policies = args.policies.load()?;
+    let cluster = Cluster::open(&args.cluster, &policies.set, Wanted::Stored(&manifests))?;
+    let checked = judge_all(&policies.set, &cluster, &manifests)?;
+    match args.output {
+        Format::Table => print_table(out, &checked, &cluster.source),
+        Format::Json => print_json(out, &checked, &cluster.source),
+    }
+    .or_else(written)?;
+    Ok(checked.iter().all(|c| c.judged.allowed()))
+}
+
+/// A write of the result that failed: unusable, unless the reader only
+/// stopped early (`| head`), which leaves the verdict as it is.
+pub fn written(error: std::io::Error) -> Result<(), Unusable> {
+    match error.kind() {
+        std::io::ErrorKind::BrokenPipe => Ok(()),
+        _ => Err(Unusable(format!("cannot write the result: {error}"))),
+    }
+}
+
+/// Every manifest as `kubectl apply` would submit it, through the chain.
+pub fn judge_all<'m>(
+    policies: &PolicySet,
+    cluster: &Cluster,
+    manifests: &'m [Manifest],
+) -> Result<Vec<Checked<'m>>, Unusable> {
+    let chain = Chain {
+        policies,
+        context: cluster.context.as_ref(),
+        timeout: REVIEW_BUDGET,
+    };
+    manifests
+        .iter()
+        .map(|manifest| {
+            let review = review::apply(&manifest.object, cluster.objects.get(&manifest.object));
+            let judged = chain
+                .judge(&review)
+                .map_err(|e| Unusable(format!("{}: {e}", manifest.origin)))?;
+            Ok(Checked {
+                manifest,
+                operation: operation(&review),
+                findings: findings(policies, &judged),
+                judged,
+            })
+        })
+        .collect()
+}
+
+/// The request's operation, `CREATE` or `UPDATE`.
+pub fn operation(review: &Value) -> String {
+    review["request"]["operation"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// A finding as a table row about `object`.
+pub fn row(object: String, finding: &Finding) -> Row {
+    Row {
+        object,
+        policy: finding.policy.clone(),
+        stage: finding.endpoint,
+        verdict: finding.verdict,
+        message: finding.message.clone(),
+        patch: finding.patch.clone(),
+    }
+}
+
+fn print_table(out: &mut dyn Write, checked: &[Checked<'_>], source: &str) -> std::io::Result<()> {
+    let colour = table::colour_stdout();
+    let rows: Vec<Row> = checked
+        .iter()
+        .flat_map(|c| {
+            let object = format!("{} {}", c.operation, c.manifest.display_name());
+            c.findings.iter().map(move |f| row(object.clone(), f))
+        })
+        .collect();
+    table::write(out, &rows, colour)?;
+    let count = |op: &str| checked.iter().filter(|c| c.operation == op).count();
+    let denied: Vec<&Checked<'_>> = checked.iter().filter(|c| !c.judged.allowed()).collect();
+    let repaired = checked
+        .iter()
+        .filter(|c| c.judged.patched.is_some())
+        .count();
+    if !rows.is_empty() {
+        writeln!(out)?;
+    }
+    writeln!(
+        out,
+        "{} objects ({} CREATE, {} UPDATE) against {source}: {} denied, {} repaired, {} finding{}",
+        checked.len(),
+        count("CREATE"),
+        count("UPDATE"),
+        denied.len(),
+        repaired,
+        rows.len(),
+        if rows.len() == 1 { "" } else { "s" },
+    )?;
+    for c in &denied {
+        writeln!(
+            out,
+            "denied: {} {} ({})",
+            c.operation,
+            c.manifest.display_name(),
+            c.manifest.origin
+        )?;
+    }
+    let result = if denied.is_empty() {
+        "admitted"
+    } else {
+        "DENIED"
+    };
+    writeln!(out, "result: {}", table::paint(result, result, colour))
+}
+
+fn print_json(out: &mut dyn Write, checked: &[Checked<'_>], source: &str) -> std::io::Result<()> {
+    let objects: Vec<Value> = checked
+        .iter()
+        .map(|c| {
+            json!({
+                "object": c.manifest.display_name(),
+                "apiVersion": c.manifest.object["apiVersion"],
+                "origin": c.manifest.origin.to_string(),
+                "operation": c.operation,
+                "allowed": c.judged.allowed(),
+                "repaired": c.judged.patched.is_some(),
+                "findings": c.findings.iter().map(finding_json).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    let doc = json!({
+        "allowed": checked.iter().all(|c| c.judged.allowed()),
+        "cluster": source,
+        "objects": objects,
+    });
+    let text = serde_json::to_string_pretty(&doc).map_err(std::io::Error::other)?;
+    writeln!(out, "{text}")
+}
+
+/// A finding in `-o json`.
+pub fn finding_json(f: &Finding) -> Value {
+    json!({
+        "policy": f.policy,
+        "stage": f.endpoint,
+        "verdict": f.verdict,
+        "message": f.message,
+        "patch": f.patch,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use clap::Parser;
+
+    use crate::cli::{Args, Command};
+
+    #[test]
+    fn check_takes_files_one_cluster_source_and_a_format() {
+        let args = Args::try_parse_from([
+            "tollgate",
+            "check",
+            "-f",
+            "a.yaml",
+            "-f",
+            "-",
+            "--cluster-snapshot",
+            "snap",
+            "-o",
+            "json",
+        ])
+        .unwrap();
+        assert_eq!(args.log_default(), "warn");
+        let Some(Command::Check(check)) = args.command else {
+            panic!("expected check")
+        };
+        assert_eq!(check.files, [PathBuf::from("a.yaml"), PathBuf::from("-")]);
+        assert_eq!(check.cluster.cluster_snapshot, Some(PathBuf::from("snap")));
+        assert_eq!(check.output, super::Format::Json);
+        assert!(
+            Args::try_parse_from(["tollgate", "check"]).is_err(),
+            "-f is required"
+        );
+        let both = [
+            "tollgate",
+            "check",
+            "-f",
+            "a",
+            "--cluster-snapshot",
+            "s",
+            "--kubeconfig",
+            "k",
+        ];
+        assert!(Args::try_parse_from(both).is_err());
+        assert!(Args::try_parse_from(["tollgate", "check", "-f", "a", "-o", "yaml"]).is_err());
+    }
+
+    #[test]
+    fn audit_formats_and_its_report_bound() {
+        let args = Args::try_parse_from([
+            "tollgate",
+            "audit",
+            "--kubeconfig",
+            "k",
+            "-o",
+            "policyreport",
+        ])
+        .unwrap();
+        let Some(Command::Audit(audit)) = args.command else {
+            panic!("expected audit")
+        };
+        assert_eq!(audit.output, crate::audit::Format::Policyreport);
+        assert_eq!(audit.max_results, 200);
+        assert!(Args::try_parse_from(["tollgate", "audit", "--max-results", "0"]).is_err());
+        let serve = Args::try_parse_from(["tollgate"]).unwrap();
+        assert_eq!(serve.log_default(), "info");
+    }
+}
