@@ -167,6 +167,23 @@ fn snapshot_load(seeds: &mut Seeds) {
         list_seed.extend(serde_json::to_vec(&list).unwrap());
         seeds.insert(format!("{name}-list"), list_seed);
     }
+    saved_snapshots(seeds);
+}
+
+/// Snapshots saved from a real API server (`testdata/snapshots/`), as YAML.
+fn saved_snapshots(seeds: &mut Seeds) {
+    for rel in [
+        "kdd-v2.4-migrated/crd-data.yaml",
+        "kdd-v2.4-not-migrated/tpr-data.yaml",
+        "audit-violations/web.yaml",
+    ] {
+        let mut seed = vec![0];
+        seed.extend(std::fs::read(testdata_dir().join("snapshots").join(rel)).unwrap());
+        seeds.insert(
+            format!("saved-{}", rel.trim_end_matches(".yaml").replace('/', "-")),
+            seed,
+        );
+    }
 }
 
 fn config_load(seeds: &mut Seeds) {
