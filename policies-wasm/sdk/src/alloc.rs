@@ -68,7 +68,10 @@ impl Region {
 
 /// The pages to grow for `layout` once the arena is full.
 fn spill_pages(layout: Layout) -> usize {
-    let want = layout.size().saturating_add(layout.align()).max(SPILL_CHUNK);
+    let want = layout
+        .size()
+        .saturating_add(layout.align())
+        .max(SPILL_CHUNK);
     want.div_ceil(WASM_PAGE)
 }
 
@@ -132,7 +135,9 @@ mod global {
                 usize::MAX => core::ptr::null_mut(),
                 previous => {
                     spill.extend(previous * WASM_PAGE, pages * WASM_PAGE);
-                    spill.bump(layout).map_or(core::ptr::null_mut(), |p| p as *mut u8)
+                    spill
+                        .bump(layout)
+                        .map_or(core::ptr::null_mut(), |p| p as *mut u8)
                 }
             }
         }
@@ -196,9 +201,19 @@ mod tests {
     fn grown_memory_continues_or_restarts_the_region() {
         let mut r = Region { next: 90, end: 100 };
         r.extend(100, 50);
-        assert_eq!(r, Region { next: 90, end: 150 }, "contiguous: nothing is lost");
+        assert_eq!(
+            r,
+            Region { next: 90, end: 150 },
+            "contiguous: nothing is lost"
+        );
         r.extend(1000, 50);
-        assert_eq!(r, Region { next: 1000, end: 1050 });
+        assert_eq!(
+            r,
+            Region {
+                next: 1000,
+                end: 1050
+            }
+        );
     }
 
     /// Many small allocations share a chunk: ten thousand objects of a
@@ -209,7 +224,9 @@ mod tests {
         assert_eq!(spill_pages(layout(3 << 20, 8)), (3 << 20) / WASM_PAGE + 1);
         let mut r = Region::default();
         r.extend(0, spill_pages(layout(24, 8)) * WASM_PAGE);
-        let fits = (0..10_000).filter(|_| r.bump(layout(24, 8)).is_some()).count();
+        let fits = (0..10_000)
+            .filter(|_| r.bump(layout(24, 8)).is_some())
+            .count();
         assert_eq!(fits, 10_000);
     }
 }

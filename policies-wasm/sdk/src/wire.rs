@@ -86,8 +86,8 @@ pub struct LookupQuery {
     pub rule: Option<u32>,
     /// The parts of each object the rule reads, as JSON Pointers (RFC 6901,
     /// e.g. `/spec/podSelector`); empty means whole objects. The answer keeps
-    /// only these members (and the identity: apiVersion, kind, name,
-    /// namespace), so a rule that scans thousands of objects receives and
+    /// only these members (and the object's name and namespace; the query
+    /// names the type), so a rule that scans thousands of objects receives and
     /// parses a fraction of them. See [`LookupQuery::project`].
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub fields: Vec<String>,
@@ -138,12 +138,8 @@ impl LookupQuery {
         if self.fields.is_empty() {
             return object.clone();
         }
-        const IDENTITY: [&str; 4] = [
-            "/apiVersion",
-            "/kind",
-            "/metadata/name",
-            "/metadata/namespace",
-        ];
+        // The query names the type; each object is named by these.
+        const IDENTITY: [&str; 2] = ["/metadata/name", "/metadata/namespace"];
         let mut out = Value::Object(Map::new());
         for pointer in IDENTITY
             .iter()
@@ -224,6 +220,22 @@ pub struct LookupResult<'a> {
     pub error: Option<String>,
 }
 
+impl LookupResult<'_> {
+    /// How the host frames a successful answer: `{"objects":` + array + `}`.
+    pub const OBJECTS_PREFIX: &'static [u8] = br#"{"objects":"#;
+
+    /// The array of an answer framed exactly as the host frames objects
+    /// ([`Self::OBJECTS_PREFIX`], an array, `}`), unvalidated: the caller
+    /// parses it, which validates it. `None` for anything else (an error,
+    /// other spacing), which the caller parses as a whole.
+    pub fn framed_objects(answer: &[u8]) -> Option<&[u8]> {
+        let array = answer
+            .strip_prefix(Self::OBJECTS_PREFIX)?
+            .strip_suffix(b"}")?;
+        (array.first() == Some(&b'[') && array.last() == Some(&b']')).then_some(array)
+    }
+}
+
 /// Log levels of the `log` host call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(i32)]
@@ -281,7 +293,6 @@ mod tests {
         assert_eq!(
             q.project(&policy()),
             json!({
-                "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
                 "metadata": {"name": "p", "namespace": "a", "annotations": {"a/b": "s"}},
                 "spec": {"podSelector": {}, "ingress": [{"from": []}]},
             })
@@ -294,6 +305,29 @@ mod tests {
         assert_eq!(q.project(&policy())["spec"], policy()["spec"]);
         let q = LookupQuery::list("v1", "Namespace").with_fields(&["/spec/podSelector", "/spec"]);
         assert_eq!(q.project(&policy())["spec"], policy()["spec"]);
+    }
+
+    #[test]
+    fn the_host_framing_yields_its_array_and_nothing_else_does() {
+        use super::LookupResult;
+        assert_eq!(
+            LookupResult::framed_objects(br#"{"objects":[{"a":1}]}"#),
+            Some(br#"[{"a":1}]"#.as_slice())
+        );
+        assert_eq!(
+            LookupResult::framed_objects(br#"{"objects":[]}"#),
+            Some(b"[]".as_slice())
+        );
+        for other in [
+            br#"{"error":"refused"}"#.as_slice(),
+            br#"{ "objects":[]}"#,
+            br#"{"objects":null}"#,
+            br#"{"objects":[]"#,
+            br#"{"objects":}"#,
+            b"",
+        ] {
+            assert_eq!(LookupResult::framed_objects(other), None, "{other:?}");
+        }
     }
 
     #[test]

@@ -122,17 +122,17 @@ impl SnapshotContext {
         for file in &files {
             loader.file(file);
         }
-        if !loader.problems.is_empty() {
-            return Err(SnapshotError::Invalid {
-                dir: dir.to_owned(),
-                problems: loader.problems,
-            });
-        }
-        Ok(Self {
-            objects: loader.seen.len(),
-            files: files.len(),
-            types: loader.types,
-        })
+        loader.finish(dir, files.len())
+    }
+
+    /// Loads the objects of one file's text as [`Self::load`] reads each
+    /// file, `file` naming it (JSON when it ends in `.json`, otherwise YAML):
+    /// the loader without the directory walk, for the fuzz target and for
+    /// callers that hold the text already.
+    pub fn from_text(file: &Path, text: &str) -> Result<Self, SnapshotError> {
+        let mut loader = Loader::default();
+        loader.text(file, text);
+        loader.finish(file, 1)
     }
 
     /// Number of objects loaded.
@@ -204,15 +204,25 @@ impl Loader {
             document,
             item: None,
         };
-        let text = match fs::read_to_string(path) {
-            Ok(text) => text,
-            Err(e) => return self.problem(at(None), ProblemKind::Read(e)),
+        match fs::read_to_string(path) {
+            Ok(text) => self.text(path, &text),
+            Err(e) => self.problem(at(None), ProblemKind::Read(e)),
+        }
+    }
+
+    /// The documents of one file's text (JSON by a `.json` extension,
+    /// otherwise YAML).
+    fn text(&mut self, path: &Path, text: &str) {
+        let at = |document| Location {
+            file: path.to_owned(),
+            document,
+            item: None,
         };
         let is_json = path
             .extension()
             .is_some_and(|e| e.eq_ignore_ascii_case("json"));
         if is_json {
-            let documents = serde_json::Deserializer::from_str(&text).into_iter::<Value>();
+            let documents = serde_json::Deserializer::from_str(text).into_iter::<Value>();
             for (i, doc) in documents.enumerate() {
                 match doc {
                     Ok(doc) => self.document(at(Some(i + 1)), doc),
@@ -221,7 +231,7 @@ impl Loader {
                 }
             }
         } else {
-            for (i, doc) in serde_yaml_ng::Deserializer::from_str(&text).enumerate() {
+            for (i, doc) in serde_yaml_ng::Deserializer::from_str(text).enumerate() {
                 match Value::deserialize(doc) {
                     Ok(doc) => self.document(at(Some(i + 1)), doc),
                     // The parser repeats a syntax error for every later
@@ -300,6 +310,21 @@ impl Loader {
             .entry(&seen_key.0)
             .insert(seen_key.1.clone(), object);
         self.seen.insert(seen_key, at);
+    }
+
+    /// Everything loaded, or every problem found (`dir` names the snapshot).
+    fn finish(self, dir: &Path, files: usize) -> Result<SnapshotContext, SnapshotError> {
+        if !self.problems.is_empty() {
+            return Err(SnapshotError::Invalid {
+                dir: dir.to_owned(),
+                problems: self.problems,
+            });
+        }
+        Ok(SnapshotContext {
+            objects: self.seen.len(),
+            files,
+            types: self.types,
+        })
     }
 
     fn problem(&mut self, at: Location, error: ProblemKind) {

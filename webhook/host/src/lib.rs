@@ -12,7 +12,9 @@
 //! composed in configuration order, and the [`Decision`] combined.
 //!
 //! Stage by stage: [`Review`] → selection → [`Verdict`] (the guest's
-//! answer) → [`Outcome`] (what it means for the review) → [`Decision`].
+//! answer) → [`Outcome`] (what it means for the review) → [`Decision`] →
+//! the answer's bytes ([`response`]), so the wire format in and out sits in
+//! one crate.
 
 pub mod config;
 pub mod input;
@@ -22,6 +24,7 @@ pub mod matcher;
 pub mod outcome;
 pub mod patch;
 pub mod policy;
+pub mod response;
 pub mod review;
 pub mod sandbox;
 

@@ -43,7 +43,11 @@ impl Composer {
         };
         let ops = serde_json::to_value(ops).map_err(PatchError::Invalid)?;
         let patch: json_patch::Patch = serde_json::from_value(ops).map_err(PatchError::Invalid)?;
-        json_patch::patch(&mut object, &patch).map_err(PatchError::Apply)?;
+        // On a copy, so a failure leaves nothing to undo: json-patch's
+        // transactional `patch` panics when undoing some sequences (a move
+        // onto its own parent, then a failing operation), and a guest's
+        // patch must never take the host down.
+        json_patch::patch_unsafe(&mut object, &patch).map_err(PatchError::Apply)?;
         Ok(self.object.insert(object))
     }
 
@@ -103,6 +107,27 @@ mod tests {
             .unwrap_err();
         assert!(matches!(error, PatchError::Apply(_)), "{error}");
         assert_eq!(composer.object, Some(json!({"spec": {"replicas": 1}})));
+    }
+
+    #[test]
+    fn a_failing_patch_after_a_move_onto_its_parent_is_an_error() {
+        // Found by the patch_compose fuzz target: json_patch::patch undoes
+        // the move as a move of /spec into /spec/replicas, which fails, and
+        // panicked ("unable to undo applied patches").
+        let body =
+            body(json!({"uid": "u", "operation": "UPDATE", "object": {"spec": {"replicas": 3}}}));
+        let review = review(&body);
+        let mut composer = Composer::default();
+        let ops = [
+            PatchOp::Move {
+                from: "/spec/replicas".to_owned(),
+                path: "/spec".to_owned(),
+            },
+            PatchOp::remove("/missing"),
+        ];
+        let error = composer.apply(&review, &ops).unwrap_err();
+        assert!(matches!(error, PatchError::Apply(_)), "{error}");
+        assert_eq!(composer.object, None, "a refused patch changes nothing");
     }
 
     #[test]

@@ -62,7 +62,8 @@ impl Chain<'_> {
                 let ops: json_patch::Patch = serde_json::to_value(ops)
                     .and_then(serde_json::from_value)
                     .map_err(|e| ChainError::Patch(e.to_string()))?;
-                json_patch::patch(&mut object, &ops)
+                // On a copy: patch_unsafe, since json_patch::patch can panic undoing a failure.
+                json_patch::patch_unsafe(&mut object, &ops)
                     .map_err(|e| ChainError::Patch(e.to_string()))?;
                 let mut next = review.clone();
                 next["request"]["object"] = object.clone();

@@ -11,7 +11,7 @@
 mod backstop;
 pub mod deadline;
 mod queue;
-pub mod response;
+pub use tollgate_host::response;
 mod service;
 
 pub use backstop::Cutoff;

@@ -155,45 +155,28 @@ impl CompiledModule {
         context: &dyn ClusterContext,
     ) -> Result<Vec<Verdict>, EvalError> {
         let mut session = self.session(budget, allow, context)?;
-        let verdicts = match (self.abi, calls) {
+        match (self.abi, calls) {
             (AbiVersion::V1, [call]) => {
                 let [(rp, rl), (qp, ql), (sp, sl)] =
                     session.write([call.rule.as_bytes(), request, call.settings])?;
                 let bytes =
                     session.call_packed(&self.exports.evaluate, (rp, rl, qp, ql, sp, sl))?;
-                let verdict: Verdict = serde_json::from_slice(bytes)
-                    .map_err(|e| EvalError::Output(format!("not a verdict: {e}")))?;
-                vec![verdict]
+                decode_verdicts(AbiVersion::V1, bytes, 1)
             }
             (AbiVersion::V1, _) => {
                 // The judge never bundles a v1 module; refuse rather than guess.
-                return Err(EvalError::Output(format!(
+                Err(EvalError::Output(format!(
                     "an ABI v1 module evaluates one rule per call, not {}",
                     calls.len()
-                )));
+                )))
             }
             (AbiVersion::V2, _) => {
                 let rules = rules_document(calls);
                 let [(qp, ql), (rp, rl)] = session.write([request, &rules])?;
                 let bytes = session.call_packed(&self.exports.evaluate, (qp, ql, rp, rl))?;
-                let Verdicts { verdicts } = serde_json::from_slice(bytes)
-                    .map_err(|e| EvalError::Output(format!("not a list of verdicts: {e}")))?;
-                if verdicts.len() != calls.len() {
-                    return Err(EvalError::Output(format!(
-                        "returned {} verdicts for {} rules",
-                        verdicts.len(),
-                        calls.len()
-                    )));
-                }
-                verdicts
+                decode_verdicts(AbiVersion::V2, bytes, calls.len())
             }
-        };
-        if verdicts.iter().any(|v| v.allowed && v.patch.is_some()) {
-            return Err(EvalError::Output(
-                "a patch is only valid with allowed: false".to_owned(),
-            ));
         }
-        Ok(verdicts)
     }
 
     fn session<'a>(
@@ -213,6 +196,43 @@ impl CompiledModule {
         session.bind(&self.exports)?;
         Ok(session)
     }
+}
+
+/// Decodes what a module's `tollgate_evaluate` returned for `rules` rules:
+/// one verdict (ABI v1) or `{"verdicts": [...]}` with exactly one verdict
+/// per rule (v2); a patch only on a denial. The guest's bytes are untrusted
+/// (a broken or hostile module writes anything), so every departure from the
+/// ABI is an [`EvalError::Output`]. Public for the fuzz target that feeds it
+/// arbitrary bytes.
+pub fn decode_verdicts(
+    abi: AbiVersion,
+    bytes: &[u8],
+    rules: usize,
+) -> Result<Vec<Verdict>, EvalError> {
+    let verdicts = match abi {
+        AbiVersion::V1 => {
+            let verdict: Verdict = serde_json::from_slice(bytes)
+                .map_err(|e| EvalError::Output(format!("not a verdict: {e}")))?;
+            vec![verdict]
+        }
+        AbiVersion::V2 => {
+            let Verdicts { verdicts } = serde_json::from_slice(bytes)
+                .map_err(|e| EvalError::Output(format!("not a list of verdicts: {e}")))?;
+            verdicts
+        }
+    };
+    if verdicts.len() != rules {
+        return Err(EvalError::Output(format!(
+            "returned {} verdicts for {rules} rules",
+            verdicts.len()
+        )));
+    }
+    if verdicts.iter().any(|v| v.allowed && v.patch.is_some()) {
+        return Err(EvalError::Output(
+            "a patch is only valid with allowed: false".to_owned(),
+        ));
+    }
+    Ok(verdicts)
 }
 
 /// `[{"rule": "<name>", "settings": <json>}, ...]`: the settings were

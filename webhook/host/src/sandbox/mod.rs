@@ -24,7 +24,7 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 pub use abi::{AbiVersion, ModuleError};
-pub use compiled::{CompiledModule, RuleCall};
+pub use compiled::{CompiledModule, RuleCall, decode_verdicts};
 pub use cpu_clock::thread_cpu_time;
 pub use stats::SandboxStats;
 

@@ -5,9 +5,9 @@
 //! cost this crate avoids) and only speaks `admission.k8s.io/v1`, while the
 //! answer must echo the request's apiVersion, v1beta1 included.
 
+use crate::Decision;
 use base64::Engine;
 use serde::Serialize;
-use tollgate_host::Decision;
 use tollgate_sdk::PatchOp;
 
 /// The code of a policy denial.
@@ -83,6 +83,9 @@ fn encode(
     warnings: &[String],
     patch: Option<&[PatchOp]>,
 ) -> Vec<u8> {
+    // The API server applies no patch of a denial; sending one anyway (a
+    // Decision built by hand with both) would only mislead whoever reads it.
+    let patch = patch.filter(|_| denial.is_none());
     let review = ReviewOut {
         api_version,
         kind: "AdmissionReview",
@@ -131,6 +134,20 @@ mod tests {
             json!({"uid": "u-1", "allowed": false, "status": {"code": 403, "message": "p: no"},
                    "warnings": ["p: careful"]})
         );
+    }
+
+    #[test]
+    fn a_denial_carries_no_patch() {
+        // `Decision::new` clears the patch of a denial; the encoder holds to
+        // it on its own (the response_encode fuzz target's property).
+        let decision = Decision {
+            denial: Some("p: no".to_owned()),
+            patch: vec![PatchOp::remove("/spec")],
+            ..Decision::default()
+        };
+        let response = &answer(super::decision(V1BETA1, "u-1", &decision))["response"];
+        assert_eq!(response["allowed"], false);
+        assert!(response.get("patch").is_none() && response.get("patchType").is_none());
     }
 
     #[test]
