@@ -617,3 +617,49 @@ async fn a_three_mib_object_is_judged_beyond_the_guest_arena() {
         .await
         .assert_warned(R13, &["kube-system/calico-config changed", "big"]);
 }
+
+/// R9 on a large prepared cluster: every namespace and policy is read (the
+/// lookups projected to what R9 reads), and the answers — several MiB, well
+/// beyond the guest's 2 MiB arena — fit the 64 MiB memory cap. Before the
+/// SDK allocator bumped through grown memory a chunk at a time, each
+/// allocation past the arena took a whole page and this failed with
+/// "exceeded its memory cap".
+#[tokio::test]
+async fn r9_scans_thousands_of_namespaces_and_policies_within_the_memory_cap() {
+    let mut cluster = prepared_cluster();
+    for i in 0..1_500 {
+        let ns = format!("team-{i:04}");
+        cluster.push(namespace(&ns, true));
+        cluster.push(network_policy(
+            &ns,
+            "default-deny",
+            json!({"podSelector": {}, "policyTypes": ["Ingress"]}),
+        ));
+        for app in [
+            "allow-dns",
+            "allow-monitoring",
+            "allow-same-namespace",
+            "allow-web",
+        ] {
+            cluster.push(network_policy(
+                &ns,
+                app,
+                json!({
+                    "podSelector": {"matchLabels": {"app.kubernetes.io/part-of": ns}},
+                    "policyTypes": ["Ingress"],
+                    "ingress": [{"from": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}},
+                                           "podSelector": {"matchLabels": {"app.kubernetes.io/name": app}}}],
+                                 "ports": [{"protocol": "TCP", "port": 8080}]}],
+                }),
+            ));
+        }
+    }
+    let server = serve_snapshot(cluster);
+    check(
+        &server,
+        "r9-large-prepared",
+        ds_update("v2.2/kdd/calico.yaml", "v2.3/kdd/calico.yaml"),
+    )
+    .await
+    .assert_silent(R9);
+}
