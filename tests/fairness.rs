@@ -134,8 +134,12 @@ async fn a_fast_rule_keeps_its_250ms_cpu_budget_while_1s_spinners_run() {
                 );
                 let answer = review_with(&client, &url, &request).await;
                 let message = response(&request, &answer)["status"]["message"].clone();
+                // On saturated cores a spinner may not get 1 s of CPU within
+                // the review's 10 s: then the review deadline stops it first.
                 assert!(
                     message == "spin: policy failed (deadline): exceeded its CPU budget of 1s"
+                        || message
+                            == "spin: policy failed (deadline): no verdict before the review deadline"
                         || message
                             .as_str()
                             .is_some_and(|m| m.starts_with("spin: policy failed (overload): ")),
