@@ -109,17 +109,7 @@ impl Audited {
 
 /// Runs `audit`; the exit status.
 pub fn run(args: &AuditArgs) -> i32 {
-    let mut out = std::io::stdout().lock();
-    let code = match audit(args, &mut out) {
-        Ok(true) => 0,
-        Ok(false) => 1,
-        Err(Unusable(message)) => {
-            eprintln!("tollgate audit: {message}");
-            2
-        }
-    };
-    let _ = out.flush();
-    code
+    crate::check::exit_status("audit", |out| audit(args, out))
 }
 
 fn audit(args: &AuditArgs, out: &mut dyn Write) -> Result<bool, Unusable> {

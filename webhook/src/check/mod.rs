@@ -122,12 +122,22 @@ pub struct Checked<'m> {
 
 /// Runs `check`, printing to stdout and problems to stderr; the exit status.
 pub fn run(args: &CheckArgs) -> i32 {
+    exit_status("check", |out| check(args, out))
+}
+
+/// The exit status of a pre-flight command that prints to stdout: 0 when
+/// everything passed, 1 when something did not, 2 (the problem on stderr,
+/// named after `command`) when the input or configuration is unusable.
+pub(crate) fn exit_status(
+    command: &str,
+    run: impl FnOnce(&mut dyn Write) -> Result<bool, Unusable>,
+) -> i32 {
     let mut out = std::io::stdout().lock();
-    let code = match check(args, &mut out) {
+    let code = match run(&mut out) {
         Ok(true) => 0,
         Ok(false) => 1,
         Err(Unusable(message)) => {
-            eprintln!("tollgate check: {message}");
+            eprintln!("tollgate {command}: {message}");
             2
         }
     };
