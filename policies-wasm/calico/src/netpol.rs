@@ -3,7 +3,7 @@
 
 use serde::Deserialize;
 use tollgate_sdk::version::Version;
-use tollgate_sdk::views::{NetworkPolicy, ObjectMeta};
+use tollgate_sdk::views::{NetworkPolicy, NetworkPolicySpec};
 
 use crate::identify::Datastore;
 
@@ -17,34 +17,46 @@ pub const ISOLATION_ANNOTATION_POINTER: &str =
 /// `kubectl apply -n NS -f -`.
 pub const DEFAULT_DENY_JSON: &str = r#"{"apiVersion":"networking.k8s.io/v1","kind":"NetworkPolicy","metadata":{"name":"default-deny"},"spec":{"podSelector":{}}}"#;
 
-/// What is read of a Namespace: its metadata. A view this small keeps a
-/// scan of thousands of namespaces cheap in the guest.
-#[derive(Debug, Clone, Default, Deserialize)]
-pub struct Namespace<'a> {
-    #[serde(borrow, default)]
-    pub metadata: ObjectMeta<'a>,
-}
-
-impl Namespace<'_> {
-    pub fn name(&self) -> &str {
-        self.metadata.name.as_deref().unwrap_or("")
+/// DefaultDeny(ns): the value of [`ISOLATION_ANNOTATION`] parses as JSON
+/// with `.ingress.isolation == "DefaultDeny"`; anything else is not.
+pub fn is_default_deny_annotation(annotation: &str) -> bool {
+    // Only the member read is parsed (a scan meets thousands of these);
+    // an annotation of another shape does not parse and is not DefaultDeny.
+    #[derive(Deserialize)]
+    struct Annotation<'a> {
+        #[serde(borrow)]
+        ingress: Ingress<'a>,
     }
+    #[derive(Deserialize)]
+    struct Ingress<'a> {
+        #[serde(borrow)]
+        isolation: std::borrow::Cow<'a, str>,
+    }
+    serde_json::from_str::<Annotation<'_>>(annotation)
+        .is_ok_and(|a| a.ingress.isolation == "DefaultDeny")
 }
 
-/// DefaultDeny(ns): the annotation parses as JSON with
-/// `.ingress.isolation == "DefaultDeny"`; anything else is not.
-pub fn is_default_deny_namespace(ns: &Namespace<'_>) -> bool {
-    ns.metadata
-        .annotation(ISOLATION_ANNOTATION)
-        .and_then(|a| serde_json::from_str::<serde_json::Value>(a).ok())
-        .is_some_and(|v| v["ingress"]["isolation"] == "DefaultDeny")
-}
+/// What [`is_default_deny_policy`] reads of a policy, as a lookup's fields.
+pub const DEFAULT_DENY_FIELDS: [&str; 3] =
+    ["/spec/podSelector", "/spec/policyTypes", "/spec/ingress"];
+/// The members a default-deny policy has empty, as a lookup's content
+/// filter: the host then sends only policies of that shape. The SDK's
+/// emptiness ([`tollgate_sdk::wire::is_empty_value`]) holds for every
+/// selector that selects all pods and every absent or empty rule list, so
+/// the filter keeps every policy [`is_default_deny_policy`] accepts (a
+/// selector with unknown members would be the exception, and the API server
+/// prunes those before it stores a policy).
+pub const DEFAULT_DENY_EMPTY: [&str; 2] = ["/spec/podSelector", "/spec/ingress"];
 
 /// A policy that selects every pod and allows no ingress: empty (or null or
 /// missing) podSelector, no ingress rules, policyTypes absent or containing
 /// Ingress.
 pub fn is_default_deny_policy(policy: &NetworkPolicy<'_>) -> bool {
-    let spec = &policy.spec;
+    is_default_deny_spec(&policy.spec)
+}
+
+/// [`is_default_deny_policy`] of a policy's spec.
+pub fn is_default_deny_spec(spec: &NetworkPolicySpec<'_>) -> bool {
     spec.selects_all_pods()
         && spec.ingress.as_ref().is_none_or(Vec::is_empty)
         && spec.affects_ingress()
@@ -82,40 +94,49 @@ mod tests {
         serde_json::from_str(text).unwrap()
     }
 
-    fn ns(annotation: Option<&str>) -> Namespace<'static> {
-        let mut v = json!({"kind": "Namespace", "metadata": {"name": "n"}});
-        if let Some(a) = annotation {
-            v["metadata"]["annotations"] = json!({ISOLATION_ANNOTATION: a});
-        }
-        parse(v)
-    }
-
     #[test]
     fn default_deny_namespaces() {
-        assert!(is_default_deny_namespace(&ns(Some(
+        assert!(is_default_deny_annotation(
             r#"{"ingress":{"isolation":"DefaultDeny"}}"#
-        ))));
-        assert!(!is_default_deny_namespace(&ns(Some(
+        ));
+        assert!(!is_default_deny_annotation(
             r#"{"ingress":{"isolation":"None"}}"#
-        ))));
-        assert!(!is_default_deny_namespace(&ns(Some("DefaultDeny"))));
-        assert!(!is_default_deny_namespace(&ns(Some(
-            r#"{"ingress":"DefaultDeny"}"#
-        ))));
-        assert!(!is_default_deny_namespace(&ns(Some("{not json"))));
-        assert!(!is_default_deny_namespace(&ns(None)));
+        ));
+        assert!(!is_default_deny_annotation("DefaultDeny"));
+        assert!(!is_default_deny_annotation(r#"{"ingress":"DefaultDeny"}"#));
+        assert!(!is_default_deny_annotation("{not json"));
+        assert!(is_default_deny_annotation(
+            r#" { "other": 1, "ingress": { "isolation": "Default\u0044eny", "x": [] } } "#
+        ));
+        assert!(!is_default_deny_annotation(
+            r#"{"ingress":{"isolation":null}}"#
+        ));
+        assert!(!is_default_deny_annotation(r#"{"ingress":null}"#));
+        assert!(!is_default_deny_annotation(r#"[]"#));
     }
 
     #[test]
     fn default_deny_policies() {
+        // Every policy accepted here passes the lookup's content filter.
+        let filter = tollgate_sdk::wire::LookupQuery::list("networking.k8s.io/v1", "NetworkPolicy")
+            .where_empty(&DEFAULT_DENY_EMPTY);
         let p = |spec: serde_json::Value| -> NetworkPolicy<'static> {
-            parse(json!({"kind": "NetworkPolicy", "metadata": {"name": "p"}, "spec": spec}))
+            let policy = json!({"kind": "NetworkPolicy", "metadata": {"name": "p"}, "spec": spec});
+            let view: NetworkPolicy<'static> = parse(policy.clone());
+            assert!(
+                !is_default_deny_policy(&view) || filter.selects(&policy),
+                "{policy}"
+            );
+            view
         };
         assert!(is_default_deny_policy(&parse(
             json!({"kind": "NetworkPolicy", "metadata": {"name": "p"}})
         )));
         assert!(is_default_deny_policy(&p(json!({"podSelector": {}}))));
         assert!(is_default_deny_policy(&p(json!({"podSelector": null}))));
+        assert!(is_default_deny_policy(&p(
+            json!({"podSelector": {"matchLabels": {}, "matchExpressions": []}, "ingress": null})
+        )));
         assert!(is_default_deny_policy(&p(json!({}))));
         assert!(is_default_deny_policy(&p(
             json!({"podSelector": {}, "policyTypes": ["Ingress"], "ingress": []})

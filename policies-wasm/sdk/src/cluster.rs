@@ -129,18 +129,13 @@ impl MemoryCluster {
 
 impl Cluster for MemoryCluster {
     fn lookup(&self, query: &LookupQuery) -> Result<Objects, LookupError> {
-        let selected: Vec<serde_json::Value> = self
-            .objects
-            .iter()
-            .filter(|o| {
-                o["apiVersion"].as_str() == Some(query.api_version.as_str())
-                    && o["kind"].as_str() == Some(query.kind.as_str())
-                    && query.selects(o)
-            })
-            .map(|o| query.project(o))
-            .collect();
-        let json =
-            serde_json::to_vec(&selected).map_err(|e| LookupError::Malformed(e.to_string()))?;
+        let selected = self.objects.iter().filter(|o| {
+            o["apiVersion"].as_str() == Some(query.api_version.as_str())
+                && o["kind"].as_str() == Some(query.kind.as_str())
+                && query.selects(o)
+        });
+        let json = serde_json::to_vec(&query.answer(selected))
+            .map_err(|e| LookupError::Malformed(e.to_string()))?;
         Ok(Objects::from_json(json))
     }
 }

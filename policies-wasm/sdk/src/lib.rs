@@ -104,6 +104,7 @@ mod export;
 pub mod image;
 pub mod log;
 mod module;
+mod query;
 mod request;
 mod settings;
 mod verdict;

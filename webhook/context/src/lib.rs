@@ -8,6 +8,8 @@
 //! on the request path.
 
 pub mod allow;
+mod answers;
+mod lean;
 pub mod metrics;
 pub mod rbac;
 pub mod snapshot;
@@ -20,6 +22,10 @@ pub use snapshot::{SnapshotContext, SnapshotError};
 pub use store::ObjectError;
 pub use tollgate_sdk::wire::LookupQuery;
 pub use watch::{WatchContext, WatchOptions};
+
+/// A lookup's answer: a JSON array, shared between the reviews that ask the
+/// same query while the objects stay the same.
+pub type Answer = std::sync::Arc<[u8]>;
 
 /// Why a lookup was not served.
 #[derive(Debug, thiserror::Error)]
@@ -45,7 +51,7 @@ pub trait ClusterContext: Send + Sync {
     /// The objects `query` selects, as a JSON array (`[]` when the type is
     /// unknown or not served by this cluster: an absent API group is "no
     /// objects", not an error).
-    fn lookup(&self, query: &LookupQuery) -> Result<Vec<u8>, LookupError>;
+    fn lookup(&self, query: &LookupQuery) -> Result<Answer, LookupError>;
 
     /// Whether every cache has synced at least once (for `/readyz`).
     fn is_ready(&self) -> bool {
@@ -59,7 +65,7 @@ pub trait ClusterContext: Send + Sync {
 pub struct EmptyContext;
 
 impl ClusterContext for EmptyContext {
-    fn lookup(&self, _: &LookupQuery) -> Result<Vec<u8>, LookupError> {
-        Ok(b"[]".to_vec())
+    fn lookup(&self, _: &LookupQuery) -> Result<Answer, LookupError> {
+        Ok(Answer::from(&b"[]"[..]))
     }
 }

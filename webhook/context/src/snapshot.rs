@@ -27,8 +27,9 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use serde_json::Value;
 
+use crate::lean::LeanDocument;
 use crate::store::{ByType, ObjectError, ObjectKey, StoredObject, TypeStore};
-use crate::{ClusterContext, LookupError, LookupQuery, ResourceType};
+use crate::{Answer, ClusterContext, LookupError, LookupQuery, ResourceType};
 
 /// Cluster objects loaded from a snapshot directory.
 #[derive(Debug, Default)]
@@ -147,11 +148,11 @@ impl SnapshotContext {
 }
 
 impl ClusterContext for SnapshotContext {
-    fn lookup(&self, query: &LookupQuery) -> Result<Vec<u8>, LookupError> {
+    fn lookup(&self, query: &LookupQuery) -> Result<Answer, LookupError> {
         Ok(self
             .types
             .get(&query.api_version, &query.kind)
-            .map_or_else(|| b"[]".to_vec(), |store| store.select(query)))
+            .map_or_else(|| Answer::from(&b"[]"[..]), |store| store.select(query)))
     }
 }
 
@@ -222,18 +223,18 @@ impl Loader {
             .extension()
             .is_some_and(|e| e.eq_ignore_ascii_case("json"));
         if is_json {
-            let documents = serde_json::Deserializer::from_str(text).into_iter::<Value>();
+            let documents = serde_json::Deserializer::from_str(text).into_iter::<LeanDocument>();
             for (i, doc) in documents.enumerate() {
                 match doc {
-                    Ok(doc) => self.document(at(Some(i + 1)), doc),
+                    Ok(LeanDocument(doc)) => self.document(at(Some(i + 1)), doc),
                     // The stream cannot resume after a syntax error.
                     Err(e) => return self.problem(at(Some(i + 1)), ProblemKind::Json(e)),
                 }
             }
         } else {
             for (i, doc) in serde_yaml_ng::Deserializer::from_str(text).enumerate() {
-                match Value::deserialize(doc) {
-                    Ok(doc) => self.document(at(Some(i + 1)), doc),
+                match LeanDocument::deserialize(doc) {
+                    Ok(LeanDocument(doc)) => self.document(at(Some(i + 1)), doc),
                     // The parser repeats a syntax error for every later
                     // document: the rest of the file is unreadable.
                     Err(e) => return self.problem(at(Some(i + 1)), ProblemKind::Yaml(e)),

@@ -3,8 +3,11 @@
 //! Objects are kept pre-serialised, so answering a lookup copies bytes and
 //! never serialises: a list is the matching objects joined into a JSON array.
 //! A small parsed index (namespace, name, labels) filters without reparsing;
-//! its meaning is exactly [`LookupQuery::selects`] (tested below), so every
-//! backend agrees with the SDK on what a query selects.
+//! only content filters and `distinct` parse the objects the index selected.
+//! The meaning is exactly [`LookupQuery::selects`] and
+//! [`LookupQuery::answer`] (tested below), so every backend agrees with the
+//! SDK. Whole answers are kept until the type's objects change
+//! ([`AnswerCache`]).
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
@@ -12,7 +15,8 @@ use std::sync::{Mutex, OnceLock, PoisonError};
 
 use serde_json::{Map, Value};
 
-use crate::{LookupQuery, ResourceType};
+use crate::answers::AnswerCache;
+use crate::{Answer, LookupQuery, ResourceType};
 
 /// The annotation `kubectl apply` writes: a full copy of the object that no
 /// rule reads.
@@ -104,15 +108,18 @@ impl StoredObject {
             return Cow::Borrowed(&self.json);
         }
         let project = || {
-            let object: Value =
-                serde_json::from_str(&self.json).expect("the store holds the JSON it wrote");
-            serde_json::to_string(&query.project(&object))
+            serde_json::to_string(&query.project(&self.value()))
                 .expect("a serde_json::Value always serialises")
         };
         match slot.and_then(|i| self.projections.get(i)) {
             Some(cell) => Cow::Borrowed(cell.get_or_init(|| project().into_boxed_str())),
             None => Cow::Owned(project()),
         }
+    }
+
+    /// The stored object, parsed (for content filters and `distinct`).
+    fn value(&self) -> Value {
+        serde_json::from_str(&self.json).expect("the store holds the JSON it wrote")
     }
 
     fn label(&self, key: &str) -> Option<&str> {
@@ -136,7 +143,7 @@ impl StoredObject {
 }
 
 /// Removes what no rule reads but costs memory on every object.
-fn strip(meta: &mut Map<String, Value>) {
+pub(crate) fn strip(meta: &mut Map<String, Value>) {
     meta.remove("managedFields");
     if let Some(Value::Object(annotations)) = meta.get_mut("annotations") {
         annotations.remove(LAST_APPLIED);
@@ -168,6 +175,7 @@ pub(crate) struct TypeStore {
     /// The `fields` sets queries have asked for, in order of first use; an
     /// entry's index is its projection slot in every object.
     field_sets: Mutex<Vec<Vec<String>>>,
+    answers: AnswerCache,
 }
 
 impl TypeStore {
@@ -177,6 +185,7 @@ impl TypeStore {
 
     /// Stores `object`, returning the one it replaces.
     pub fn insert(&mut self, key: ObjectKey, object: StoredObject) -> Option<StoredObject> {
+        self.answers.clear();
         let names = match key.namespace {
             None => &mut self.cluster,
             Some(ns) => self.namespaced.entry(ns.into()).or_default(),
@@ -189,6 +198,7 @@ impl TypeStore {
     }
 
     pub fn remove(&mut self, key: &ObjectKey) -> Option<StoredObject> {
+        self.answers.clear();
         let old = match &key.namespace {
             None => self.cluster.remove(key.name.as_str()),
             Some(ns) => {
@@ -214,9 +224,14 @@ impl TypeStore {
         }
     }
 
-    /// The objects `query` selects (its apiVersion and kind are the caller's
-    /// business), as a JSON array.
-    pub fn select(&self, query: &LookupQuery) -> Vec<u8> {
+    /// The answer to `query` (its apiVersion and kind are the caller's
+    /// business): a JSON array of the objects it selects, projected, or of
+    /// their distinct values.
+    pub fn select(&self, query: &LookupQuery) -> Answer {
+        self.answers.get_or_compute(query, || self.compute(query))
+    }
+
+    fn compute(&self, query: &LookupQuery) -> Vec<u8> {
         let mut hits: Vec<&StoredObject> = Vec::new();
         let name = query.name.as_deref();
         match &query.namespace {
@@ -234,6 +249,18 @@ impl TypeStore {
         }
         if !query.labels.is_empty() {
             hits.retain(|o| o.has_labels(&query.labels));
+        }
+        if query.reads_content() {
+            let parsed: Vec<(&StoredObject, Value)> = hits
+                .into_iter()
+                .map(|o| (o, o.value()))
+                .filter(|(_, v)| query.selects(v))
+                .collect();
+            if !query.distinct.is_empty() {
+                let answer = query.answer(parsed.iter().map(|(_, v)| v));
+                return serde_json::to_vec(&answer).expect("a serde_json::Value always serialises");
+            }
+            hits = parsed.into_iter().map(|(o, _)| o).collect();
         }
         let slot = self.slot(&query.fields);
         let answers: Vec<Cow<'_, str>> = hits.iter().map(|o| o.answer(query, slot)).collect();
@@ -417,6 +444,24 @@ mod tests {
                     for fields in FIELD_SETS {
                         out.push(q.clone().with_fields(fields));
                     }
+                    // Content filters and distinct values parse the
+                    // objects the index selected.
+                    out.push(q.clone().where_empty(&["/metadata/labels"]));
+                    out.push(
+                        q.clone()
+                            .where_non_empty(&["/metadata/labels/tier"])
+                            .with_fields(&["/spec"]),
+                    );
+                    out.push(q.clone().distinct(&["/metadata/labels/tier"]));
+                    out.push(
+                        q.clone()
+                            .distinct(&["/metadata/namespace", "/metadata/labels/tier"]),
+                    );
+                    out.push(
+                        q.clone()
+                            .where_empty(&["/spec/n"])
+                            .distinct(&["/metadata/name"]),
+                    );
                 }
             }
         }
@@ -448,7 +493,7 @@ mod tests {
             assert!(store.insert(key, obj).is_none(), "test objects are unique");
         }
         assert_eq!(store.len(), stored.len());
-        let mut non_empty = 0;
+        let (mut non_empty, mut distinct) = (0, 0);
         for query in queries() {
             let got: Vec<Value> = serde_json::from_slice(&store.select(&query)).unwrap();
             let mut want: Vec<&Value> = stored.iter().filter(|o| query.selects(o)).collect();
@@ -459,19 +504,31 @@ mod tests {
                 )
             };
             want.sort_by_key(|o| key(o));
-            let got_keys: Vec<_> = got.iter().map(key).collect();
-            let want_keys: Vec<_> = want.iter().map(|o| key(o)).collect();
-            assert_eq!(got_keys, want_keys, "query {query:?}");
-            let want: Vec<Value> = want.iter().map(|o| query.project(o)).collect();
-            assert_eq!(got, want, "query {query:?}");
+            if query.distinct.is_empty() {
+                let got_keys: Vec<_> = got.iter().map(key).collect();
+                let want_keys: Vec<_> = want.iter().map(|o| key(o)).collect();
+                assert_eq!(got_keys, want_keys, "query {query:?}");
+            }
+            assert_eq!(
+                Value::Array(got.clone()),
+                query.answer(want.iter().copied()),
+                "query {query:?}"
+            );
+            // Asked again, the kept answer is the same.
+            assert_eq!(
+                serde_json::from_slice::<Vec<Value>>(&store.select(&query)).unwrap(),
+                got
+            );
             non_empty += usize::from(!got.is_empty());
+            distinct += usize::from(!query.distinct.is_empty() && got.len() > 1);
         }
         assert!(non_empty > 20, "the queries exercise real matches");
+        assert!(distinct > 5, "and several distinct values");
         assert_eq!(store.field_sets.lock().unwrap().len(), PROJECTION_SLOTS);
     }
 
-    /// A replaced object answers its new content, never a projection cached
-    /// for the one it replaced.
+    /// A replaced object answers its new content, never a projection or an
+    /// answer kept for the one it replaced.
     #[test]
     fn a_replaced_object_drops_its_cached_projections() {
         let ty = pod_type();
@@ -486,8 +543,11 @@ mod tests {
         store.insert(key, obj);
         assert_eq!(spec_of(&store), [json!({"n": 1})]);
         let (key, obj) = StoredObject::new(&ty, pod(2)).unwrap();
-        assert!(store.insert(key, obj).is_some());
+        assert!(store.insert(key.clone(), obj).is_some());
         assert_eq!(spec_of(&store), [json!({"n": 2})]);
+        // Kept answers go with any change, a removal too.
+        store.remove(&key);
+        assert_eq!(spec_of(&store), Vec::<Value>::new());
     }
 
     #[test]
@@ -569,11 +629,11 @@ mod tests {
         assert!(store.remove(&k1).is_none());
         assert_eq!(store.len(), 1);
         assert_eq!(
-            store.select(&LookupQuery::list("v1", "Pod").in_namespace("a")),
+            &*store.select(&LookupQuery::list("v1", "Pod").in_namespace("a")),
             b"[]"
         );
         assert!(store.remove(&k3).is_some());
         assert_eq!(store.len(), 0);
-        assert_eq!(store.select(&LookupQuery::list("v1", "Pod")), b"[]");
+        assert_eq!(&*store.select(&LookupQuery::list("v1", "Pod")), b"[]");
     }
 }

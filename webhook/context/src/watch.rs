@@ -27,7 +27,7 @@ use tokio::task::JoinHandle;
 use self::cache::TypeCache;
 use crate::metrics::ContextMetrics;
 use crate::store::ByType;
-use crate::{ClusterContext, LookupError, LookupQuery, ResourceType};
+use crate::{Answer, ClusterContext, LookupError, LookupQuery, ResourceType};
 
 /// Tuning of the watch backend.
 #[derive(Debug, Clone)]
@@ -214,7 +214,7 @@ impl WatchContext {
 }
 
 impl ClusterContext for WatchContext {
-    fn lookup(&self, query: &LookupQuery) -> Result<Vec<u8>, LookupError> {
+    fn lookup(&self, query: &LookupQuery) -> Result<Answer, LookupError> {
         let started = Instant::now();
         let caches = self.caches.read().unwrap_or_else(PoisonError::into_inner);
         let answer = match caches.get(&query.api_version, &query.kind) {

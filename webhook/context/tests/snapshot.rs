@@ -385,6 +385,9 @@ fn an_empty_directory_is_an_empty_cluster() {
     let dir = tempfile::tempdir().unwrap();
     let ctx = SnapshotContext::load(dir.path()).unwrap();
     assert_eq!(ctx.object_count(), 0);
-    assert_eq!(ctx.lookup(&LookupQuery::list("v1", "Pod")).unwrap(), b"[]");
+    assert_eq!(
+        &*ctx.lookup(&LookupQuery::list("v1", "Pod")).unwrap(),
+        b"[]"
+    );
     assert!(ctx.is_ready());
 }

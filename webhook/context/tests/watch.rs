@@ -233,7 +233,7 @@ async fn absent_api_is_no_objects_and_is_picked_up_when_it_appears() {
         "globalconfigs",
         json!({"metadata": {"name": "config", "namespace": "kube-system"}, "spec": {"value": "x"}}),
     );
-    eventually(|| ctx.lookup(&tpr_query).is_ok_and(|b| b != b"[]")).await;
+    eventually(|| ctx.lookup(&tpr_query).is_ok_and(|b| &*b != b"[]")).await;
     assert_eq!(lookup(&ctx, &tpr_query)[0]["spec"]["value"], "x");
     assert!(metrics_text(&registry).contains(
         r#"tollgate_context_api_absent{api_version="projectcalico.org/v1",kind="GlobalConfig"} 0"#
@@ -242,7 +242,7 @@ async fn absent_api_is_no_objects_and_is_picked_up_when_it_appears() {
     // And removed again: back to no objects, not an error.
     server.unserve("projectcalico.org/v1", "GlobalConfig");
     server.drop_watches();
-    eventually(|| ctx.lookup(&tpr_query).is_ok_and(|b| b == b"[]")).await;
+    eventually(|| ctx.lookup(&tpr_query).is_ok_and(|b| &*b == b"[]")).await;
     assert!(ctx.is_ready());
 }
 

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::{REQUEST, sandbox, single};
-use tollgate_context::{ClusterContext, EmptyContext, LookupError, LookupQuery};
+use tollgate_context::{Answer, ClusterContext, EmptyContext, LookupError, LookupQuery};
 use tollgate_host::{PolicySet, Verdict};
 
 const GRANT: &str =
@@ -91,9 +91,9 @@ fn a_namespace_outside_the_grant_is_refused() {
 struct OneReplicaSet(Mutex<Vec<LookupQuery>>);
 
 impl ClusterContext for OneReplicaSet {
-    fn lookup(&self, query: &LookupQuery) -> Result<Vec<u8>, LookupError> {
+    fn lookup(&self, query: &LookupQuery) -> Result<Answer, LookupError> {
         self.0.lock().unwrap().push(query.clone());
-        Ok(br#"[{"apiVersion":"apps/v1","kind":"ReplicaSet","metadata":{"name":"rs","namespace":"kube-system"}}]"#.to_vec())
+        Ok(Answer::from(&br#"[{"apiVersion":"apps/v1","kind":"ReplicaSet","metadata":{"name":"rs","namespace":"kube-system"}}]"#[..]))
     }
 }
 
@@ -122,7 +122,7 @@ fn a_granted_query_is_served_from_the_context() {
 struct Unavailable;
 
 impl ClusterContext for Unavailable {
-    fn lookup(&self, _: &LookupQuery) -> Result<Vec<u8>, LookupError> {
+    fn lookup(&self, _: &LookupQuery) -> Result<Answer, LookupError> {
         Err(LookupError::Unavailable("cache not synced".into()))
     }
 }

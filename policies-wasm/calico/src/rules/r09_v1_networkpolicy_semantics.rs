@@ -11,7 +11,7 @@ use std::collections::BTreeSet;
 
 use serde::Deserialize;
 use tollgate_sdk::version::Version;
-use tollgate_sdk::views::NetworkPolicy;
+use tollgate_sdk::views::{NetworkPolicySpec, Str};
 use tollgate_sdk::wire::LookupQuery;
 use tollgate_sdk::{Cluster, LookupError, Object, Request, Settings, Verdict};
 
@@ -70,44 +70,55 @@ fn check(
     else {
         return Ok(Verdict::allow());
     };
-    // A cluster may hold thousands of each: ask only for what is read, and
-    // index by namespace so the scan stays linear.
-    let namespaces = cluster.lookup(
-        &LookupQuery::list("v1", "Namespace").with_fields(&[netpol::ISOLATION_ANNOTATION_POINTER]),
+    // A cluster may hold thousands of each. The host filters and reduces,
+    // so the guest receives only what decides the verdict: each annotated
+    // namespace with its annotation, the namespaces that hold policies, and
+    // the namespace and policyTypes of each policy shaped like the guide's
+    // default-deny.
+    let annotated = cluster.lookup(
+        &LookupQuery::list("v1", "Namespace")
+            .where_non_empty(&[netpol::ISOLATION_ANNOTATION_POINTER])
+            .distinct(&["/metadata/name", netpol::ISOLATION_ANNOTATION_POINTER]),
     )?;
-    let namespaces = namespaces.parse_as::<netpol::Namespace<'_>>()?;
-    let policies = cluster.lookup(
-        &LookupQuery::list("networking.k8s.io/v1", "NetworkPolicy").with_fields(&[
-            "/spec/podSelector",
-            "/spec/policyTypes",
-            "/spec/ingress",
-        ]),
+    let annotated = annotated.parse_as::<(&str, Str<'_>)>()?;
+    let with_policies = cluster.lookup(
+        &LookupQuery::list("networking.k8s.io/v1", "NetworkPolicy")
+            .distinct(&["/metadata/namespace"]),
     )?;
-    let policies = policies.parse_as::<NetworkPolicy<'_>>()?;
-    let default_deny: BTreeSet<&str> = namespaces
+    let with_policies: BTreeSet<&str> = with_policies.parse_as::<&str>()?.into_iter().collect();
+    let deny_shaped = cluster.lookup(
+        &LookupQuery::list("networking.k8s.io/v1", "NetworkPolicy")
+            .where_empty(&netpol::DEFAULT_DENY_EMPTY)
+            .distinct(&["/metadata/namespace", "/spec/policyTypes"]),
+    )?;
+    let deny_shaped = deny_shaped.parse_as::<(Option<&str>, Option<Vec<Str<'_>>>)>()?;
+    // Distinct answers come in name order, the cluster's namespace order.
+    let default_deny: Vec<&str> = annotated
         .iter()
-        .filter(|n| netpol::is_default_deny_namespace(n))
-        .map(|n| n.name())
+        .filter(|(_, annotation)| netpol::is_default_deny_annotation(annotation))
+        .map(|(name, _)| *name)
         .collect();
-    let with_policies: BTreeSet<&str> = policies
-        .iter()
-        .filter_map(|p| p.metadata.namespace.as_deref())
+    let isolated: BTreeSet<&str> = deny_shaped
+        .into_iter()
+        .filter_map(|(namespace, policy_types)| {
+            // Selects every pod and allows no ingress (the host filtered):
+            // default-deny when it applies to ingress.
+            let spec = NetworkPolicySpec {
+                policy_types,
+                ..NetworkPolicySpec::default()
+            };
+            netpol::is_default_deny_spec(&spec).then_some(namespace?)
+        })
         .collect();
-    let isolated: BTreeSet<&str> = policies
-        .iter()
-        .filter(|p| netpol::is_default_deny_policy(p))
-        .filter_map(|p| p.metadata.namespace.as_deref())
-        .collect();
+    let default_deny_set: BTreeSet<&str> = default_deny.iter().copied().collect();
     let to_clean: Vec<String> = with_policies
-        .difference(&default_deny)
+        .difference(&default_deny_set)
         .map(|ns| ns.to_string())
         .collect();
-    // In the cluster's namespace order, as listed.
-    let to_isolate: Vec<String> = namespaces
+    let to_isolate: Vec<String> = default_deny
         .iter()
-        .map(|n| n.name())
-        .filter(|ns| default_deny.contains(ns) && !isolated.contains(ns))
-        .map(str::to_owned)
+        .filter(|ns| !isolated.contains(*ns))
+        .map(|ns| ns.to_string())
         .collect();
     if to_clean.is_empty() && to_isolate.is_empty() {
         return Ok(Verdict::allow());

@@ -6,7 +6,7 @@ use tokio::sync::Notify;
 
 use crate::metrics::TypeMetrics;
 use crate::store::{ObjectKey, StoredObject, TypeStore};
-use crate::{LookupError, LookupQuery, ResourceType};
+use crate::{Answer, LookupError, LookupQuery, ResourceType};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Phase {
@@ -67,14 +67,14 @@ impl TypeCache {
         self.phase() != Phase::Pending
     }
 
-    pub fn select(&self, query: &LookupQuery) -> Result<Vec<u8>, LookupError> {
+    pub fn select(&self, query: &LookupQuery) -> Result<Answer, LookupError> {
         let state = self.read();
         match state.phase {
             Phase::Pending => Err(LookupError::Unavailable(format!(
                 "the cache of {} {} has not synced yet",
                 self.ty.api_version, self.ty.kind
             ))),
-            Phase::Absent => Ok(b"[]".to_vec()),
+            Phase::Absent => Ok(Answer::from(&b"[]"[..])),
             Phase::Synced => Ok(state.store.select(query)),
         }
     }

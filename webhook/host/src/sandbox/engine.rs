@@ -5,7 +5,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+use wasmtime::{
+    Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, ProfilingStrategy,
+};
 
 use super::stats::SandboxStats;
 use super::{EngineError, SandboxLimits};
@@ -96,8 +98,16 @@ fn config(limits: &SandboxLimits) -> Config {
         .allocation_strategy(InstanceAllocationStrategy::Pooling(pool))
         .memory_init_cow(true)
         .epoch_interruption(true);
+    if std::env::var_os(PROFILER_VARIABLE).is_some_and(|v| v == "perfmap") {
+        config.profiler(ProfilingStrategy::PerfMap);
+    }
     config
 }
+
+/// Set to `perfmap` to have guest code named in `perf` profiles: wasmtime
+/// then writes `/tmp/perf-PID.map` for the functions it compiles. A
+/// diagnostic switch like `RUST_LOG`, not configuration.
+pub const PROFILER_VARIABLE: &str = "TOLLGATE_GUEST_PROFILER";
 
 /// Advances the engine's epoch every tick until dropped.
 struct Ticker {

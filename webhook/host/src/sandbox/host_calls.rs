@@ -2,7 +2,7 @@
 
 use std::time::Instant;
 
-use tollgate_context::{AllowList, LookupQuery};
+use tollgate_context::{AllowList, Answer, LookupQuery};
 use tollgate_sdk::wire::{LogLevel, LookupResult};
 use wasmtime::{Caller, Engine, Linker, Trap};
 
@@ -29,41 +29,34 @@ fn lookup(mut caller: Caller<'_, EvalState>, ptr: i32, len: i32) -> wasmtime::Re
         let query = guest_slice(memory.data(&caller), ptr as u32, len as u32, "lookup query")?;
         serde_json::from_slice::<LookupQuery>(query)
     };
-    let answer = match parsed {
-        Err(e) => error_answer(&format!("malformed lookup query: {e}")),
-        Ok(query) => answer(caller.data(), &query),
-    };
-    write_answer(&mut caller, &answer)
+    let answer = parsed
+        .map_err(|e| format!("malformed lookup query: {e}"))
+        .and_then(|query| answer(caller.data(), &query));
+    match answer {
+        // Framed around the shared answer as it is copied into the guest,
+        // so a large answer is copied once.
+        Ok(objects) => write_answer(&mut caller, &[LookupResult::OBJECTS_PREFIX, &objects, b"}"]),
+        Err(message) => write_answer(&mut caller, &[&error_answer(&message)]),
+    }
 }
 
-fn answer(state: &EvalState, query: &LookupQuery) -> Vec<u8> {
-    let asking = match asking(state, query) {
-        Ok(list) => list,
-        Err(refusal) => return error_answer(&refusal),
-    };
+/// The objects `query` selects, or why the guest gets none.
+fn answer(state: &EvalState, query: &LookupQuery) -> Result<Answer, String> {
+    let asking = asking(state, query)?;
     if let Err(refusal) = asking.check(query) {
         tracing::warn!(
             policy = %asking.policy,
             query = %serde_json::to_string(query).unwrap_or_default(),
             "lookup refused: {refusal}"
         );
-        return error_answer(&refusal.to_string());
+        return Err(refusal.to_string());
     }
     // The member index is addressing, not part of the query.
     let query = LookupQuery {
         rule: None,
         ..query.clone()
     };
-    match state.context().lookup(&query) {
-        Ok(objects) => {
-            let mut answer = Vec::with_capacity(objects.len() + 12);
-            answer.extend_from_slice(br#"{"objects":"#);
-            answer.extend_from_slice(&objects);
-            answer.push(b'}');
-            answer
-        }
-        Err(e) => error_answer(&e.to_string()),
-    }
+    state.context().lookup(&query).map_err(|e| e.to_string())
 }
 
 /// The allow-list of the policy asking. An ABI v2 query names the asking
@@ -113,27 +106,35 @@ fn error_answer(message: &str) -> Vec<u8> {
     serde_json::to_vec(&result).unwrap_or_else(|_| br#"{"error":"lookup failed"}"#.to_vec())
 }
 
-/// Writes `answer` into a buffer from the guest's `tollgate_alloc` and
-/// returns it packed.
-fn write_answer(caller: &mut Caller<'_, EvalState>, answer: &[u8]) -> wasmtime::Result<i64> {
+/// Writes the concatenation of `parts` into a buffer from the guest's
+/// `tollgate_alloc` and returns it packed.
+fn write_answer(caller: &mut Caller<'_, EvalState>, parts: &[&[u8]]) -> wasmtime::Result<i64> {
     let (memory, alloc) = match (caller.data().memory, caller.data().alloc.clone()) {
         (Some(memory), Some(alloc)) => (memory, alloc),
         _ => return Err(GuestFault::Unbound.into()),
     };
-    let len = u32::try_from(answer.len()).map_err(|_| GuestFault::AllocFailed(answer.len()))?;
+    let total: usize = parts.iter().map(|p| p.len()).sum();
+    let len = u32::try_from(total).map_err(|_| GuestFault::AllocFailed(total))?;
     let ptr = alloc.call(&mut *caller, len as i32)? as u32;
     if ptr == 0 {
-        return Err(GuestFault::AllocFailed(answer.len()).into());
+        return Err(GuestFault::AllocFailed(total).into());
     }
     let size = memory.data_size(&*caller);
-    memory
-        .write(&mut *caller, ptr as usize, answer)
-        .map_err(|_| GuestFault::OutOfBounds {
-            what: "tollgate_alloc result",
-            ptr,
-            len,
-            size,
-        })?;
+    let out_of_bounds = GuestFault::OutOfBounds {
+        what: "tollgate_alloc result",
+        ptr,
+        len,
+        size,
+    };
+    let buffer = memory
+        .data_mut(&mut *caller)
+        .get_mut(ptr as usize..ptr as usize + total)
+        .ok_or(out_of_bounds)?;
+    let mut at = 0;
+    for part in parts {
+        buffer[at..at + part.len()].copy_from_slice(part);
+        at += part.len();
+    }
     Ok((((ptr as u64) << 32) | len as u64) as i64)
 }
 

@@ -1,0 +1,399 @@
+//! The lookup query a rule sends through the `lookup` host call, and the
+//! one definition of what it selects and what its answer holds, which every
+//! backend (the host's store, the SDK's `MemoryCluster`) uses.
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// A read of cluster objects through the `lookup` host call.
+///
+/// `name` present means get-one; absent means list, optionally restricted to
+/// one namespace and to objects carrying all of `labels`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LookupQuery {
+    pub api_version: String,
+    pub kind: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    /// ABI v2: the index in the bundle of the rule asking, so the host
+    /// checks that member's allow-list (the SDK sets it; absent in v1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rule: Option<u32>,
+    /// The parts of each object the rule reads, as JSON Pointers (RFC 6901,
+    /// e.g. `/spec/podSelector`); empty means whole objects. The answer keeps
+    /// only these members (and the object's name and namespace; the query
+    /// names the type), so a rule that scans thousands of objects receives and
+    /// parses a fraction of them. See [`LookupQuery::project`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fields: Vec<String>,
+    /// Keeps only objects in which each of these JSON Pointers names nothing
+    /// or an empty value (see [`is_empty_value`]): the host filters, so a rule
+    /// looking for the few objects of a shape among thousands receives those.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub empty: Vec<String>,
+    /// Keeps only objects in which each of these JSON Pointers names a value
+    /// that is not empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub non_empty: Vec<String>,
+    /// Answers, instead of objects, what these JSON Pointers name in the
+    /// selected objects, each distinct answer once, ordered by its JSON text.
+    /// One pointer: the values it names (objects where it names nothing add
+    /// nothing). Several: one array per object, `null` where a pointer names
+    /// nothing. "Which namespaces hold a NetworkPolicy" is then a few
+    /// thousand names, not the policies.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub distinct: Vec<String>,
+}
+
+impl LookupQuery {
+    /// List every object of a type.
+    pub fn list(api_version: &str, kind: &str) -> Self {
+        Self {
+            api_version: api_version.to_owned(),
+            kind: kind.to_owned(),
+            ..Self::default()
+        }
+    }
+
+    /// Get one object by name (`namespace` is `None` for cluster-scoped kinds).
+    pub fn get(api_version: &str, kind: &str, namespace: Option<&str>, name: &str) -> Self {
+        Self {
+            namespace: namespace.map(str::to_owned),
+            name: Some(name.to_owned()),
+            ..Self::list(api_version, kind)
+        }
+    }
+
+    pub fn in_namespace(mut self, namespace: &str) -> Self {
+        self.namespace = Some(namespace.to_owned());
+        self
+    }
+
+    pub fn with_label(mut self, key: &str, value: &str) -> Self {
+        self.labels.insert(key.to_owned(), value.to_owned());
+        self
+    }
+
+    /// Keeps only the members of `fields` (see [`LookupQuery::fields`]).
+    pub fn with_fields(mut self, fields: &[&str]) -> Self {
+        self.fields = fields.iter().map(|f| (*f).to_owned()).collect();
+        self
+    }
+
+    /// Keeps only objects where every one of `pointers` is empty (see
+    /// [`LookupQuery::empty`]).
+    pub fn where_empty(mut self, pointers: &[&str]) -> Self {
+        self.empty = pointers.iter().map(|p| (*p).to_owned()).collect();
+        self
+    }
+
+    /// Keeps only objects where every one of `pointers` is not empty.
+    pub fn where_non_empty(mut self, pointers: &[&str]) -> Self {
+        self.non_empty = pointers.iter().map(|p| (*p).to_owned()).collect();
+        self
+    }
+
+    /// Answers the distinct values (one pointer) or tuples (several) that
+    /// `pointers` name (see [`LookupQuery::distinct`]).
+    pub fn distinct(mut self, pointers: &[&str]) -> Self {
+        self.distinct = pointers.iter().map(|p| (*p).to_owned()).collect();
+        self
+    }
+
+    /// Whether answering needs each object's content, not only the index of
+    /// namespace, name and labels every backend keeps.
+    pub fn reads_content(&self) -> bool {
+        !self.empty.is_empty() || !self.non_empty.is_empty() || !self.distinct.is_empty()
+    }
+
+    /// The answer to this query over the objects it selects (in the
+    /// backend's order): their projections, or the distinct values. Every
+    /// backend answers with this function or agrees with it (tested in the
+    /// host's store).
+    pub fn answer<'o>(&self, selected: impl IntoIterator<Item = &'o Value>) -> Value {
+        let selected = selected.into_iter();
+        let answers: BTreeMap<String, Value> = match self.distinct.as_slice() {
+            [] => return Value::Array(selected.map(|o| self.project(o)).collect()),
+            [pointer] => selected
+                .filter_map(|o| o.pointer(pointer))
+                .map(|v| (v.to_string(), v.clone()))
+                .collect(),
+            pointers => selected
+                .map(|o| {
+                    let tuple = pointers
+                        .iter()
+                        .map(|p| o.pointer(p).cloned().unwrap_or(Value::Null))
+                        .collect();
+                    let tuple = Value::Array(tuple);
+                    (tuple.to_string(), tuple)
+                })
+                .collect(),
+        };
+        Value::Array(answers.into_values().collect())
+    }
+
+    /// What of `object` the answer carries: the whole object without
+    /// `fields`, otherwise its identity and the members the pointers name.
+    /// Pointers step through mappings only (a member inside an array is kept
+    /// with its whole array); a pointer that names nothing adds nothing.
+    /// Every backend projects with this function, so they agree on meaning.
+    pub fn project(&self, object: &Value) -> Value {
+        if self.fields.is_empty() {
+            return object.clone();
+        }
+        // The query names the type; each object is named by these.
+        const IDENTITY: [&str; 2] = ["/metadata/name", "/metadata/namespace"];
+        let mut out = Value::Object(Map::new());
+        for pointer in IDENTITY
+            .iter()
+            .copied()
+            .chain(self.fields.iter().map(String::as_str))
+        {
+            let Some(path) = pointer_keys(pointer) else {
+                continue;
+            };
+            let (mut from, mut to) = (object, &mut out);
+            let mut keys = path.iter().peekable();
+            while let Some(key) = keys.next() {
+                let Some(next) = from.as_object().and_then(|m| m.get(key.as_ref())) else {
+                    break;
+                };
+                let Value::Object(map) = to else { break };
+                if keys.peek().is_none() || next.is_array() {
+                    map.insert(key.to_string(), next.clone());
+                    break;
+                }
+                if !next.is_object() {
+                    break;
+                }
+                from = next;
+                to = map
+                    .entry(key.to_string())
+                    .or_insert_with(|| Value::Object(Map::new()));
+            }
+        }
+        out
+    }
+
+    /// Whether an object (of this query's type) is selected by the query's
+    /// namespace, name, labels and content filters. Backends use this so
+    /// they agree on meaning.
+    pub fn selects(&self, object: &Value) -> bool {
+        self.selects_by_index(object)
+            && self.empty.iter().all(|p| is_empty_value(object.pointer(p)))
+            && self
+                .non_empty
+                .iter()
+                .all(|p| !is_empty_value(object.pointer(p)))
+    }
+
+    /// The part of [`LookupQuery::selects`] that namespace, name and labels
+    /// decide.
+    fn selects_by_index(&self, object: &Value) -> bool {
+        let meta = &object["metadata"];
+        let field = |k: &str| meta[k].as_str();
+        if let Some(ns) = &self.namespace
+            && field("namespace") != Some(ns.as_str())
+        {
+            return false;
+        }
+        if let Some(name) = &self.name
+            && field("name") != Some(name.as_str())
+        {
+            return false;
+        }
+        self.labels
+            .iter()
+            .all(|(k, v)| meta["labels"][k].as_str() == Some(v.as_str()))
+    }
+}
+
+/// Empty, for the content filters: nothing, `null`, `""`, `[]`, or a mapping
+/// whose members are all empty (`{}`, `{"matchLabels": {}}`). Any other
+/// value, `false` and `0` included, is not empty. A selector is empty in
+/// this sense exactly when it selects everything.
+pub fn is_empty_value(value: Option<&Value>) -> bool {
+    match value {
+        None | Some(Value::Null) => true,
+        Some(Value::String(s)) => s.is_empty(),
+        Some(Value::Array(a)) => a.is_empty(),
+        Some(Value::Object(m)) => m.values().all(|v| is_empty_value(Some(v))),
+        Some(Value::Bool(_) | Value::Number(_)) => false,
+    }
+}
+
+/// The member names of a JSON Pointer (`~1` is `/`, `~0` is `~`); `None`
+/// for the empty pointer or one not starting with `/`, which name no member.
+fn pointer_keys(pointer: &str) -> Option<Vec<Cow<'_, str>>> {
+    let rest = pointer.strip_prefix('/')?;
+    Some(
+        rest.split('/')
+            .map(|k| {
+                if k.contains('~') {
+                    Cow::Owned(k.replace("~1", "/").replace("~0", "~"))
+                } else {
+                    Cow::Borrowed(k)
+                }
+            })
+            .collect(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::LookupQuery;
+
+    fn policy() -> serde_json::Value {
+        json!({
+            "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+            "metadata": {"name": "p", "namespace": "a", "uid": "u", "labels": {"x": "1"},
+                         "annotations": {"net.beta.kubernetes.io/network-policy": "dd", "a/b": "s"}},
+            "spec": {"podSelector": {}, "policyTypes": ["Ingress"], "ingress": [{"from": []}]},
+        })
+    }
+
+    #[test]
+    fn no_fields_is_the_whole_object() {
+        let q = LookupQuery::list("networking.k8s.io/v1", "NetworkPolicy");
+        assert_eq!(q.project(&policy()), policy());
+    }
+
+    #[test]
+    fn fields_keep_identity_and_the_named_members() {
+        let q = LookupQuery::list("networking.k8s.io/v1", "NetworkPolicy").with_fields(&[
+            "/spec/podSelector",
+            "/spec/ingress/0/from",
+            "/metadata/annotations/a~1b",
+            "/spec/missing",
+            "/metadata/name/deeper",
+            "",
+            "no-slash",
+        ]);
+        assert_eq!(
+            q.project(&policy()),
+            json!({
+                "metadata": {"name": "p", "namespace": "a", "annotations": {"a/b": "s"}},
+                "spec": {"podSelector": {}, "ingress": [{"from": []}]},
+            })
+        );
+    }
+
+    #[test]
+    fn overlapping_pointers_keep_the_wider_member() {
+        let q = LookupQuery::list("v1", "Namespace").with_fields(&["/spec", "/spec/podSelector"]);
+        assert_eq!(q.project(&policy())["spec"], policy()["spec"]);
+        let q = LookupQuery::list("v1", "Namespace").with_fields(&["/spec/podSelector", "/spec"]);
+        assert_eq!(q.project(&policy())["spec"], policy()["spec"]);
+    }
+
+    #[test]
+    fn fields_travel_on_the_wire_only_when_set() {
+        let q = LookupQuery::list("v1", "Namespace");
+        assert!(!serde_json::to_string(&q).unwrap().contains("fields"));
+        let q = q.with_fields(&["/metadata/annotations"]);
+        let text = serde_json::to_string(&q).unwrap();
+        assert!(
+            text.contains(r#""fields":["/metadata/annotations"]"#),
+            "{text}"
+        );
+        assert_eq!(serde_json::from_str::<LookupQuery>(&text).unwrap(), q);
+    }
+
+    #[test]
+    fn content_filters_keep_objects_of_a_shape() {
+        let deny = json!({"metadata": {"name": "d"}, "spec": {"podSelector": {"matchLabels": {}}}});
+        let open = json!({"metadata": {"name": "o"}, "spec": {"podSelector": {}, "ingress": [{}]}});
+        let some = json!({"metadata": {"name": "s"}, "spec": {"podSelector": {"matchLabels": {"a": "b"}}}});
+        let q = LookupQuery::list("networking.k8s.io/v1", "NetworkPolicy")
+            .where_empty(&["/spec/podSelector", "/spec/ingress"]);
+        assert!(q.selects(&deny));
+        assert!(!q.selects(&open));
+        assert!(!q.selects(&some));
+        let q = LookupQuery::list("networking.k8s.io/v1", "NetworkPolicy")
+            .where_non_empty(&["/spec/ingress"]);
+        assert!(!q.selects(&deny));
+        assert!(q.selects(&open));
+    }
+
+    #[test]
+    fn emptiness() {
+        use super::is_empty_value;
+        for empty in [
+            json!(null),
+            json!(""),
+            json!([]),
+            json!({}),
+            json!({"a": {"b": []}}),
+        ] {
+            assert!(is_empty_value(Some(&empty)), "{empty}");
+        }
+        for full in [
+            json!(false),
+            json!(0),
+            json!("x"),
+            json!([{}]),
+            json!({"a": 0}),
+        ] {
+            assert!(!is_empty_value(Some(&full)), "{full}");
+        }
+        assert!(is_empty_value(None));
+    }
+
+    #[test]
+    fn distinct_answers_each_value_once_in_text_order() {
+        let objects = [
+            json!({"metadata": {"name": "p", "namespace": "b"}}),
+            json!({"metadata": {"name": "q", "namespace": "a"}}),
+            json!({"metadata": {"name": "r", "namespace": "b"}}),
+            json!({"metadata": {"name": "cluster-scoped"}}),
+        ];
+        let q = LookupQuery::list("networking.k8s.io/v1", "NetworkPolicy")
+            .distinct(&["/metadata/namespace"]);
+        assert!(q.reads_content());
+        assert_eq!(q.answer(&objects), json!(["a", "b"]));
+        let q = LookupQuery::list("networking.k8s.io/v1", "NetworkPolicy")
+            .distinct(&["/metadata/namespace", "/metadata/name"]);
+        assert_eq!(
+            q.answer(&objects),
+            json!([["a", "q"], ["b", "p"], ["b", "r"], [null, "cluster-scoped"]])
+        );
+        let q = LookupQuery::list("networking.k8s.io/v1", "NetworkPolicy")
+            .distinct(&["/metadata/namespace", "/spec"]);
+        assert_eq!(
+            q.answer(&objects),
+            json!([["a", null], ["b", null], [null, null]])
+        );
+        let q = LookupQuery::list("networking.k8s.io/v1", "NetworkPolicy");
+        assert!(!q.reads_content());
+        assert_eq!(q.answer(&objects[..1]), json!([objects[0]]));
+    }
+
+    #[test]
+    fn filters_and_distinct_travel_on_the_wire_only_when_set() {
+        let q = LookupQuery::list("v1", "Namespace");
+        let text = serde_json::to_string(&q).unwrap();
+        for member in ["empty", "nonEmpty", "distinct"] {
+            assert!(!text.contains(member), "{text}");
+        }
+        let q = q
+            .where_empty(&["/a"])
+            .where_non_empty(&["/b"])
+            .distinct(&["/metadata/name"]);
+        let text = serde_json::to_string(&q).unwrap();
+        assert!(
+            text.contains(r#""empty":["/a"],"nonEmpty":["/b"],"distinct":["/metadata/name"]"#),
+            "{text}"
+        );
+        assert_eq!(serde_json::from_str::<LookupQuery>(&text).unwrap(), q);
+    }
+}
