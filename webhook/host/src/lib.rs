@@ -17,6 +17,7 @@
 //! one crate.
 
 pub mod config;
+pub mod evaluation;
 pub mod input;
 mod json;
 mod judge;
@@ -29,12 +30,11 @@ pub mod review;
 pub mod sandbox;
 
 pub use config::{BreakerConfig, Config, ConfigError, FailurePolicy, Mode, PolicyConfig};
+pub use evaluation::{AbiVersion, EvalError, FailureCause};
 pub use input::GuestInput;
 pub use matcher::{Endpoint, Matcher, RequestMeta};
 pub use outcome::{Decision, Effect, Outcome};
 pub use policy::{LoadError, Policy, PolicySet, module_files};
 pub use review::{Parsed, Review, ReviewError};
-pub use sandbox::{
-    AbiVersion, Budget, EngineError, EvalError, FailureCause, Sandbox, SandboxLimits, SandboxStats,
-};
+pub use sandbox::{Budget, EngineError, Sandbox, SandboxLimits, SandboxStats};
 pub use tollgate_sdk::Verdict;
