@@ -13,7 +13,7 @@ use libfuzzer_sys::fuzz_target;
 use serde_json::json;
 use tollgate_fuzz::same_json;
 use tollgate_host::AbiVersion;
-use tollgate_host::sandbox::decode_verdicts;
+use tollgate_host::evaluation::decode_verdicts;
 
 fuzz_target!(|data: &[u8]| {
     let Some((&head, bytes)) = data.split_first() else {

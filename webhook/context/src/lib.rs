@@ -6,21 +6,32 @@
 //! ([`watch`]), from a directory of saved objects offline ([`snapshot`]), or
 //! from nothing at all ([`EmptyContext`]). Reads never make an API round trip
 //! on the request path.
+//!
+//! The `cluster` feature (default) brings the watch backend, its metrics and
+//! [`rbac`]; without it only the offline parts build.
 
 pub mod allow;
 mod answers;
 mod lean;
+#[cfg(feature = "cluster")]
 pub mod metrics;
+#[cfg(feature = "cluster")]
 pub mod rbac;
 pub mod snapshot;
+// Offline, nothing updates a store in place: those methods serve the watch
+// caches only.
+#[cfg_attr(not(feature = "cluster"), allow(dead_code))]
 mod store;
+#[cfg(feature = "cluster")]
 pub mod watch;
 
 pub use allow::{AllowList, Grant, ResourceType, resource_types};
+#[cfg(feature = "cluster")]
 pub use metrics::ContextMetrics;
 pub use snapshot::{SnapshotContext, SnapshotError};
 pub use store::ObjectError;
 pub use tollgate_sdk::wire::LookupQuery;
+#[cfg(feature = "cluster")]
 pub use watch::{WatchContext, WatchOptions};
 
 /// A lookup's answer: a JSON array, shared between the reviews that ask the

@@ -21,13 +21,14 @@ use std::time::{Duration, Instant};
 use tollgate_context::{AllowList, ClusterContext};
 use tollgate_sdk::Operation;
 
+use crate::evaluation::{AbiVersion, EvalError};
 use crate::input::GuestInput;
 use crate::matcher::Endpoint;
 use crate::outcome::{Decision, Effect, Outcome, failure, interpret};
 use crate::patch::Composer;
 use crate::policy::{Policy, PolicySet};
 use crate::review::Review;
-use crate::sandbox::{AbiVersion, Budget, EvalError, RuleCall};
+use crate::sandbox::{Budget, RuleCall};
 
 impl PolicySet {
     /// The policies `review` enters on `endpoint`: indices into

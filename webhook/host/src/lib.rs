@@ -15,26 +15,36 @@
 //! answer) → [`Outcome`] (what it means for the review) → [`Decision`] →
 //! the answer's bytes ([`response`]), so the wire format in and out sits in
 //! one crate.
+//!
+//! The `sandbox` feature (default) brings wasmtime and everything that runs
+//! guests: [`sandbox`], [`PolicySet`] and the judge. Without it the wire
+//! formats, matching, configuration and the decoding of guest output still
+//! build (what the fuzz targets exercise).
 
 pub mod config;
+pub mod evaluation;
 pub mod input;
 mod json;
+#[cfg(feature = "sandbox")]
 mod judge;
 pub mod matcher;
 pub mod outcome;
 pub mod patch;
+#[cfg(feature = "sandbox")]
 pub mod policy;
 pub mod response;
 pub mod review;
+#[cfg(feature = "sandbox")]
 pub mod sandbox;
 
 pub use config::{BreakerConfig, Config, ConfigError, FailurePolicy, Mode, PolicyConfig};
+pub use evaluation::{AbiVersion, EvalError, FailureCause};
 pub use input::GuestInput;
 pub use matcher::{Endpoint, Matcher, RequestMeta};
 pub use outcome::{Decision, Effect, Outcome};
+#[cfg(feature = "sandbox")]
 pub use policy::{LoadError, Policy, PolicySet, module_files};
 pub use review::{Parsed, Review, ReviewError};
-pub use sandbox::{
-    AbiVersion, Budget, EngineError, EvalError, FailureCause, Sandbox, SandboxLimits, SandboxStats,
-};
+#[cfg(feature = "sandbox")]
+pub use sandbox::{Budget, EngineError, Sandbox, SandboxLimits, SandboxStats};
 pub use tollgate_sdk::Verdict;

@@ -9,8 +9,7 @@ use std::time::Duration;
 use tollgate_sdk::{PatchOp, Verdict};
 
 use crate::config::{FailurePolicy, Mode};
-use crate::policy::Policy;
-use crate::sandbox::{EvalError, FailureCause};
+use crate::evaluation::{EvalError, FailureCause};
 
 /// Kubernetes truncates longer warnings; Tollgate cuts them itself so the
 /// policy id prefix always survives.
@@ -98,17 +97,6 @@ pub struct PolicyView<'a> {
     pub mode: Mode,
     pub mutate: bool,
     pub failure_policy: FailurePolicy,
-}
-
-impl<'a> From<&'a Policy> for PolicyView<'a> {
-    fn from(p: &'a Policy) -> Self {
-        Self {
-            id: &p.id,
-            mode: p.mode,
-            mutate: p.mutate,
-            failure_policy: p.failure_policy,
-        }
-    }
 }
 
 /// Reads an evaluation result by the policy's mode and failure policy:

@@ -9,8 +9,10 @@ use tollgate_context::{AllowList, ClusterContext, Grant, ResourceType};
 use tollgate_sdk::Verdict;
 
 use crate::config::{BreakerConfig, Config, ConfigError, FailurePolicy, Mode, PolicyConfig};
+use crate::evaluation::EvalError;
 use crate::matcher::{Endpoint, Matcher, RequestMeta};
-use crate::sandbox::{Budget, CompiledModule, EngineError, EvalError, RuleCall, Sandbox};
+use crate::outcome::PolicyView;
+use crate::sandbox::{Budget, CompiledModule, EngineError, RuleCall, Sandbox};
 
 /// The prefix naming a module embedded in the binary.
 pub const BUILTIN_PREFIX: &str = "builtin:";
@@ -107,6 +109,17 @@ impl Policy {
             .into_iter()
             .next()
             .ok_or_else(|| EvalError::Output("returned no verdict".to_owned()))
+    }
+}
+
+impl<'a> From<&'a Policy> for PolicyView<'a> {
+    fn from(p: &'a Policy) -> Self {
+        Self {
+            id: &p.id,
+            mode: p.mode,
+            mutate: p.mutate,
+            failure_policy: p.failure_policy,
+        }
     }
 }
 

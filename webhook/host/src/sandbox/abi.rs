@@ -3,41 +3,7 @@
 
 use wasmtime::{ExternType, FuncType, Module, ModuleExport, ValType};
 
-use super::EvalError;
-
-/// The guest ABI versions this host speaks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum AbiVersion {
-    /// One rule per `tollgate_evaluate` call (and per instance).
-    V1,
-    /// A list of rules per `tollgate_evaluate` call: every rule of one
-    /// module that a review enters, in one instance, the request parsed once.
-    V2,
-}
-
-impl AbiVersion {
-    /// Every version, oldest first (for messages).
-    pub const ALL: [Self; 2] = [Self::V1, Self::V2];
-
-    pub fn from_number(number: i32) -> Option<Self> {
-        Self::ALL.into_iter().find(|v| v.number() == number)
-    }
-
-    pub fn number(self) -> i32 {
-        match self {
-            Self::V1 => 1,
-            Self::V2 => 2,
-        }
-    }
-
-    /// `tollgate_evaluate`'s signature in this version.
-    fn evaluate_signature(self) -> Signature {
-        match self {
-            Self::V1 => (&[I32, I32, I32, I32, I32, I32], &[I64]),
-            Self::V2 => (&[I32, I32, I32, I32], &[I64]),
-        }
-    }
-}
+use crate::evaluation::{AbiVersion, EvalError};
 
 /// "1 or 2", for messages naming the versions this host speaks.
 pub fn supported_versions() -> String {
@@ -46,6 +12,14 @@ pub fn supported_versions() -> String {
         .map(|v| v.number().to_string())
         .collect();
     numbers.join(" or ")
+}
+
+/// `tollgate_evaluate`'s signature in `version`.
+fn evaluate_signature(version: AbiVersion) -> Signature {
+    match version {
+        AbiVersion::V1 => (&[I32, I32, I32, I32, I32, I32], &[I64]),
+        AbiVersion::V2 => (&[I32, I32, I32, I32], &[I64]),
+    }
 }
 
 /// The module every permitted import comes from.
@@ -162,7 +136,7 @@ pub fn exports(module: &Module, version: AbiVersion) -> Result<Exports, ModuleEr
         alloc: func(ALLOC)?,
         describe: func(DESCRIBE)?,
         validate_settings: func(VALIDATE_SETTINGS)?,
-        evaluate: export(module, EVALUATE, Some(version.evaluate_signature()))?,
+        evaluate: export(module, EVALUATE, Some(evaluate_signature(version)))?,
     })
 }
 

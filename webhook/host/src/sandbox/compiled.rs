@@ -3,17 +3,17 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use tollgate_context::{AllowList, ClusterContext, EmptyContext};
 use tollgate_sdk::Verdict;
 use tollgate_sdk::wire::{Description, RuleInfo, SettingsCheck};
 use wasmtime::{InstancePre, Linker, Module};
 
-use super::abi::{self, AbiVersion, Exports, ModuleError};
+use super::Budget;
+use super::abi::{self, Exports, ModuleError};
 use super::engine::Shared;
 use super::instance::{EvalState, Session};
-use super::{Budget, EvalError};
+use crate::evaluation::{AbiVersion, EvalError, decode_verdicts};
 
 /// How long a load-time call (version, describe, settings check) may run.
 pub const LOAD_CALL_TIMEOUT: Duration = Duration::from_secs(2);
@@ -34,13 +34,6 @@ pub struct CompiledModule {
     abi: AbiVersion,
     digest: [u8; 32],
     description: Description,
-}
-
-/// What a v2 `tollgate_evaluate` returns.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Verdicts {
-    verdicts: Vec<Verdict>,
 }
 
 impl CompiledModule {
@@ -196,43 +189,6 @@ impl CompiledModule {
         session.bind(&self.exports)?;
         Ok(session)
     }
-}
-
-/// Decodes what a module's `tollgate_evaluate` returned for `rules` rules:
-/// one verdict (ABI v1) or `{"verdicts": [...]}` with exactly one verdict
-/// per rule (v2); a patch only on a denial. The guest's bytes are untrusted
-/// (a broken or hostile module writes anything), so every departure from the
-/// ABI is an [`EvalError::Output`]. Public for the fuzz target that feeds it
-/// arbitrary bytes.
-pub fn decode_verdicts(
-    abi: AbiVersion,
-    bytes: &[u8],
-    rules: usize,
-) -> Result<Vec<Verdict>, EvalError> {
-    let verdicts = match abi {
-        AbiVersion::V1 => {
-            let verdict: Verdict = serde_json::from_slice(bytes)
-                .map_err(|e| EvalError::Output(format!("not a verdict: {e}")))?;
-            vec![verdict]
-        }
-        AbiVersion::V2 => {
-            let Verdicts { verdicts } = serde_json::from_slice(bytes)
-                .map_err(|e| EvalError::Output(format!("not a list of verdicts: {e}")))?;
-            verdicts
-        }
-    };
-    if verdicts.len() != rules {
-        return Err(EvalError::Output(format!(
-            "returned {} verdicts for {rules} rules",
-            verdicts.len()
-        )));
-    }
-    if verdicts.iter().any(|v| v.allowed && v.patch.is_some()) {
-        return Err(EvalError::Output(
-            "a patch is only valid with allowed: false".to_owned(),
-        ));
-    }
-    Ok(verdicts)
 }
 
 /// `[{"rule": "<name>", "settings": <json>}, ...]`: the settings were

@@ -11,10 +11,11 @@ use wasmtime::{
     UpdateDeadline, WasmParams,
 };
 
+use super::Budget;
 use super::abi::Exports;
 use super::cpu_clock::thread_cpu_time;
 use super::engine::Shared;
-use super::{Budget, EvalError};
+use crate::evaluation::EvalError;
 
 /// The most log lines one evaluation forwards, and their longest length.
 pub const MAX_LOG_LINES: u32 = 32;

@@ -23,8 +23,8 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
-pub use abi::{AbiVersion, ModuleError};
-pub use compiled::{CompiledModule, RuleCall, decode_verdicts};
+pub use abi::ModuleError;
+pub use compiled::{CompiledModule, RuleCall};
 pub use cpu_clock::thread_cpu_time;
 pub use stats::SandboxStats;
 
@@ -97,107 +97,6 @@ impl Budget {
 #[derive(Debug, thiserror::Error)]
 #[error("wasm engine: {0}")]
 pub struct EngineError(pub String);
-
-/// Why an evaluation produced no verdict; becomes the policy's failure verdict.
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum EvalError {
-    /// Used up its CPU budget (the policy's `timeout`, CPU time of this
-    /// evaluation's thread).
-    #[error("exceeded its CPU budget of {0:?}")]
-    CpuBudget(std::time::Duration),
-    /// The review's deadline had passed before the evaluation could start
-    /// (queued behind other reviews, or behind the policies evaluated
-    /// before it).
-    #[error("deadline already passed before the evaluation started")]
-    NotStarted,
-    /// Every one of the policy's concurrent evaluation slots stayed busy
-    /// until the review's deadline (its share of the pool: a spinning
-    /// policy saturates only its own share).
-    #[error("all {0} of its concurrent evaluation slots were busy until the review deadline")]
-    Overloaded(u32),
-    /// The sandbox's instance pool had no free slot (wasmtime's
-    /// `PoolConcurrencyLimitError`): the host admitted more evaluations
-    /// than the pool holds, never the guest's doing.
-    #[error("no free sandbox instance: {0}")]
-    Pool(String),
-    /// The policy's circuit breaker is open: it kept failing at its
-    /// deadline, so it is not run again until the cool-down ends.
-    #[error("{0}")]
-    Breaker(String),
-    /// Still running when the review's deadline came: the review was
-    /// answered without this verdict.
-    #[error("no verdict before the review deadline")]
-    Unfinished,
-    /// `--max-queued-reviews` reviews were already waiting for an
-    /// evaluation slot: refused at once rather than queued.
-    #[error("{0} reviews were already waiting for an evaluation slot")]
-    QueueFull(u32),
-    /// The server was shutting down and its grace period ended first.
-    #[error("the server is shutting down and its grace period ended before a verdict")]
-    ShuttingDown,
-    /// The evaluating thread ended without a verdict (a host bug, never the
-    /// guest's doing: guest faults are traps).
-    #[error("evaluation aborted")]
-    Aborted,
-    #[error("exceeded its memory cap of {0} bytes")]
-    Memory(usize),
-    #[error("trapped: {0}")]
-    Trap(String),
-    #[error("returned unusable output: {0}")]
-    Output(String),
-}
-
-/// The metric label of a failure.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum FailureCause {
-    Deadline,
-    /// The policy's own concurrency share was full.
-    Overload,
-    /// The sandbox's instance pool was exhausted.
-    Pool,
-    /// The policy's circuit breaker was open.
-    Breaker,
-    Memory,
-    Trap,
-    Output,
-}
-
-impl FailureCause {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Deadline => "deadline",
-            Self::Overload => "overload",
-            Self::Pool => "pool",
-            Self::Breaker => "breaker",
-            Self::Memory => "memory",
-            Self::Trap => "trap",
-            Self::Output => "output",
-        }
-    }
-}
-
-impl EvalError {
-    /// The guest was running when a bound stopped it (its CPU budget or the
-    /// review's deadline): what a circuit breaker counts.
-    pub fn overran(&self) -> bool {
-        matches!(self, Self::CpuBudget(_) | Self::Unfinished)
-    }
-
-    pub fn cause(&self) -> FailureCause {
-        match self {
-            Self::CpuBudget(_) | Self::NotStarted | Self::Unfinished | Self::ShuttingDown => {
-                FailureCause::Deadline
-            }
-            Self::Overloaded(_) | Self::QueueFull(_) => FailureCause::Overload,
-            Self::Pool(_) => FailureCause::Pool,
-            Self::Breaker(_) => FailureCause::Breaker,
-            Self::Aborted => FailureCause::Trap,
-            Self::Memory(_) => FailureCause::Memory,
-            Self::Trap(_) => FailureCause::Trap,
-            Self::Output(_) => FailureCause::Output,
-        }
-    }
-}
 
 /// The wasmtime engine shared by every policy set: pooling allocator,
 /// copy-on-write memory images, epoch interruption driven by a ticker thread.
