@@ -27,7 +27,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::lean::LeanDocument;
+use crate::lean::{LeanDocument, parse_own};
 use crate::store::{ByType, ObjectError, ObjectKey, StoredObject, TypeStore};
 use crate::{Answer, ClusterContext, LookupError, LookupQuery, ResourceType};
 
@@ -226,7 +226,7 @@ impl Loader {
             let documents = serde_json::Deserializer::from_str(text).into_iter::<LeanDocument>();
             for (i, doc) in documents.enumerate() {
                 match doc {
-                    Ok(LeanDocument(doc)) => self.document(at(Some(i + 1)), doc),
+                    Ok(doc) => self.document(at(Some(i + 1)), doc),
                     // The stream cannot resume after a syntax error.
                     Err(e) => return self.problem(at(Some(i + 1)), ProblemKind::Json(e)),
                 }
@@ -234,7 +234,7 @@ impl Loader {
         } else {
             for (i, doc) in serde_yaml_ng::Deserializer::from_str(text).enumerate() {
                 match LeanDocument::deserialize(doc) {
-                    Ok(LeanDocument(doc)) => self.document(at(Some(i + 1)), doc),
+                    Ok(doc) => self.document(at(Some(i + 1)), doc),
                     // The parser repeats a syntax error for every later
                     // document: the rest of the file is unreadable.
                     Err(e) => return self.problem(at(Some(i + 1)), ProblemKind::Yaml(e)),
@@ -243,16 +243,27 @@ impl Loader {
         }
     }
 
-    fn document(&mut self, at: Location, doc: Value) {
-        if doc.is_null() {
+    fn document(&mut self, at: Location, lean: LeanDocument) {
+        if lean.doc.is_null() {
             return; // an empty document: `---` with nothing (or only comments) after it
         }
-        match type_of(&doc) {
-            Err(e) => self.problem(at, e.into()),
-            Ok(ty) => match list_item_kind(&ty, &doc) {
-                None => self.object(at, ty, doc),
-                Some(item_kind) => self.list(at, ty.api_version, item_kind, doc),
-            },
+        let ty = match type_of(&lean.doc) {
+            Ok(ty) => ty,
+            Err(e) => return self.problem(at, e.into()),
+        };
+        match (list_item_kind(&ty), lean.items) {
+            (Some(item_kind), Some(items)) => self.list(at, ty.api_version, item_kind, items),
+            (Some(_), None) if lean.doc.get("items").is_some() => {
+                self.problem(at, ProblemKind::ListItems)
+            }
+            (_, items) => {
+                let doc = LeanDocument {
+                    doc: lean.doc,
+                    items,
+                }
+                .into_value();
+                self.object(at, ty, doc)
+            }
         }
     }
 
@@ -263,16 +274,15 @@ impl Loader {
         at: Location,
         api_version: String,
         item_kind: Option<String>,
-        mut doc: Value,
+        items: Vec<Box<str>>,
     ) {
-        let Some(Value::Array(items)) = doc.get_mut("items").map(Value::take) else {
-            return self.problem(at, ProblemKind::ListItems);
-        };
-        for (i, mut item) in items.into_iter().enumerate() {
+        for (i, text) in items.into_iter().enumerate() {
             let at = Location {
                 item: Some(i),
                 ..at.clone()
             };
+            let mut item = parse_own(&text);
+            drop(text);
             if let (Some(map), Some(kind)) = (item.as_object_mut(), &item_kind) {
                 map.entry("apiVersion")
                     .or_insert_with(|| api_version.clone().into());
@@ -350,8 +360,7 @@ fn type_of(doc: &Value) -> Result<ResourceType, ObjectError> {
 
 /// `Some` when `doc` is a list: `Some(Some(kind))` for a typed `FooList`
 /// (whose items are `Foo`), `Some(None)` for a plain `List`.
-fn list_item_kind(ty: &ResourceType, doc: &Value) -> Option<Option<String>> {
+fn list_item_kind(ty: &ResourceType) -> Option<Option<String>> {
     let item_kind = ty.kind.strip_suffix("List")?;
-    doc.get("items")?;
     Some((!item_kind.is_empty()).then(|| item_kind.to_owned()))
 }
