@@ -119,24 +119,31 @@ impl LookupQuery {
     /// backend answers with this function or agrees with it (tested in the
     /// host's store).
     pub fn answer<'o>(&self, selected: impl IntoIterator<Item = &'o Value>) -> Value {
-        let selected = selected.into_iter();
-        let answers: BTreeMap<String, Value> = match self.distinct.as_slice() {
-            [] => return Value::Array(selected.map(|o| self.project(o)).collect()),
-            [pointer] => selected
-                .filter_map(|o| o.pointer(pointer))
-                .map(|v| (v.to_string(), v.clone()))
-                .collect(),
-            pointers => selected
-                .map(|o| {
-                    let tuple = pointers
-                        .iter()
-                        .map(|p| o.pointer(p).cloned().unwrap_or(Value::Null))
-                        .collect();
-                    let tuple = Value::Array(tuple);
-                    (tuple.to_string(), tuple)
-                })
-                .collect(),
-        };
+        if self.distinct.is_empty() {
+            return Value::Array(selected.into_iter().map(|o| self.project(o)).collect());
+        }
+        Self::distinct_answer(selected.into_iter().filter_map(|o| self.distinct_value(o)))
+    }
+
+    /// What `object` adds to a `distinct` answer: the value its pointer
+    /// names (one pointer), or the tuple of them (several).
+    pub fn distinct_value(&self, object: &Value) -> Option<Value> {
+        match self.distinct.as_slice() {
+            [] => None,
+            [pointer] => object.pointer(pointer).cloned(),
+            pointers => Some(Value::Array(
+                pointers
+                    .iter()
+                    .map(|p| object.pointer(p).cloned().unwrap_or(Value::Null))
+                    .collect(),
+            )),
+        }
+    }
+
+    /// A `distinct` answer: each value once, ordered by its JSON text.
+    pub fn distinct_answer(values: impl IntoIterator<Item = Value>) -> Value {
+        let answers: BTreeMap<String, Value> =
+            values.into_iter().map(|v| (v.to_string(), v)).collect();
         Value::Array(answers.into_values().collect())
     }
 

@@ -23,6 +23,10 @@ const MAX_TOTAL_BYTES: usize = 16 << 20;
 #[derive(Debug, Default)]
 pub(crate) struct AnswerCache {
     kept: Mutex<Kept>,
+    /// Held while an answer is computed: the reviews that arrive meanwhile
+    /// (a burst after a watch event) wait for it instead of each computing
+    /// it again, at the same CPU and memory.
+    computing: Mutex<()>,
 }
 
 #[derive(Debug, Default)]
@@ -33,9 +37,15 @@ struct Kept {
 
 impl AnswerCache {
     /// The answer to `query`, computed by `compute` unless it is kept.
-    /// Computing happens outside the lock, so reviews asking other queries
-    /// never wait for it (two first askers may both compute; one is kept).
+    /// Kept answers are served while another is computed.
     pub fn get_or_compute(&self, query: &LookupQuery, compute: impl FnOnce() -> Vec<u8>) -> Answer {
+        if let Some(answer) = self.lock().answers.get(query) {
+            return Arc::clone(answer);
+        }
+        let _computing = self
+            .computing
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         if let Some(answer) = self.lock().answers.get(query) {
             return Arc::clone(answer);
         }

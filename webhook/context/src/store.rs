@@ -250,17 +250,21 @@ impl TypeStore {
         if !query.labels.is_empty() {
             hits.retain(|o| o.has_labels(&query.labels));
         }
+        // Each object is parsed on its own and dropped at once: a type of
+        // 10,000 objects never lives parsed in memory.
+        if !query.distinct.is_empty() {
+            let values = hits.into_iter().filter_map(|o| {
+                let object = o.value();
+                query
+                    .selects(&object)
+                    .then(|| query.distinct_value(&object))
+                    .flatten()
+            });
+            let answer = LookupQuery::distinct_answer(values);
+            return serde_json::to_vec(&answer).expect("a serde_json::Value always serialises");
+        }
         if query.reads_content() {
-            let parsed: Vec<(&StoredObject, Value)> = hits
-                .into_iter()
-                .map(|o| (o, o.value()))
-                .filter(|(_, v)| query.selects(v))
-                .collect();
-            if !query.distinct.is_empty() {
-                let answer = query.answer(parsed.iter().map(|(_, v)| v));
-                return serde_json::to_vec(&answer).expect("a serde_json::Value always serialises");
-            }
-            hits = parsed.into_iter().map(|(o, _)| o).collect();
+            hits.retain(|o| query.selects(&o.value()));
         }
         let slot = self.slot(&query.fields);
         let answers: Vec<Cow<'_, str>> = hits.iter().map(|o| o.answer(query, slot)).collect();
