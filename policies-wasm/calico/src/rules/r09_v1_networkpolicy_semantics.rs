@@ -7,9 +7,10 @@
 //! Namespaces and policies are read from the cluster; a failed lookup
 //! refuses the update (fail closed).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Deserialize;
+use serde_json::value::RawValue;
 use tollgate_sdk::version::Version;
 use tollgate_sdk::views::{NetworkPolicySpec, Str};
 use tollgate_sdk::wire::LookupQuery;
@@ -80,7 +81,9 @@ fn check(
             .where_non_empty(&[netpol::ISOLATION_ANNOTATION_POINTER])
             .distinct(&["/metadata/name", netpol::ISOLATION_ANNOTATION_POINTER]),
     )?;
-    let annotated = annotated.parse_as::<(&str, Str<'_>)>()?;
+    // Annotations are taken as raw JSON strings: thousands of namespaces
+    // share a handful of values, each unescaped and classified once.
+    let annotated = annotated.parse_as::<(&str, &RawValue)>()?;
     let with_policies = cluster.lookup(
         &LookupQuery::list("networking.k8s.io/v1", "NetworkPolicy")
             .distinct(&["/metadata/namespace"]),
@@ -93,11 +96,17 @@ fn check(
     )?;
     let deny_shaped = deny_shaped.parse_as::<(Option<&str>, Option<Vec<Str<'_>>>)>()?;
     // Distinct answers come in name order, the cluster's namespace order.
-    let default_deny: Vec<&str> = annotated
-        .iter()
-        .filter(|(_, annotation)| netpol::is_default_deny_annotation(annotation))
-        .map(|(name, _)| *name)
-        .collect();
+    let mut classified: BTreeMap<&str, bool> = BTreeMap::new();
+    let mut default_deny = Vec::new();
+    for (name, annotation) in annotated {
+        let is_default_deny = *classified.entry(annotation.get()).or_insert_with(|| {
+            serde_json::from_str::<Str<'_>>(annotation.get())
+                .is_ok_and(|a| netpol::is_default_deny_annotation(&a))
+        });
+        if is_default_deny {
+            default_deny.push(name);
+        }
+    }
     let isolated: BTreeSet<&str> = deny_shaped
         .into_iter()
         .filter_map(|(namespace, policy_types)| {
