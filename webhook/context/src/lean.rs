@@ -56,10 +56,15 @@ impl<'de> Deserialize<'de> for LeanDocument {
                 let mut out = Map::new();
                 let mut items = None;
                 while let Some(key) = map.next_key::<String>()? {
+                    // A repeated key replaces the earlier one, as in a Value.
                     if key == "items" {
                         match map.next_value_seed(Items)? {
-                            ItemsOr::Items(texts) => items = Some(texts),
+                            ItemsOr::Items(texts) => {
+                                out.remove("items");
+                                items = Some(texts);
+                            }
                             ItemsOr::Other(value) => {
+                                items = None;
                                 out.insert(key, value);
                             }
                         }
@@ -230,6 +235,15 @@ mod tests {
             let lean: LeanDocument = serde_json::from_value(doc.clone()).unwrap();
             assert!(lean.items.is_none());
             assert_eq!(lean.doc, doc);
+        }
+        // A repeated key replaces the earlier one, as when parsing a Value.
+        for (text, want) in [
+            (r#"{"items": [1], "items": 2}"#, json!({"items": 2})),
+            (r#"{"items": 2, "items": [1]}"#, json!({"items": [1]})),
+        ] {
+            let lean: LeanDocument = serde_json::from_str(text).unwrap();
+            assert_eq!(lean.into_value(), want, "{text}");
+            assert_eq!(serde_json::from_str::<Value>(text).unwrap(), want);
         }
         let yaml = "kind: List\nitems:\n- metadata:\n    name: a\n    managedFields: []\n";
         let lean: LeanDocument = serde_yaml_ng::from_str(yaml).unwrap();
