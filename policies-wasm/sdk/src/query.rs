@@ -83,29 +83,37 @@ impl LookupQuery {
     }
 
     /// Keeps only the members of `fields` (see [`LookupQuery::fields`]).
-    pub fn with_fields(mut self, fields: &[&str]) -> Self {
-        self.fields = fields.iter().map(|f| (*f).to_owned()).collect();
-        self
+    pub fn with_fields(self, fields: &[&str]) -> Self {
+        Self {
+            fields: owned(fields),
+            ..self
+        }
     }
 
     /// Keeps only objects where every one of `pointers` is empty (see
     /// [`LookupQuery::empty`]).
-    pub fn where_empty(mut self, pointers: &[&str]) -> Self {
-        self.empty = pointers.iter().map(|p| (*p).to_owned()).collect();
-        self
+    pub fn where_empty(self, pointers: &[&str]) -> Self {
+        Self {
+            empty: owned(pointers),
+            ..self
+        }
     }
 
     /// Keeps only objects where every one of `pointers` is not empty.
-    pub fn where_non_empty(mut self, pointers: &[&str]) -> Self {
-        self.non_empty = pointers.iter().map(|p| (*p).to_owned()).collect();
-        self
+    pub fn where_non_empty(self, pointers: &[&str]) -> Self {
+        Self {
+            non_empty: owned(pointers),
+            ..self
+        }
     }
 
     /// Answers the distinct values (one pointer) or tuples (several) that
     /// `pointers` name (see [`LookupQuery::distinct`]).
-    pub fn distinct(mut self, pointers: &[&str]) -> Self {
-        self.distinct = pointers.iter().map(|p| (*p).to_owned()).collect();
-        self
+    pub fn distinct(self, pointers: &[&str]) -> Self {
+        Self {
+            distinct: owned(pointers),
+            ..self
+        }
     }
 
     /// Whether answering needs each object's content, not only the index of
@@ -221,6 +229,10 @@ impl LookupQuery {
             .iter()
             .all(|(k, v)| meta["labels"][k].as_str() == Some(v.as_str()))
     }
+}
+
+fn owned(pointers: &[&str]) -> Vec<String> {
+    pointers.iter().map(|p| (*p).to_owned()).collect()
 }
 
 /// Empty, for the content filters: nothing, `null`, `""`, `[]`, or a mapping
