@@ -3,7 +3,9 @@
 //! all answered — the real verdict when the deadline allows, the failure
 //! verdict at the deadline when it does not — never a 5xx, a reset or an
 //! instantiation error, while `/healthz` and `/readyz` keep answering; and
-//! answers come before `?timeout=` while guests spin on every core.
+//! answers come before `?timeout=` while guests spin on every core; and
+//! 1,500 connections each in the middle of a 20 KB review keep resident
+//! memory under 128 MiB.
 
 use tollgate_e2e as support;
 
@@ -277,11 +279,101 @@ async fn answers_come_before_the_timeout_while_guests_spin_on_every_core() {
     );
     // The API server gives up at its timeout: the answer must come first.
     assert!(worst_healthy < Duration::from_secs(2), "{worst_healthy:?}");
-    // Known gap (issue 10): answers at the spinners' own deadline still
-    // came up to 0.5 s after 5 s here (debug build, saturated shared cores;
-    // the healthy reviews beside them are on time); bounded, not yet fixed.
+    // Answered at the spinners' own deadline (4.75 s, the 5% margin),
+    // before the API server gives up at 5 s: guests take turns on as many
+    // running slots as there are cores, so the spinners cannot starve the
+    // async workers that read the requests and answer at the deadline
+    // (with every spinner on the CPUs, answers came up to 0.5 s late).
     assert!(
-        worst_spinning < Duration::from_secs(6),
+        worst_spinning < Duration::from_secs(5),
         "{worst_spinning:?}"
     );
+}
+
+/// The captured calico-node DaemonSet UPDATE (20.5 KB), which the built-in
+/// pack allows after six policies.
+const LARGE_REVIEW: &str = include_str!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../testdata/reviews/02-upgrade-v2.4-to-v2.5-kdd--validate--update-daemonset-calico-node.json"
+));
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_connections_in_the_middle_of_large_reviews_keep_memory_bounded() {
+    // The finding: 1,500 connections levelled at 207-219 MB. Most of it
+    // was per-connection buffering (hyper grew each read buffer to a whole
+    // body and kept it reserved while the review was served).
+    const CONNECTIONS: usize = 1500;
+    const ROUNDS: usize = 3;
+    const BOUND: u64 = 128 << 20;
+    let _serial = SERIAL.lock().await;
+    let files = support::raise_open_files_limit();
+    assert!(
+        files >= 2 * CONNECTIONS as u64 + 100,
+        "this test needs {} open files, the hard limit is {files}",
+        2 * CONNECTIONS + 100
+    );
+    // Memory is this test's concern, not time: the test's own client
+    // shares the two cores, so allow the API server's longest timeout.
+    let server = Arc::new(Launch::new().arg("--body-read-timeout").arg("30s").start());
+    let pid = server.pid();
+    // One pool: a connection per concurrent review, kept alive between
+    // rounds, as the API server's client keeps them.
+    let client = server.client_with(|b| {
+        b.http1_only()
+            .pool_max_idle_per_host(CONNECTIONS)
+            .timeout(Duration::from_secs(60))
+    });
+    let template: Value = serde_json::from_str(LARGE_REVIEW).unwrap();
+    let stop = Arc::new(tokio::sync::Notify::new());
+    let sampler = {
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            let mut peak = 0u64;
+            loop {
+                peak = peak.max(support::anonymous_resident_bytes(pid));
+                tokio::select! {
+                    _ = stop.notified() => return peak,
+                    _ = tokio::time::sleep(Duration::from_millis(20)) => {}
+                }
+            }
+        })
+    };
+    let url = server.url("/validate?timeout=30s");
+    let (mut real, mut failed) = (0, 0);
+    for round in 0..ROUNDS {
+        let mut reviews = JoinSet::new();
+        for i in 0..CONNECTIONS {
+            let (client, url) = (client.clone(), url.clone());
+            let uid = format!("large-{round}-{i}");
+            let mut body = template.clone();
+            body["request"]["uid"] = Value::from(uid.as_str());
+            reviews.spawn(async move { post(&client, &url, &uid, body).await });
+        }
+        while let Some(answer) = reviews.join_next().await {
+            let answer = answer.unwrap();
+            let response = judged(&answer);
+            if response["allowed"] == true {
+                real += 1;
+            } else {
+                // Saturated past the deadline: the failure verdict, on time.
+                let message = response["status"]["message"].as_str().unwrap_or_default();
+                assert!(
+                    message.contains("policy failed (deadline)"),
+                    "{}",
+                    answer.body
+                );
+                failed += 1;
+            }
+        }
+    }
+    stop.notify_one();
+    let peak = sampler.await.unwrap();
+    eprintln!(
+        "{CONNECTIONS} connections x {ROUNDS} rounds of 20.5 KB reviews: {real} allowed, \
+         {failed} failure verdicts; peak anonymous RSS {} MiB",
+        peak >> 20
+    );
+    assert_eq!(real + failed, CONNECTIONS * ROUNDS);
+    assert!(peak > 0, "the sampler read the server's memory");
+    assert!(peak < BOUND, "peak anonymous RSS {} MiB", peak >> 20);
 }

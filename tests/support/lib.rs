@@ -597,10 +597,22 @@ pub fn raise_open_files_limit() -> u64 {
 
 /// The resident set size of process `pid`, in bytes (`VmRSS`).
 pub fn resident_bytes(pid: u32) -> u64 {
+    status_bytes(pid, "VmRSS")
+}
+
+/// The anonymous part of [`resident_bytes`] (`RssAnon`): what the process
+/// allocated, without the pages of its executable (which are far larger
+/// in a debug build than in the release one).
+pub fn anonymous_resident_bytes(pid: u32) -> u64 {
+    status_bytes(pid, "RssAnon")
+}
+
+/// A `kB` field of `/proc/PID/status`, in bytes; 0 once the process is gone.
+fn status_bytes(pid: u32, field: &str) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     status
         .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
         .map_or(0, |kb| kb * 1024)
 }

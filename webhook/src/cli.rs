@@ -115,6 +115,14 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = 4096, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_queued_reviews: u32,
 
+    /// Long policy guests (still running after one 5 ms epoch tick) on the
+    /// CPUs at once; the others wait off the CPU for a turn (round robin
+    /// between policies, a tick each), so a spinning policy cannot take the
+    /// cores from the other policies or from the server itself. Default:
+    /// one per CPU available.
+    #[arg(long, default_value_t = tollgate_host::SandboxLimits::default_running(), value_parser = clap::value_parser!(u32).range(1..))]
+    pub running_guests: u32,
+
     /// On SIGTERM/SIGINT, how long in-flight reviews may take to finish
     /// (30s, the API server's longest webhook timeout, lets every review
     /// reach its own deadline).

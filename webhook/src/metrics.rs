@@ -533,6 +533,11 @@ impl Metrics {
             "Wasm instances started: one per v1 rule or v2 bundle evaluated, one per load-time call",
             stats.instances.clone(),
         );
+        registry.register(
+            "guest_cpu_waits",
+            "Times a policy guest waited for a turn on a CPU (--running-guests were running, or it gave its turn to another policy at a tick)",
+            stats.cpu_waits.clone(),
+        );
         for (origin, counter) in [
             ("compiled", &stats.compiled),
             ("disk-cache", &stats.from_disk_cache),

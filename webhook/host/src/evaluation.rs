@@ -84,8 +84,9 @@ pub enum EvalError {
     #[error("exceeded its CPU budget of {0:?}")]
     CpuBudget(std::time::Duration),
     /// The review's deadline had passed before the evaluation could start
-    /// (queued behind other reviews, or behind the policies evaluated
-    /// before it).
+    /// (queued behind other reviews, behind the policies evaluated before
+    /// it, or, for a policy whose guests run long, waiting for a turn on a
+    /// CPU).
     #[error("deadline already passed before the evaluation started")]
     NotStarted,
     /// Every one of the policy's concurrent evaluation slots stayed busy

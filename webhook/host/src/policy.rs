@@ -12,7 +12,7 @@ use crate::config::{BreakerConfig, Config, ConfigError, FailurePolicy, Mode, Pol
 use crate::evaluation::EvalError;
 use crate::matcher::{Endpoint, Matcher, RequestMeta};
 use crate::outcome::PolicyView;
-use crate::sandbox::{Budget, CompiledModule, EngineError, RuleCall, Sandbox};
+use crate::sandbox::{Budget, CompiledModule, EngineError, Lane, RuleCall, Sandbox};
 
 /// The prefix naming a module embedded in the binary.
 pub const BUILTIN_PREFIX: &str = "builtin:";
@@ -101,6 +101,7 @@ impl Policy {
         let budget = Budget {
             cpu: self.timeout,
             deadline,
+            lane: Some(Lane::of(&self.id)),
         };
         let verdicts =
             self.module

@@ -89,10 +89,12 @@ fn the_cpu_budget_counts_only_the_evaluations_own_thread() {
 fn an_exhausted_instance_pool_is_its_own_cause() {
     // One evaluation slot (plus the load-time reserve): spinners hold every
     // pooled instance, so the next instantiation fails inside wasmtime.
+    // (Enough running slots that every spinner gets as far as its instance.)
     let sandbox = Sandbox::new(SandboxLimits {
         memory_bytes: 16 << 20,
         cache_dir: None,
         instances: 1,
+        running: 16,
         ..SandboxLimits::default()
     })
     .unwrap();

@@ -55,6 +55,7 @@ impl Runtime {
             memory_bytes: args.policy_memory_bytes,
             tick: TICK,
             cache_dir: cache_dir(&args),
+            running: args.running_guests,
             ..SandboxLimits::default()
         })?;
         let source = match &args.policies {

@@ -9,6 +9,7 @@ use wasmtime::{
     Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, ProfilingStrategy,
 };
 
+use super::run_queue::RunQueue;
 use super::stats::SandboxStats;
 use super::{EngineError, SandboxLimits};
 
@@ -28,6 +29,8 @@ pub struct Shared {
     pub engine: Engine,
     pub limits: SandboxLimits,
     pub stats: SandboxStats,
+    /// Which evaluations' guests are on the CPUs (`limits.running` at once).
+    pub run_queue: Arc<RunQueue>,
     _ticker: Ticker,
 }
 
@@ -46,6 +49,9 @@ impl Shared {
                 limits.memory_bytes
             )));
         }
+        if limits.running == 0 {
+            return Err(EngineError("running guests must be at least 1".to_owned()));
+        }
         if limits.instances == 0 || limits.instances > MAX_INSTANCES {
             return Err(EngineError(format!(
                 "{} concurrent evaluations is outside [1, {MAX_INSTANCES}]",
@@ -54,10 +60,13 @@ impl Shared {
         }
         let engine = Engine::new(&config(&limits)).map_err(|e| EngineError(e.to_string()))?;
         let ticker = Ticker::start(engine.clone(), limits.tick)?;
+        let stats = SandboxStats::default();
+        let run_queue = RunQueue::new(limits.running as usize, stats.cpu_waits.clone());
         Ok(Arc::new(Self {
             engine,
             limits,
-            stats: SandboxStats::default(),
+            stats,
+            run_queue,
             _ticker: ticker,
         }))
     }

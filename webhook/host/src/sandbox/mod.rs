@@ -16,6 +16,7 @@ mod engine;
 mod host_calls;
 mod instance;
 mod module_cache;
+mod run_queue;
 mod stats;
 
 use std::collections::HashMap;
@@ -26,6 +27,7 @@ use std::time::Duration;
 pub use abi::ModuleError;
 pub use compiled::{CompiledModule, RuleCall};
 pub use cpu_clock::thread_cpu_time;
+pub use run_queue::Lane;
 pub use stats::SandboxStats;
 
 /// Resource limits of every evaluation.
@@ -43,9 +45,19 @@ pub struct SandboxLimits {
     /// admits no more concurrent evaluations than this, so that overload
     /// queues instead of failing instantiation.
     pub instances: u32,
+    /// How many long guests (still running after their first epoch tick)
+    /// run on the CPUs at once; the others wait for a turn, off the CPU
+    /// (see `run_queue`). Default: one per available CPU.
+    pub running: u32,
 }
 
 impl SandboxLimits {
+    /// One running guest per CPU this process may use (cgroup quotas
+    /// included).
+    pub fn default_running() -> u32 {
+        std::thread::available_parallelism().map_or(1, |n| n.get() as u32)
+    }
+
     /// The longest epoch tick: deadlines are enforced to within one tick.
     pub const MAX_TICK: Duration = Duration::from_millis(10);
 
@@ -61,13 +73,14 @@ impl SandboxLimits {
 
 impl Default for SandboxLimits {
     /// 64 MiB per instance, 5 ms ticks, the user's cache directory, 256
-    /// concurrent evaluations.
+    /// concurrent evaluations, one running guest per CPU.
     fn default() -> Self {
         Self {
             memory_bytes: 64 << 20,
             tick: Duration::from_millis(5),
             cache_dir: Self::default_cache_dir(),
             instances: 256,
+            running: Self::default_running(),
         }
     }
 }
@@ -80,6 +93,10 @@ impl Default for SandboxLimits {
 pub struct Budget {
     pub cpu: Duration,
     pub deadline: std::time::Instant,
+    /// The run-queue lane the evaluation takes turns in; `None` runs it at
+    /// once, outside the run queue (load-time calls, which must not wait
+    /// behind spinning guests).
+    pub lane: Option<Lane>,
 }
 
 impl Budget {
@@ -89,6 +106,7 @@ impl Budget {
         Self {
             cpu,
             deadline: std::time::Instant::now() + cpu,
+            lane: None,
         }
     }
 }

@@ -18,6 +18,9 @@ pub struct SandboxStats {
     pub from_disk_cache: Counter,
     /// Modules already loaded by this sandbox (another policy, an earlier set).
     pub from_memory: Counter,
+    /// Times a guest waited for a turn on a CPU (every running slot was
+    /// taken, or it gave its slot to another policy's guest at a tick).
+    pub cpu_waits: Counter,
 }
 
 impl SandboxStats {

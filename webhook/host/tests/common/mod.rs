@@ -20,10 +20,16 @@ pub const BUILTINS: &[(&str, &[u8])] = &[
 
 /// A sandbox with a small memory cap and no disk cache.
 pub fn sandbox() -> Arc<Sandbox> {
+    sandbox_running(SandboxLimits::default_running())
+}
+
+/// [`sandbox`], with `running` guests on the CPUs at once.
+pub fn sandbox_running(running: u32) -> Arc<Sandbox> {
     Sandbox::new(SandboxLimits {
         memory_bytes: 16 << 20,
         tick: Duration::from_millis(5),
         cache_dir: None,
+        running,
         ..SandboxLimits::default()
     })
     .expect("sandbox")
