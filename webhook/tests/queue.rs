@@ -324,7 +324,11 @@ async fn a_spinning_policy_saturates_only_its_own_share() {
         let message = response["status"]["message"].as_str().unwrap();
         if message.starts_with("node-spin: policy failed (overload): all 4 of its concurrent evaluation slots were busy until the review deadline") {
             overloaded += 1;
-        } else if message.starts_with("node-spin: policy failed (deadline): no verdict before the review deadline") {
+        } else if message.starts_with("node-spin: policy failed (deadline): no verdict before the review deadline")
+            // Got a share slot just before its deadline, then waited for a
+            // turn on a CPU (the policy is known to run long) past it.
+            || message.starts_with("node-spin: policy failed (deadline): deadline already passed before the evaluation started")
+        {
             stopped += 1;
         } else {
             panic!("unexpected answer: {message}");

@@ -86,7 +86,8 @@ fn waiting_for_a_turn_costs_no_cpu_budget() {
     let _serial = serial();
     // Two policies spinning on one running slot: each is charged only its
     // own CPU time, so each stops at its 200 ms budget, and together they
-    // cannot have finished in less than the sum.
+    // cannot have finished in much less than the sum (each runs its first
+    // tick or two, up to 10 ms, before it needs a slot).
     let sandbox = sandbox_running(1);
     let spinner = |id: &str| {
         load(
@@ -110,7 +111,11 @@ fn waiting_for_a_turn_costs_no_cpu_budget() {
         );
         assert_eq!(err.cause(), FailureCause::Deadline);
     }
-    assert!(started.elapsed() >= Duration::from_millis(400));
+    assert!(
+        started.elapsed() >= Duration::from_millis(350),
+        "{:?}",
+        started.elapsed()
+    );
 }
 
 #[test]
