@@ -72,10 +72,13 @@ pub(super) async fn serve(stream: TcpStream, shared: Arc<Shared>, registered: Re
     let tracked = activity.clone();
     let service = service_fn(move |request| handler.clone().handle(request, h2, tracked.clone()));
     let result = if h2 {
-        let connection = http2::Builder::new(TokioExecutor::new())
-            .timer(TokioTimer::new())
-            .serve_connection(io, service);
-        tokio::pin!(connection);
+        // Boxed: an HTTP/2 connection's state is several KiB larger than an
+        // HTTP/1 one's, and every connection task would be that size.
+        let mut connection = Box::pin(
+            http2::Builder::new(TokioExecutor::new())
+                .timer(TokioTimer::new())
+                .serve_connection(io, service),
+        );
         tokio::select! {
             result = connection.as_mut() => result,
             _ = super::drained(shared.draining.clone()) => {
