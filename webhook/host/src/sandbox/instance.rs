@@ -34,7 +34,8 @@ pub struct EvalState {
     /// `run_queue`).
     slot: Option<RunSlot>,
     run_queue: Option<Arc<RunQueue>>,
-    /// The epoch tick: a guest that ran longer is a long one.
+    /// The epoch tick: a guest that ran longer is a long one, and deadlines
+    /// are checked in ticks.
     tick: std::time::Duration,
     per_rule: bool,
     limiter: Limiter,
@@ -115,13 +116,13 @@ impl EvalState {
 
     /// Ticks until the callback must look again: every tick for a guest
     /// that takes turns with others, else when a bound could be hit.
-    fn next_check(&self, now: Instant, tick: std::time::Duration) -> u64 {
+    fn next_check(&self, now: Instant) -> u64 {
         if self.run_queue.is_some() {
             // The first check two epochs on: at least one whole tick of
             // running, however close to an epoch boundary it started.
             return if self.slot.is_some() { 1 } else { 2 };
         }
-        (self.left(now).as_nanos() / tick.as_nanos()).max(1) as u64
+        (self.left(now).as_nanos() / self.tick.as_nanos()).max(1) as u64
     }
 
     /// Whether lookups name the asking member (`"rule"`, ABI v2).
@@ -307,8 +308,7 @@ impl<'a> Session<'a> {
         };
         let mut store = Store::new(&shared.engine, state);
         store.limiter(|s| &mut s.limiter);
-        let tick = shared.limits.tick;
-        store.set_epoch_deadline(store.data().next_check(started, tick));
+        store.set_epoch_deadline(store.data().next_check(started));
         // Ticks are a hint (the ticker may run early or late); the clocks
         // decide: interrupt only once a bound has really been hit, at most
         // one tick late.
@@ -323,7 +323,7 @@ impl<'a> Session<'a> {
                     state.stopped = Some(bound);
                     UpdateDeadline::Interrupt
                 }
-                None => UpdateDeadline::Continue(state.next_check(Instant::now(), tick)),
+                None => UpdateDeadline::Continue(state.next_check(Instant::now())),
             })
         });
         let instance = pre
