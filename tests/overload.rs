@@ -35,6 +35,17 @@ const POLICIES: &str = r#"
 /// The two tests each load both cores: one at a time.
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
+/// Raises the open-files limit for `connections` (a client and a server
+/// end each, and some to spare), or fails the test saying why.
+fn enough_open_files(connections: usize) {
+    let files = support::raise_open_files_limit();
+    let needed = 2 * connections as u64 + 100;
+    assert!(
+        files >= needed,
+        "this test needs {needed} open files, the hard limit is {files}"
+    );
+}
+
 /// What one review got, and how long it took from the client's send.
 struct Answered {
     uid: String,
@@ -117,12 +128,7 @@ async fn probe(server: Arc<Server>, stop: Arc<tokio::sync::Notify>) -> (usize, D
 async fn a_thousand_connections_at_once_are_all_answered_and_probes_keep_answering() {
     const CONNECTIONS: usize = 1000;
     let _serial = SERIAL.lock().await;
-    let files = support::raise_open_files_limit();
-    assert!(
-        files >= 2 * CONNECTIONS as u64 + 100,
-        "this test needs {} open files, the hard limit is {files}",
-        2 * CONNECTIONS + 100
-    );
+    enough_open_files(CONNECTIONS);
     let server = Arc::new(Launch::new().policies(POLICIES).start());
     // HTTP/1 without reuse: every review opens a connection of its own.
     let client = server.client_with(|b| {
@@ -306,12 +312,7 @@ async fn many_connections_in_the_middle_of_large_reviews_keep_memory_bounded() {
     const ROUNDS: usize = 3;
     const BOUND: u64 = 128 << 20;
     let _serial = SERIAL.lock().await;
-    let files = support::raise_open_files_limit();
-    assert!(
-        files >= 2 * CONNECTIONS as u64 + 100,
-        "this test needs {} open files, the hard limit is {files}",
-        2 * CONNECTIONS + 100
-    );
+    enough_open_files(CONNECTIONS);
     // Memory is this test's concern, not time: the test's own client
     // shares the two cores, so allow the API server's longest timeout.
     let server = Arc::new(Launch::new().arg("--body-read-timeout").arg("30s").start());

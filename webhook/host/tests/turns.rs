@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use common::{REQUEST, eval, load, sandbox_running};
 use tollgate_context::EmptyContext;
-use tollgate_host::{EvalError, FailureCause};
+use tollgate_host::{EvalError, FailureCause, PolicySet, Sandbox};
 
 const SECOND: Duration = Duration::from_secs(1);
 
@@ -19,6 +19,15 @@ static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn serial() -> std::sync::MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// A policy `id` whose guest spins until its CPU budget `timeout` is spent.
+fn spinner(sandbox: &Sandbox, id: &str, timeout: &str) -> PolicySet {
+    load(
+        sandbox,
+        &format!("- id: {id}\n  module: builtin:guests\n  rule: spin\n  timeout: {timeout}\n"),
+    )
+    .unwrap()
 }
 
 #[test]
@@ -89,14 +98,10 @@ fn waiting_for_a_turn_costs_no_cpu_budget() {
     // cannot have finished in much less than the sum (each runs its first
     // tick or two, up to 10 ms, before it needs a slot).
     let sandbox = sandbox_running(1);
-    let spinner = |id: &str| {
-        load(
-            &sandbox,
-            &format!("- id: {id}\n  module: builtin:guests\n  rule: spin\n  timeout: 200ms\n"),
-        )
-        .unwrap()
-    };
-    let (a, b) = (spinner("spin-a"), spinner("spin-b"));
+    let (a, b) = (
+        spinner(&sandbox, "spin-a", "200ms"),
+        spinner(&sandbox, "spin-b", "200ms"),
+    );
     let started = Instant::now();
     let (ra, rb) = std::thread::scope(|s| {
         let ta = s.spawn(|| eval(&a, SECOND * 10));
@@ -124,11 +129,7 @@ fn load_time_calls_do_not_wait_for_a_turn() {
     // A reload compiles and describes modules while spinners hold the one
     // running slot: it is not queued behind them.
     let sandbox = sandbox_running(1);
-    let spin = load(
-        &sandbox,
-        "- id: spin\n  module: builtin:guests\n  rule: spin\n  timeout: 10s\n",
-    )
-    .unwrap();
+    let spin = spinner(&sandbox, "spin", "10s");
     std::thread::scope(|s| {
         let spinning = s.spawn(|| eval(&spin, SECOND * 2));
         std::thread::sleep(Duration::from_millis(100));
@@ -154,11 +155,7 @@ fn a_long_policy_queues_before_it_starts() {
     // reviews does not put each of them on a CPU for a tick first.
     let _serial = serial();
     let sandbox = sandbox_running(1);
-    let spin = load(
-        &sandbox,
-        "- id: spin\n  module: builtin:guests\n  rule: spin\n  timeout: 10s\n",
-    )
-    .unwrap();
+    let spin = spinner(&sandbox, "spin", "10s");
     std::thread::scope(|s| {
         let running = s.spawn(|| eval(&spin, SECOND * 2));
         std::thread::sleep(Duration::from_millis(200));
