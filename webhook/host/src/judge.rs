@@ -28,7 +28,7 @@ use crate::outcome::{Decision, Effect, Outcome, failure, interpret};
 use crate::patch::Composer;
 use crate::policy::{Policy, PolicySet};
 use crate::review::Review;
-use crate::sandbox::{Budget, Lane, RuleCall};
+use crate::sandbox::{Budget, RuleCall};
 
 impl PolicySet {
     /// The policies `review` enters on `endpoint`: indices into
@@ -191,7 +191,7 @@ impl Judge<'_> {
         let budget = Budget {
             cpu: policies.iter().map(|(_, p)| p.timeout).min()?,
             deadline: self.deadline,
-            lane: Some(Lane::of(&policies[0].1.id)),
+            lane: Some(policies[0].1.lane()),
         };
         let calls: Vec<RuleCall<'_>> = policies.iter().map(|(_, p)| p.call()).collect();
         let allow: Vec<&AllowList> = policies.iter().map(|(_, p)| &p.allow).collect();

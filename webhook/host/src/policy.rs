@@ -47,6 +47,8 @@ pub struct Policy {
     pub concurrency: Option<u32>,
     pub breaker: BreakerConfig,
     pub allow: AllowList,
+    /// The run-queue lane of its evaluations (its id, hashed once).
+    lane: Lane,
     rule: String,
     settings: Vec<u8>,
     module: Arc<CompiledModule>,
@@ -57,6 +59,12 @@ impl Policy {
     /// Whether this policy enters `request` on `endpoint`.
     pub fn selects(&self, endpoint: Endpoint, request: &RequestMeta<'_>) -> bool {
         (endpoint == Endpoint::Validate || self.mutate) && self.matcher.matches(request)
+    }
+
+    /// The run-queue lane its evaluations (and a bundle it leads) take
+    /// turns in.
+    pub fn lane(&self) -> Lane {
+        self.lane
     }
 
     /// The module rule this policy runs.
@@ -101,7 +109,7 @@ impl Policy {
         let budget = Budget {
             cpu: self.timeout,
             deadline,
-            lane: Some(Lane::of(&self.id)),
+            lane: Some(self.lane),
         };
         let verdicts =
             self.module
@@ -270,6 +278,7 @@ impl Policy {
             concurrency: pc.concurrency,
             breaker: pc.breaker,
             allow: AllowList::new(pc.id.clone(), pc.context.clone()),
+            lane: Lane::of(&pc.id),
             rule: rule.to_owned(),
             settings,
             module,

@@ -34,7 +34,7 @@ use prometheus_client::metrics::counter::Counter;
 
 /// A scheduling lane: evaluations of one policy (or one bundle).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Lane(pub u64);
+pub struct Lane(u64);
 
 impl Lane {
     /// The lane of the policy (or bundle) named `id`.
