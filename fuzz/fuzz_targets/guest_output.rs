@@ -11,7 +11,6 @@
 
 use libfuzzer_sys::fuzz_target;
 use serde_json::json;
-use tollgate_fuzz::same_json;
 use tollgate_host::AbiVersion;
 use tollgate_host::evaluation::decode_verdicts;
 
@@ -35,11 +34,9 @@ fuzz_target!(|data: &[u8]| {
         AbiVersion::V2 => serde_json::to_vec(&json!({ "verdicts": verdicts })).unwrap(),
     };
     let again = decode_verdicts(abi, &rewritten, rules).expect("re-encoded verdicts decode");
-    assert!(
-        same_json(
-            &serde_json::to_value(&again).unwrap(),
-            &serde_json::to_value(&verdicts).unwrap()
-        ),
+    assert_eq!(
+        serde_json::to_value(&again).unwrap(),
+        serde_json::to_value(&verdicts).unwrap(),
         "a verdict changed on its way through the encoder"
     );
 });

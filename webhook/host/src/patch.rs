@@ -131,6 +131,35 @@ mod tests {
     }
 
     #[test]
+    fn a_test_of_a_float_copied_from_the_object_holds_where_the_api_server_applies_it() {
+        // Found by the patch_compose fuzz target: serde_json's default float
+        // parsing read 999990.199999900000 as 999990.1999999001, so the
+        // answer's `test` (written as that) failed against the object as the
+        // API server reads it. Parsing is exact (`float_roundtrip`) now.
+        let body = body(json!({"uid": "u", "operation": "UPDATE", "object": {}})).replace(
+            r#""object":{}"#,
+            r#""object":{"weight":999990.199999900000}"#,
+        );
+        let review = review(&body);
+        let weight = review.object_value().unwrap()["weight"].clone();
+        assert_eq!(weight.as_f64(), Some("999990.1999999".parse().unwrap()));
+        let ops = [
+            PatchOp::Test {
+                path: "/weight".to_owned(),
+                value: weight,
+            },
+            PatchOp::add("/checked", json!(true)),
+        ];
+        Composer::default().apply(&review, &ops).unwrap();
+        // What the API server gets: the operations as text, applied to
+        // request.object as sent.
+        let patch: json_patch::Patch =
+            serde_json::from_str(&serde_json::to_string(&ops).unwrap()).unwrap();
+        let mut sent: Value = serde_json::from_str(r#"{"weight":999990.199999900000}"#).unwrap();
+        json_patch::patch(&mut sent, &patch).unwrap();
+    }
+
+    #[test]
     fn delete_has_nothing_to_patch() {
         let body =
             body(json!({"uid": "u", "operation": "DELETE", "object": null, "oldObject": {}}));
