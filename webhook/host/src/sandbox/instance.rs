@@ -89,7 +89,7 @@ impl EvalState {
             .min(cpu_left)
     }
 
-    /// At a tick. A guest still running after its first tick is a long
+    /// At a tick. A guest that has run a whole tick of CPU time is a long
     /// one: its lane is marked long and it waits for a running slot. One
     /// that holds a slot lets another lane's waiting guest run, if one
     /// waits, and waits for a turn again. False if the deadline passed
@@ -106,6 +106,9 @@ impl EvalState {
         };
         match &mut self.slot {
             Some(slot) => slot.share(deadline),
+            // Ticks are wall time: a short guest descheduled across two of
+            // them has not run a tick. Only CPU time makes a guest long.
+            None if thread_cpu_time().saturating_sub(self.cpu_start) < self.tick => true,
             None => {
                 queue.mark(lane, true);
                 self.slot = queue.acquire(lane, deadline);
