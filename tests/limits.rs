@@ -9,7 +9,9 @@ use tollgate_e2e as support;
 
 use std::time::{Duration, Instant};
 
-use support::{Launch, Server, metric, object, raw_tls, raw_tls_with, response, review};
+use support::{
+    Launch, Server, metric, object, raw_tls, raw_tls_with, response, review, tls_handshake,
+};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 
 const POLICIES: &str = r#"
@@ -94,6 +96,62 @@ async fn a_slow_header_after_a_kept_alive_request_is_cut_off() {
     let closed = closed_after(&mut conn, Duration::from_secs(10)).await;
     let closed = closed.expect("the slow header is still open after 10 s");
     assert!(closed < Duration::from_secs(4), "{closed:?}");
+}
+
+#[tokio::test]
+async fn a_server_that_fell_behind_does_not_cut_off_clients_that_did_not() {
+    // The finding: under 1,500 connections at once the server reached some
+    // requests after the header timeout and reset them; their clients had
+    // sent everything at once. Stopping the server stands in for its lag.
+    let server = server(&["--handshake-timeout", "1s", "--header-read-timeout", "1s"]);
+    let lag = Duration::from_millis(2500);
+    let request = b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n";
+    let mut answer = vec![0; 1024];
+
+    // The ClientHello waits unread past the handshake timeout.
+    let tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await; // accepted
+    let stopped = server.stopped();
+    let handshake = tls_handshake(&server, b"http/1.1", tcp);
+    tokio::pin!(handshake);
+    tokio::select! {
+        _ = &mut handshake => panic!("a stopped server finished a handshake"),
+        () = tokio::time::sleep(lag) => {}
+    }
+    drop(stopped);
+    let mut first = handshake.await.unwrap_or_else(|e| {
+        panic!(
+            "the handshake once the server caught up: {e}\n{}",
+            server.logs()
+        )
+    });
+
+    // Requests wait unread past the header timeout: first requests on
+    // fresh connections, and a second one on a kept-alive connection.
+    let mut others = Vec::new();
+    for _ in 0..3 {
+        others.push(raw_tls(&server).await);
+    }
+    for round in 0..2 {
+        let stopped = server.stopped();
+        for conn in std::iter::once(&mut first).chain(&mut others) {
+            conn.write_all(request).await.unwrap();
+        }
+        tokio::time::sleep(lag).await;
+        drop(stopped);
+        for (i, conn) in std::iter::once(&mut first).chain(&mut others).enumerate() {
+            let n = conn.read(&mut answer).await.unwrap_or(0);
+            assert!(
+                answer[..n].starts_with(b"HTTP/1.1 200"),
+                "round {round}, connection {i}: {:?}",
+                String::from_utf8_lossy(&answer[..n])
+            );
+        }
+    }
+    for reason in ["handshake_timeout", "header_timeout"] {
+        let name = format!(r#"tollgate_connections_closed_total{{reason="{reason}"}}"#);
+        assert_eq!(metric_of(&server, &name).await, 0.0, "{reason}");
+    }
 }
 
 #[tokio::test]

@@ -297,11 +297,22 @@ impl Server {
     }
 
     pub fn terminate(&self) {
+        self.signal("-TERM");
+    }
+
+    fn signal(&self, signal: &str) {
         let status = Command::new("kill")
-            .args(["-TERM", &self.pid().to_string()])
+            .args([signal, &self.pid().to_string()])
             .status()
             .expect("kill");
         assert!(status.success());
+    }
+
+    /// Stops the server (SIGSTOP) until the guard drops (SIGCONT): a
+    /// server that has fallen behind its clients, as under load.
+    pub fn stopped(&self) -> Stopped<'_> {
+        self.signal("-STOP");
+        Stopped(self)
     }
 
     /// Waits for the process to exit.
@@ -324,6 +335,15 @@ impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// A stopped server; continues (SIGCONT) when dropped.
+pub struct Stopped<'a>(&'a Server);
+
+impl Drop for Stopped<'_> {
+    fn drop(&mut self) {
+        self.0.signal("-CONT");
     }
 }
 
@@ -550,6 +570,20 @@ pub async fn raw_tls_with(
     server: &Server,
     alpn: &[u8],
 ) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
+    let tcp = tokio::net::TcpStream::connect(server.addr)
+        .await
+        .expect("connect");
+    tls_handshake(server, alpn, tcp)
+        .await
+        .expect("TLS handshake")
+}
+
+/// The client's side of a TLS handshake with `server` on `tcp`.
+pub async fn tls_handshake(
+    server: &Server,
+    alpn: &[u8],
+    tcp: tokio::net::TcpStream,
+) -> std::io::Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>> {
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::{CertificateDer, ServerName};
 
@@ -564,11 +598,8 @@ pub async fn raw_tls_with(
         .with_no_client_auth();
     config.alpn_protocols = vec![alpn.to_vec()];
     let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
-    let tcp = tokio::net::TcpStream::connect(server.addr)
-        .await
-        .expect("connect");
     let name = ServerName::try_from("localhost").expect("name");
-    connector.connect(name, tcp).await.expect("TLS handshake")
+    connector.connect(name, tcp).await
 }
 
 /// Raises this process's soft open-files limit to its hard limit (a test

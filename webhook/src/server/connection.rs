@@ -15,7 +15,7 @@ use tokio::net::TcpStream;
 use tower::ServiceExt;
 
 use super::Shared;
-use super::limits::{Activity, ConnectionLimits, Registered, Watched};
+use super::limits::{Activity, Registered, UNREAD_RECHECK, Unread, Watched};
 use crate::metrics::ConnectionClosed;
 
 /// How long, once draining, an HTTP/1 connection stays open for a request
@@ -40,33 +40,32 @@ pub(super) async fn serve(stream: TcpStream, shared: Arc<Shared>, registered: Re
     let _ = stream.set_nodelay(true);
     let activity = registered.activity.clone();
     let limits = *shared.connections.limits();
+    let unread = Unread::of(&stream);
     let stream = Watched::new(stream, activity.clone());
-    let handshaking = limits_for_handshake(&limits);
     let tls = tokio::select! {
-        accepted = tokio::time::timeout(limits.handshake_timeout, shared.acceptor.accept(stream)) => {
+        // The handshake before its limits: see `Activity::expired`.
+        biased;
+        accepted = handshake(&shared, stream, &activity, limits.handshake_timeout, unread) => {
             match accepted {
-                Ok(Ok(tls)) => tls,
-                Ok(Err(error)) => {
+                Some(Ok(tls)) => tls,
+                Some(Err(error)) => {
                     tracing::debug!(%error, "TLS handshake failed");
                     return;
                 }
-                Err(_elapsed) => {
+                None => {
                     tracing::debug!("TLS handshake timed out");
                     shared.metrics.connection_closed(ConnectionClosed::HandshakeTimeout);
                     return;
                 }
             }
         }
-        reason = activity.expired(&handshaking) => {
-            // Shed at the cap while still handshaking.
-            shared.metrics.connection_closed(reason);
+        () = activity.shed() => {
+            shared.metrics.connection_closed(ConnectionClosed::Shed);
             return;
         }
     };
     let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
-    if !h2 {
-        activity.http1();
-    }
+    activity.handshaken(h2);
     let io = TokioIo::new(tls);
     let handler = shared.clone();
     let tracked = activity.clone();
@@ -80,6 +79,8 @@ pub(super) async fn serve(stream: TcpStream, shared: Arc<Shared>, registered: Re
                 .serve_connection(io, service),
         );
         tokio::select! {
+            // The connection before its limits: see `Activity::expired`.
+            biased;
             result = connection.as_mut() => result,
             _ = super::drained(shared.draining.clone()) => {
                 // GOAWAY: streams already sent are answered, later ones
@@ -87,7 +88,7 @@ pub(super) async fn serve(stream: TcpStream, shared: Arc<Shared>, registered: Re
                 connection.as_mut().graceful_shutdown();
                 connection.await
             }
-            reason = activity.expired(&limits) => {
+            reason = activity.expired(&limits, unread) => {
                 shared.metrics.connection_closed(reason);
                 tracing::debug!(reason = reason.as_str(), "closing an HTTP/2 connection");
                 connection.as_mut().graceful_shutdown();
@@ -106,6 +107,7 @@ pub(super) async fn serve(stream: TcpStream, shared: Arc<Shared>, registered: Re
             .serve_connection(io, service);
         tokio::pin!(connection);
         tokio::select! {
+            biased;
             result = connection.as_mut() => result,
             _ = super::drained(shared.draining.clone()) => {
                 // Responses now carry `Connection: close`; a connection that
@@ -118,7 +120,7 @@ pub(super) async fn serve(stream: TcpStream, shared: Arc<Shared>, registered: Re
                     }
                 }
             }
-            reason = activity.expired(&limits) => {
+            reason = activity.expired(&limits, unread) => {
                 // Nothing in flight: closing loses no answer.
                 shared.metrics.connection_closed(reason);
                 tracing::debug!(reason = reason.as_str(), "closing an HTTP/1 connection");
@@ -132,12 +134,32 @@ pub(super) async fn serve(stream: TcpStream, shared: Arc<Shared>, registered: Re
     drop(registered);
 }
 
-/// During the handshake only shedding applies (the handshake has its own
-/// timeout).
-fn limits_for_handshake(limits: &ConnectionLimits) -> ConnectionLimits {
-    ConnectionLimits {
-        header_read_timeout: limits.handshake_timeout + limits.header_read_timeout,
-        ..*limits
+/// The TLS handshake, `None` when it timed out (`Activity::handshake_deadline`).
+async fn handshake(
+    shared: &Shared,
+    stream: Watched<TcpStream>,
+    activity: &Activity,
+    timeout: Duration,
+    unread: Unread,
+) -> Option<std::io::Result<tokio_rustls::server::TlsStream<Watched<TcpStream>>>> {
+    let accept = shared.acceptor.accept(stream);
+    tokio::pin!(accept);
+    let mut deadline = activity.handshake_deadline(timeout);
+    loop {
+        tokio::select! {
+            biased;
+            accepted = accept.as_mut() => return Some(accepted),
+            () = tokio::time::sleep_until(deadline) => {
+                let extended = activity.handshake_deadline(timeout);
+                deadline = if extended > deadline {
+                    extended
+                } else if unread.pending() {
+                    tokio::time::Instant::now() + UNREAD_RECHECK
+                } else {
+                    return None;
+                };
+            }
+        }
     }
 }
 

@@ -7,8 +7,9 @@
 //! nothing exhausts the process (issue 10).
 
 use std::collections::HashMap;
+use std::os::fd::{AsRawFd, RawFd};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -23,8 +24,8 @@ use crate::metrics::{ConnectionClosed, Metrics};
 #[derive(Debug, Clone, Copy)]
 pub struct ConnectionLimits {
     pub handshake_timeout: Duration,
-    /// From the handshake to a first request's complete headers, and from
-    /// a request's first byte to its complete headers.
+    /// From the end of the handshake to a first request's complete
+    /// headers, and from a request's first byte to its complete headers.
     pub header_read_timeout: Duration,
     /// No request in flight and nothing received for this long.
     pub idle_timeout: Duration,
@@ -34,6 +35,11 @@ pub struct ConnectionLimits {
 /// "Never" in the nanosecond timestamps of [`Activity`].
 const NONE: u64 = u64::MAX;
 
+/// What a connection speaks, in [`Activity::phase`].
+const HANDSHAKE: u8 = 0;
+const HTTP1: u8 = 1;
+const HTTP2: u8 = 2;
+
 /// What a connection is doing, readable without a lock.
 pub(super) struct Activity {
     base: Instant,
@@ -41,8 +47,11 @@ pub(super) struct Activity {
     in_flight: AtomicU32,
     /// Requests answered so far.
     answered: AtomicU64,
-    /// Since when nothing has been in flight (ns after `base`).
+    /// Since when nothing has been in flight (ns after `base`); the end of
+    /// the handshake before a first request.
     idle_since: AtomicU64,
+    /// When the server last wrote during the handshake (ns after `base`).
+    handshake_written: AtomicU64,
     /// When the first byte of the next request arrived while idle; `NONE`
     /// when none did.
     reading_since: AtomicU64,
@@ -50,9 +59,10 @@ pub(super) struct Activity {
     wake: Notify,
     /// Closed at the cap to make room for a new connection.
     shed: AtomicBool,
-    /// Whether reads start a request (HTTP/1; an HTTP/2 client sends
-    /// window updates and pings between requests).
-    h1: AtomicBool,
+    /// `HANDSHAKE`, `HTTP1` or `HTTP2`. Only HTTP/1 reads start a request
+    /// (an HTTP/2 client sends window updates and pings between requests);
+    /// only handshake writes extend the handshake's deadline.
+    phase: AtomicU8,
 }
 
 impl Activity {
@@ -62,16 +72,42 @@ impl Activity {
             in_flight: AtomicU32::new(0),
             answered: AtomicU64::new(0),
             idle_since: AtomicU64::new(0),
+            handshake_written: AtomicU64::new(0),
             reading_since: AtomicU64::new(NONE),
             wake: Notify::new(),
             shed: AtomicBool::new(false),
-            h1: AtomicBool::new(false),
+            phase: AtomicU8::new(HANDSHAKE),
         }
     }
 
-    /// The connection speaks HTTP/1 (known once the handshake chose).
-    pub(super) fn http1(&self) {
-        self.h1.store(true, Ordering::Relaxed);
+    /// The handshake is done and chose HTTP/2 or HTTP/1. A first request's
+    /// header timeout counts from now: the handshake had its own.
+    pub(super) fn handshaken(&self, h2: bool) {
+        self.idle_since.store(self.now(), Ordering::Release);
+        self.phase
+            .store(if h2 { HTTP2 } else { HTTP1 }, Ordering::Release);
+        self.wake.notify_one();
+    }
+
+    /// When the handshake must be done: `timeout` after the connection was
+    /// accepted, or after the server last sent a handshake flight if that
+    /// was later. A client is given the whole timeout to answer each
+    /// flight; a server that fell behind in sending it (under load) does
+    /// not count against the client. A handshake has two or three flights,
+    /// so this still bounds it.
+    pub(super) fn handshake_deadline(&self, timeout: Duration) -> Instant {
+        self.at(self.handshake_written.load(Ordering::Acquire)) + timeout
+    }
+
+    /// Resolves when the connection is shed at the cap.
+    pub(super) async fn shed(&self) {
+        loop {
+            let woken = self.wake.notified();
+            if self.shed.load(Ordering::Acquire) {
+                return;
+            }
+            woken.await;
+        }
     }
 
     fn now(&self) -> u64 {
@@ -92,6 +128,16 @@ impl Activity {
                 .is_ok()
         {
             self.wake.notify_one();
+        }
+    }
+
+    /// Bytes went out; during the handshake that is a flight the client
+    /// must answer.
+    fn written(&self, polled: &Poll<std::io::Result<usize>>) {
+        if matches!(polled, Poll::Ready(Ok(n)) if *n > 0)
+            && self.phase.load(Ordering::Relaxed) == HANDSHAKE
+        {
+            self.handshake_written.store(self.now(), Ordering::Release);
         }
     }
 
@@ -134,7 +180,7 @@ impl Activity {
         }
         Some(match self.reading_since.load(Ordering::Acquire) {
             NONE if self.answered.load(Ordering::Acquire) == 0 => (
-                self.base + limits.header_read_timeout,
+                self.at(self.idle_since.load(Ordering::Acquire)) + limits.header_read_timeout,
                 ConnectionClosed::HeaderTimeout,
             ),
             NONE => (
@@ -148,16 +194,29 @@ impl Activity {
         })
     }
 
-    /// Resolves when the connection must be closed, with the reason.
-    pub(super) async fn expired(&self, limits: &ConnectionLimits) -> ConnectionClosed {
+    /// Resolves when the connection must be closed, with the reason. A
+    /// limit on the client's slowness does not apply while bytes it sent
+    /// wait unread ([`Unread`]): then the server is the one behind. Poll
+    /// it after the connection (`biased`), so that what has arrived is
+    /// consumed first.
+    pub(super) async fn expired(
+        &self,
+        limits: &ConnectionLimits,
+        unread: Unread,
+    ) -> ConnectionClosed {
         loop {
             if self.shed.load(Ordering::Acquire) {
                 return ConnectionClosed::Shed;
             }
-            let next = self.next_limit(limits);
-            if let Some((when, reason)) = next
-                && Instant::now() >= when
-            {
+            let next = self.next_limit(limits).map(|(when, reason)| {
+                let now = Instant::now();
+                match when <= now {
+                    true if unread.pending() => (now + UNREAD_RECHECK, None),
+                    true => (when, Some(reason)),
+                    false => (when, None),
+                }
+            });
+            if let Some((_, Some(reason))) = next {
                 return reason;
             }
             // Any change of state wakes this up to look again.
@@ -172,6 +231,32 @@ impl Activity {
                 None => woken.await,
             }
         }
+    }
+}
+
+/// How soon a limit is looked at again when it passed with bytes unread.
+pub(super) const UNREAD_RECHECK: Duration = Duration::from_millis(20);
+
+/// Whether a connection's client has sent bytes the server has not read.
+/// Asked of the kernel: tokio learns that a socket is readable only at its
+/// driver's next turn, which a busy (or stopped) server reaches late,
+/// possibly after a timer that fired at the same time.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Unread(RawFd);
+
+impl Unread {
+    /// The socket must stay open while this is asked: `connection::serve`
+    /// polls its limits only beside the connection that owns it.
+    pub(super) fn of(stream: &tokio::net::TcpStream) -> Self {
+        Self(stream.as_raw_fd())
+    }
+
+    pub(super) fn pending(self) -> bool {
+        let mut bytes: libc::c_int = 0;
+        // SAFETY: the descriptor is open (see `of`); FIONREAD writes one
+        // c_int to the pointer.
+        let asked = unsafe { libc::ioctl(self.0, libc::FIONREAD, &mut bytes) };
+        asked == 0 && bytes > 0
     }
 }
 
@@ -271,7 +356,7 @@ impl<S: AsyncRead + Unpin> AsyncRead for Watched<S> {
     ) -> Poll<std::io::Result<()>> {
         let before = buf.filled().len();
         let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
-        if buf.filled().len() > before && self.activity.h1.load(Ordering::Relaxed) {
+        if buf.filled().len() > before && self.activity.phase.load(Ordering::Relaxed) == HTTP1 {
             self.activity.received();
         }
         polled
@@ -284,7 +369,9 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Watched<S> {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, buf)
+        let polled = Pin::new(&mut self.inner).poll_write(cx, buf);
+        self.activity.written(&polled);
+        polled
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
@@ -300,7 +387,9 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Watched<S> {
         cx: &mut Context<'_>,
         bufs: &[std::io::IoSlice<'_>],
     ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+        let polled = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        self.activity.written(&polled);
+        polled
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -331,4 +420,28 @@ pub fn raise_open_files_limit() -> Option<u64> {
         }
     }
     Some(limit.rlim_cur)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Unread;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    #[tokio::test]
+    async fn unread_is_what_the_client_sent_and_the_server_has_not_read() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let mut client = tokio::net::TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (mut server, _) = listener.accept().await.unwrap();
+        let unread = Unread::of(&server);
+        assert!(!unread.pending(), "nothing sent yet");
+        client.write_all(b"GET / HTTP/1.1\r\n").await.unwrap();
+        server.readable().await.unwrap();
+        assert!(unread.pending(), "sent and not read");
+        let mut read = [0; 64];
+        let n = server.read(&mut read).await.unwrap();
+        assert_eq!(n, 16);
+        assert!(!unread.pending(), "all of it read");
+    }
 }
