@@ -15,8 +15,7 @@ use tokio::net::TcpStream;
 use tower::ServiceExt;
 
 use super::Shared;
-use super::limits::{Activity, Registered, UNREAD_RECHECK, Unread, Watched};
-use crate::metrics::ConnectionClosed;
+use super::limits::{Activity, Registered, Unread, Watched};
 
 /// How long, once draining, an HTTP/1 connection stays open for a request
 /// its client may be sending right now (a client that just connected, or
@@ -45,22 +44,17 @@ pub(super) async fn serve(stream: TcpStream, shared: Arc<Shared>, registered: Re
     let tls = tokio::select! {
         // The handshake before its limits: see `Activity::expired`.
         biased;
-        accepted = handshake(&shared, stream, &activity, limits.handshake_timeout, unread) => {
-            match accepted {
-                Some(Ok(tls)) => tls,
-                Some(Err(error)) => {
-                    tracing::debug!(%error, "TLS handshake failed");
-                    return;
-                }
-                None => {
-                    tracing::debug!("TLS handshake timed out");
-                    shared.metrics.connection_closed(ConnectionClosed::HandshakeTimeout);
-                    return;
-                }
+        accepted = shared.acceptor.accept(stream) => match accepted {
+            Ok(tls) => tls,
+            Err(error) => {
+                tracing::debug!(%error, "TLS handshake failed");
+                return;
             }
-        }
-        () = activity.shed() => {
-            shared.metrics.connection_closed(ConnectionClosed::Shed);
+        },
+        reason = activity.expired(&limits, unread) => {
+            // The handshake timed out, or the connection was shed at the cap.
+            tracing::debug!(reason = reason.as_str(), "closing a connection in its handshake");
+            shared.metrics.connection_closed(reason);
             return;
         }
     };
@@ -132,35 +126,6 @@ pub(super) async fn serve(stream: TcpStream, shared: Arc<Shared>, registered: Re
         tracing::debug!(%error, "connection ended with an error");
     }
     drop(registered);
-}
-
-/// The TLS handshake, `None` when it timed out (`Activity::handshake_deadline`).
-async fn handshake(
-    shared: &Shared,
-    stream: Watched<TcpStream>,
-    activity: &Activity,
-    timeout: Duration,
-    unread: Unread,
-) -> Option<std::io::Result<tokio_rustls::server::TlsStream<Watched<TcpStream>>>> {
-    let accept = shared.acceptor.accept(stream);
-    tokio::pin!(accept);
-    let mut deadline = activity.handshake_deadline(timeout);
-    loop {
-        tokio::select! {
-            biased;
-            accepted = accept.as_mut() => return Some(accepted),
-            () = tokio::time::sleep_until(deadline) => {
-                let extended = activity.handshake_deadline(timeout);
-                deadline = if extended > deadline {
-                    extended
-                } else if unread.pending() {
-                    tokio::time::Instant::now() + UNREAD_RECHECK
-                } else {
-                    return None;
-                };
-            }
-        }
-    }
 }
 
 /// Counts a request in flight on its connection while its handler runs

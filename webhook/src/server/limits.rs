@@ -86,28 +86,6 @@ impl Activity {
         self.idle_since.store(self.now(), Ordering::Release);
         self.phase
             .store(if h2 { HTTP2 } else { HTTP1 }, Ordering::Release);
-        self.wake.notify_one();
-    }
-
-    /// When the handshake must be done: `timeout` after the connection was
-    /// accepted, or after the server last sent a handshake flight if that
-    /// was later. A client is given the whole timeout to answer each
-    /// flight; a server that fell behind in sending it (under load) does
-    /// not count against the client. A handshake has two or three flights,
-    /// so this still bounds it.
-    pub(super) fn handshake_deadline(&self, timeout: Duration) -> Instant {
-        self.at(self.handshake_written.load(Ordering::Acquire)) + timeout
-    }
-
-    /// Resolves when the connection is shed at the cap.
-    pub(super) async fn shed(&self) {
-        loop {
-            let woken = self.wake.notified();
-            if self.shed.load(Ordering::Acquire) {
-                return;
-            }
-            woken.await;
-        }
     }
 
     fn now(&self) -> u64 {
@@ -175,6 +153,17 @@ impl Activity {
     /// The next limit this connection can run into, and when; `None` while
     /// a request is in flight (its own deadline bounds it).
     fn next_limit(&self, limits: &ConnectionLimits) -> Option<(Instant, ConnectionClosed)> {
+        if self.phase.load(Ordering::Acquire) == HANDSHAKE {
+            // `timeout` after accept, or after the server's last handshake
+            // flight if later: the client gets the whole timeout to answer
+            // each flight, and a server late in sending one (under load)
+            // does not count against it. Two or three flights bound it.
+            let written = self.handshake_written.load(Ordering::Acquire);
+            return Some((
+                self.at(written) + limits.handshake_timeout,
+                ConnectionClosed::HandshakeTimeout,
+            ));
+        }
         if self.in_flight.load(Ordering::Acquire) > 0 {
             return None;
         }
@@ -208,21 +197,19 @@ impl Activity {
             if self.shed.load(Ordering::Acquire) {
                 return ConnectionClosed::Shed;
             }
-            let next = self.next_limit(limits).map(|(when, reason)| {
-                let now = Instant::now();
-                match when <= now {
-                    true if unread.pending() => (now + UNREAD_RECHECK, None),
-                    true => (when, Some(reason)),
-                    false => (when, None),
-                }
-            });
-            if let Some((_, Some(reason))) = next {
-                return reason;
-            }
-            // Any change of state wakes this up to look again.
+            let now = Instant::now();
+            let next = match self.next_limit(limits) {
+                Some((when, _)) if when > now => Some(when),
+                // Bytes unread: the server is behind, not the client.
+                Some(_) if unread.pending() => Some(now + UNREAD_RECHECK),
+                Some((_, reason)) => return reason,
+                None => None,
+            };
+            // Any change of state wakes this up to look again (a later
+            // handshake flight needs none: it only moves the deadline on).
             let woken = self.wake.notified();
             match next {
-                Some((when, _)) => {
+                Some(when) => {
                     tokio::select! {
                         _ = tokio::time::sleep_until(when) => {}
                         _ = woken => {}
@@ -235,7 +222,7 @@ impl Activity {
 }
 
 /// How soon a limit is looked at again when it passed with bytes unread.
-pub(super) const UNREAD_RECHECK: Duration = Duration::from_millis(20);
+const UNREAD_RECHECK: Duration = Duration::from_millis(20);
 
 /// Whether a connection's client has sent bytes the server has not read.
 /// Asked of the kernel: tokio learns that a socket is readable only at its
@@ -424,8 +411,51 @@ pub fn raise_open_files_limit() -> Option<u64> {
 
 #[cfg(test)]
 mod tests {
-    use super::Unread;
+    use super::{Activity, ConnectionLimits, Unread};
+    use crate::metrics::ConnectionClosed;
+    use std::task::Poll;
+    use std::time::Duration;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    const LIMITS: ConnectionLimits = ConnectionLimits {
+        handshake_timeout: Duration::from_secs(10),
+        header_read_timeout: Duration::from_secs(20),
+        idle_timeout: Duration::from_secs(60),
+        max_connections: 1,
+    };
+
+    #[test]
+    fn each_handshake_flight_gives_the_client_the_whole_timeout_and_the_header_clock_starts_after()
+    {
+        let activity = Activity::new();
+        let accepted = activity.base;
+        let limit = activity.next_limit(&LIMITS);
+        assert_eq!(
+            limit,
+            Some((
+                accepted + LIMITS.handshake_timeout,
+                ConnectionClosed::HandshakeTimeout
+            ))
+        );
+        std::thread::sleep(Duration::from_millis(5));
+        activity.written(&Poll::Ready(Ok(0)));
+        assert_eq!(activity.next_limit(&LIMITS), limit, "nothing was sent");
+        activity.written(&Poll::Ready(Ok(100)));
+        let (flight, reason) = activity.next_limit(&LIMITS).unwrap();
+        assert_eq!(reason, ConnectionClosed::HandshakeTimeout);
+        assert!(flight >= accepted + LIMITS.handshake_timeout + Duration::from_millis(5));
+        std::thread::sleep(Duration::from_millis(5));
+        activity.handshaken(false);
+        let (first_request, reason) = activity.next_limit(&LIMITS).unwrap();
+        assert_eq!(reason, ConnectionClosed::HeaderTimeout);
+        assert!(first_request >= accepted + LIMITS.header_read_timeout + Duration::from_millis(10));
+        activity.written(&Poll::Ready(Ok(100)));
+        assert_eq!(
+            activity.next_limit(&LIMITS),
+            Some((first_request, reason)),
+            "a response is no flight"
+        );
+    }
 
     #[tokio::test]
     async fn unread_is_what_the_client_sent_and_the_server_has_not_read() {
