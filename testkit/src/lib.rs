@@ -8,5 +8,6 @@
 pub mod corpus;
 #[cfg(feature = "fake-api")]
 pub mod fake_api;
+pub mod modern;
 pub mod objects;
 pub mod requests;

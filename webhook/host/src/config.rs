@@ -5,7 +5,7 @@
 //!   module: builtin:calico          # or a path to a .wasm file, relative to this file
 //!   rule: controller-recreate        # the module's rule; defaults to the id
 //!   mode: enforce                    # enforce | warn | audit
-//!   mutate: true                     # repair on /mutate where the rule can
+//!   mutate: true                     # repair on /mutate where the rule can (enforce, warn)
 //!   failurePolicy: fail              # fail | ignore
 //!   timeout: 250ms
 //!   settings: {}

@@ -103,9 +103,11 @@ pub struct PolicyView<'a> {
 /// the effect and the advice. `may_patch` holds on `/mutate` for operations
 /// other than DELETE.
 ///
-/// Patches are applied only in enforce mode: warn and audit promise to let
-/// the object through unchanged, so there a repairable violation is reported
-/// like any other.
+/// A repairable violation is patched on `/mutate` by a mutating policy in
+/// enforce or warn mode; the two differ on `/validate`, where enforce denies
+/// and warn only warns (repair where the API server asks, advise where it
+/// does not: SPEC §5's R21). Audit promises to let the object through
+/// unchanged, so there a repairable violation is recorded like any other.
 pub fn interpret(
     policy: PolicyView<'_>,
     may_patch: bool,
@@ -128,7 +130,9 @@ pub fn interpret(
             .as_deref()
             .unwrap_or("the request violates this policy");
         match (policy.mode, verdict.patch) {
-            (Mode::Enforce, Some(ops)) if may_patch && policy.mutate => Effect::Patch(ops),
+            (Mode::Enforce | Mode::Warn, Some(ops)) if may_patch && policy.mutate => {
+                Effect::Patch(ops)
+            }
             (Mode::Enforce, _) => Effect::Deny(format!("{id}: {message}")),
             (Mode::Warn, _) => Effect::Warn(warning(id, message)),
             (Mode::Audit, _) => Effect::Audit(format!("{id}: {message}")),
@@ -294,14 +298,17 @@ mod tests {
             Effect::Audit("p1: bad".into())
         );
         assert_eq!(j(Mode::Enforce, false, &Verdict::allow()).0, Effect::Allow);
-        // Repairable: patched only on /mutate (not DELETE) in enforce mode.
+        // Repairable: patched only on /mutate (not DELETE).
         let (patched, advice) = j(Mode::Enforce, true, &repairable());
         assert!(matches!(patched, Effect::Patch(ref ops) if ops.len() == 1));
         assert_eq!(advice, vec!["p1: advice".to_owned()]);
         let validated = j(Mode::Enforce, false, &repairable()).0;
         assert_eq!(validated, Effect::Deny("p1: replicas > 1".into()));
+        // Warn mode repairs on /mutate too, and only warns on /validate.
         let warned = j(Mode::Warn, true, &repairable()).0;
-        assert_eq!(warned, Effect::Warn("p1: replicas > 1".into()));
+        assert!(matches!(warned, Effect::Patch(ref ops) if ops.len() == 1));
+        let advised = j(Mode::Warn, false, &repairable()).0;
+        assert_eq!(advised, Effect::Warn("p1: replicas > 1".into()));
         // Audit is silent towards the user.
         assert!(j(Mode::Audit, true, &repairable()).1.is_empty());
     }

@@ -45,8 +45,17 @@ fn a_healthy_policy_gets_a_turn_while_spinners_hold_every_running_slot() {
     let [spin, allow] = [&set.policies()[0], &set.policies()[1]];
     std::thread::scope(|s| {
         let deadline = Instant::now() + SECOND * 2;
+        // Each spinner's deadline counts from when its thread runs (so never
+        // before the test's own): on a loaded machine a thread may start
+        // late, and a review whose deadline passed before it started tests
+        // nothing about turns.
         let spinners: Vec<_> = (0..3)
-            .map(|_| s.spawn(move || spin.evaluate(REQUEST, deadline, &EmptyContext)))
+            .map(|_| {
+                s.spawn(move || {
+                    let own = Instant::now() + SECOND * 2;
+                    spin.evaluate(REQUEST, own, &EmptyContext)
+                })
+            })
             .collect();
         std::thread::sleep(Duration::from_millis(200));
         for _ in 0..5 {

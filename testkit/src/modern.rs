@@ -1,0 +1,178 @@
+//! Today's Calico (v3.28–v3.32, SPEC §5): the files Calico published for
+//! nine releases (`testdata/modern/`, provenance in its `SOURCES.md`) and
+//! the clusters they leave behind, built from those files rather than
+//! written by hand.
+//!
+//! - A manifest install is a `calico-*.yaml` of one release, every object
+//!   as the cluster stores it ([`manifest_install`]).
+//! - An operator install is `tigera-operator.yaml` and the `Installation`
+//!   of `custom-resources.yaml` of one release, plus what the operator
+//!   creates from them in `calico-system`: calico-node, calico-kube-controllers
+//!   and calico-typha, owned by `Installation default` ([`operator_install`]).
+
+use std::path::{Path, PathBuf};
+
+use serde_json::{Value, json};
+
+use crate::corpus::{read_docs, testdata_dir, try_find};
+use crate::objects::stored;
+
+/// The releases of `testdata/modern/`, oldest first.
+pub const RELEASES: &[&str] = &[
+    "v3.28.0", "v3.29.0", "v3.30.0", "v3.30.6", "v3.30.7", "v3.31.0", "v3.31.7", "v3.32.0",
+    "v3.32.1",
+];
+
+/// Where the operator creates Calico's workloads.
+pub const OPERATOR_NAMESPACE: &str = "calico-system";
+
+/// `testdata/modern/<tag>/<file>`.
+pub fn modern_path(tag: &str, file: &str) -> PathBuf {
+    testdata_dir().join("modern").join(tag).join(file)
+}
+
+/// Whether release `tag` published `file` (not every release has every
+/// variant: v3.32.0 has no `calico-bpf.yaml`).
+pub fn published(tag: &str, file: &str) -> bool {
+    modern_path(tag, file).is_file()
+}
+
+/// The documents of `testdata/modern/<tag>/<file>`, as published.
+pub fn modern(tag: &str, file: &str) -> Vec<Value> {
+    read_docs(&modern_path(tag, file))
+}
+
+/// The `kind` named `name` in `testdata/modern/<tag>/<file>`, as published.
+pub fn modern_doc(tag: &str, file: &str, kind: &str, name: &str) -> Value {
+    try_find(&modern(tag, file), kind, name)
+        .unwrap_or_else(|| panic!("{tag}/{file} has no {kind} {name}"))
+}
+
+/// A manifest install of `tag` from `file` (`calico.yaml`, `calico-vxlan.yaml`,
+/// …): every object of the file as the cluster stores it.
+pub fn manifest_install(tag: &str, file: &str) -> Vec<Value> {
+    modern(tag, file).iter().map(stored).collect()
+}
+
+/// An operator install of `tag`: the operator's own objects, the CRDs it
+/// installs for `Installation` and `ImageSet`, `Installation default` (and
+/// the APIServer of `custom-resources.yaml`), and the workloads the
+/// operator creates in `calico-system`, owned by the Installation.
+pub fn operator_install(tag: &str) -> Vec<Value> {
+    operator_install_from(tag, "custom-resources.yaml")
+}
+
+/// [`operator_install`] with another custom-resources file
+/// (`custom-resources-bpf.yaml`).
+pub fn operator_install_from(tag: &str, custom_resources: &str) -> Vec<Value> {
+    let mut objects: Vec<Value> = modern(tag, "tigera-operator.yaml")
+        .iter()
+        .chain(&modern(tag, custom_resources))
+        .map(stored)
+        .collect();
+    let installation = objects
+        .iter()
+        .find(|o| o["kind"] == "Installation" && o["metadata"]["name"] == "default")
+        .cloned()
+        .unwrap_or_else(|| panic!("{tag}/{custom_resources} has no Installation default"));
+    let owner = json!({
+        "apiVersion": "operator.tigera.io/v1",
+        "kind": "Installation",
+        "name": "default",
+        "uid": installation["metadata"]["uid"],
+        "controller": true,
+        "blockOwnerDeletion": true,
+    });
+    let manifest = modern(tag, "calico.yaml");
+    let typha = modern(tag, "calico-typha.yaml");
+    let workloads = [
+        try_find(&manifest, "DaemonSet", "calico-node"),
+        try_find(&manifest, "Deployment", "calico-kube-controllers"),
+        try_find(&typha, "Deployment", "calico-typha"),
+    ];
+    for workload in workloads.into_iter().flatten() {
+        objects.push(operator_owned(workload, &owner, tag));
+    }
+    objects
+}
+
+/// A `calico.yaml` workload as the operator runs it: in `calico-system`,
+/// owned by the Installation, its Calico images from the operator's default
+/// registry (`quay.io/calico/<name>:<tag>`).
+fn operator_owned(mut workload: Value, owner: &Value, tag: &str) -> Value {
+    workload["metadata"]["namespace"] = json!(OPERATOR_NAMESPACE);
+    workload["metadata"]["ownerReferences"] = json!([owner]);
+    let spec = &mut workload["spec"]["template"]["spec"];
+    for list in ["containers", "initContainers"] {
+        for container in spec[list].as_array_mut().into_iter().flatten() {
+            let image = container["image"].as_str().unwrap_or_default();
+            if let Some(name) = calico_image_name(image) {
+                container["image"] = json!(format!("quay.io/calico/{name}:{tag}"));
+            }
+        }
+    }
+    stored(&workload)
+}
+
+/// `node` for `docker.io/calico/node:v3.28.0`; `None` for other images.
+fn calico_image_name(image: &str) -> Option<&str> {
+    let repository = image.split(['@', ':']).next()?;
+    let (path, name) = repository.rsplit_once('/')?;
+    path.ends_with("calico").then_some(name)
+}
+
+/// Writes `objects` as one snapshot file (`cluster.yaml`, a `v1 List`) in
+/// `dir`, for `--cluster-snapshot DIR`.
+pub fn write_snapshot(dir: &Path, objects: &[Value]) {
+    std::fs::create_dir_all(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+    let list = json!({"apiVersion": "v1", "kind": "List", "items": objects});
+    let path = dir.join("cluster.yaml");
+    let text = serde_yaml_ng::to_string(&list).expect("a snapshot serialises");
+    std::fs::write(&path, text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_release_is_carried() {
+        for tag in RELEASES {
+            assert!(published(tag, "calico.yaml"), "{tag}");
+            assert!(published(tag, "tigera-operator.yaml"), "{tag}");
+        }
+        assert!(!published("v3.32.0", "calico-bpf.yaml"));
+    }
+
+    #[test]
+    fn an_operator_install_runs_calico_in_calico_system_owned_by_the_installation() {
+        let objects = operator_install("v3.31.7");
+        let node = objects
+            .iter()
+            .find(|o| o["kind"] == "DaemonSet" && o["metadata"]["namespace"] == "calico-system")
+            .expect("calico-node in calico-system");
+        assert_eq!(node["metadata"]["ownerReferences"][0]["kind"], "Installation");
+        let images: Vec<&str> = node["spec"]["template"]["spec"]["containers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|c| c["image"].as_str())
+            .collect();
+        assert!(images.contains(&"quay.io/calico/node:v3.31.7"), "{images:?}");
+        assert!(
+            objects
+                .iter()
+                .any(|o| o["kind"] == "Deployment" && o["metadata"]["name"] == "tigera-operator")
+        );
+        assert!(!objects.iter().any(|o| o["metadata"]["namespace"] == "kube-system"
+            && o["kind"] == "DaemonSet"));
+    }
+
+    #[test]
+    fn calico_images_are_recognised_by_their_path() {
+        assert_eq!(calico_image_name("docker.io/calico/node:v3.28.0"), Some("node"));
+        assert_eq!(calico_image_name("quay.io/calico/cni:v3.32.1"), Some("cni"));
+        assert_eq!(calico_image_name("quay.io/tigera/operator:v1.42.3"), None);
+        assert_eq!(calico_image_name("busybox"), None);
+    }
+}
