@@ -5,7 +5,9 @@
 
 use std::time::Duration;
 
-use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -176,6 +178,33 @@ pub fn mode_label(mode: Mode) -> &'static str {
 impl Default for Metrics {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+/// `tollgate_modules_loaded_total{origin}`: the sandbox keeps one counter
+/// per origin; exposing each through its own labelled sub-registry wrote the
+/// family three times (three HELP and TYPE lines for one name), which strict
+/// parsers reject. This collector writes it once, with three series.
+#[derive(Debug)]
+struct ModulesLoaded(SandboxStats);
+
+impl Collector for ModulesLoaded {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let mut family = encoder.encode_descriptor(
+            "modules_loaded",
+            "Policy modules loaded, by where their compiled code came from",
+            None,
+            MetricType::Counter,
+        )?;
+        let stats = &self.0;
+        for (origin, counter) in [
+            ("compiled", &stats.compiled),
+            ("disk-cache", &stats.from_disk_cache),
+            ("memory", &stats.from_memory),
+        ] {
+            counter.encode(family.encode_family(&[("origin", origin)])?)?;
+        }
+        Ok(())
     }
 }
 
@@ -538,19 +567,7 @@ impl Metrics {
             "Times a policy guest waited for a turn on a CPU (--running-guests were running, or it gave its turn to another policy at a tick)",
             stats.cpu_waits.clone(),
         );
-        for (origin, counter) in [
-            ("compiled", &stats.compiled),
-            ("disk-cache", &stats.from_disk_cache),
-            ("memory", &stats.from_memory),
-        ] {
-            registry
-                .sub_registry_with_label(("origin".into(), origin.into()))
-                .register(
-                    "modules_loaded",
-                    "Policy modules loaded, by where their compiled code came from",
-                    counter.clone(),
-                );
-        }
+        registry.register_collector(Box::new(ModulesLoaded(stats.clone())));
     }
 
     /// Registers the cluster-context caches' metrics (they carry their own
@@ -587,6 +604,83 @@ mod tests {
         ] {
             assert!(text.contains(line), "missing {line} in\n{text}");
         }
+    }
+
+    /// The text format's rules as strict parsers (Prometheus' own) apply
+    /// them: one HELP and one TYPE per family, before its samples; a
+    /// family's samples together; no series twice.
+    fn assert_strict_exposition(text: &str) {
+        use std::collections::HashSet;
+        let (mut help, mut types, mut series, mut closed) = (
+            HashSet::new(),
+            HashSet::new(),
+            HashSet::new(),
+            HashSet::new(),
+        );
+        let mut current: Option<String> = None;
+        for line in text.lines().filter(|l| !l.is_empty() && *l != "# EOF") {
+            if let Some(rest) = line.strip_prefix("# HELP ") {
+                let name = rest.split(' ').next().unwrap_or_default().to_owned();
+                assert!(help.insert(name.clone()), "second HELP for {name}");
+                if let Some(done) = current.replace(name) {
+                    closed.insert(done);
+                }
+            } else if let Some(rest) = line.strip_prefix("# TYPE ") {
+                let name = rest.split(' ').next().unwrap_or_default();
+                assert!(types.insert(name.to_owned()), "second TYPE for {name}");
+                assert_eq!(
+                    current.as_deref(),
+                    Some(name),
+                    "TYPE {name} away from its HELP"
+                );
+            } else {
+                let name = line.split(['{', ' ']).next().unwrap_or_default();
+                let family = current.as_deref().expect("a sample before any HELP");
+                assert!(
+                    name.starts_with(family) && !closed.contains(family),
+                    "sample {name} outside its family {family}"
+                );
+                let key = line.rsplit_once(' ').map_or(line, |(k, _)| k);
+                assert!(series.insert(key.to_owned()), "series twice: {key}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_whole_exposition_parses_strictly() {
+        let mut m = Metrics::new();
+        let stats = SandboxStats::default();
+        m.register_sandbox(&stats);
+        let _context = m.register_context();
+        stats.compiled.inc();
+        m.evaluated(
+            Endpoint::Validate,
+            "p1",
+            Mode::Enforce,
+            "deny",
+            None,
+            Duration::from_millis(1),
+        );
+        let text = m.encode();
+        assert_strict_exposition(&text);
+        assert_eq!(
+            text.matches("# HELP tollgate_modules_loaded ").count(),
+            1,
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"tollgate_modules_loaded_total{origin="compiled"} 1"#),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn the_strict_check_catches_a_family_written_twice() {
+        let twice = "# HELP a_total x\n# TYPE a_total counter\na_total{o=\"1\"} 1\n\
+                     # HELP a_total x\n# TYPE a_total counter\na_total{o=\"2\"} 1\n";
+        let caught = std::panic::catch_unwind(|| assert_strict_exposition(twice));
+        assert!(caught.is_err());
+        assert_strict_exposition("# HELP a_total x\n# TYPE a_total counter\na_total{o=\"1\"} 1\n");
     }
 
     #[test]
