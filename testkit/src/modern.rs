@@ -54,10 +54,11 @@ pub fn manifest_install(tag: &str, file: &str) -> Vec<Value> {
     modern(tag, file).iter().map(stored).collect()
 }
 
-/// An operator install of `tag`: the operator's own objects, the CRDs it
-/// installs for `Installation` and `ImageSet`, `Installation default` (and
-/// the APIServer of `custom-resources.yaml`), and the workloads the
-/// operator creates in `calico-system`, owned by the Installation.
+/// An operator install of `tag`: the operator's own objects (with the CRDs
+/// of `operator-crds.yaml` where the release publishes them apart),
+/// `Installation default` (and the rest of `custom-resources.yaml`), and the
+/// workloads the operator creates in `calico-system`, owned by the
+/// Installation.
 pub fn operator_install(tag: &str) -> Vec<Value> {
     operator_install_from(tag, "custom-resources.yaml")
 }
@@ -65,8 +66,14 @@ pub fn operator_install(tag: &str) -> Vec<Value> {
 /// [`operator_install`] with another custom-resources file
 /// (`custom-resources-bpf.yaml`).
 pub fn operator_install_from(tag: &str, custom_resources: &str) -> Vec<Value> {
-    let mut objects: Vec<Value> = modern(tag, "tigera-operator.yaml")
+    let crds = if published(tag, "operator-crds.yaml") {
+        modern(tag, "operator-crds.yaml")
+    } else {
+        Vec::new()
+    };
+    let mut objects: Vec<Value> = crds
         .iter()
+        .chain(&modern(tag, "tigera-operator.yaml"))
         .chain(&modern(tag, custom_resources))
         .map(stored)
         .collect();
@@ -121,14 +128,79 @@ fn calico_image_name(image: &str) -> Option<&str> {
     path.ends_with("calico").then_some(name)
 }
 
-/// Writes `objects` as one snapshot file (`cluster.yaml`, a `v1 List`) in
-/// `dir`, for `--cluster-snapshot DIR`.
+/// Writes `objects` as one snapshot file (`cluster.json`, a `v1 List` as
+/// `kubectl get -o json` prints it) in `dir`, for `--cluster-snapshot DIR`.
+/// JSON rather than YAML: the operator's CRDs are megabytes, and a snapshot
+/// reader takes both.
 pub fn write_snapshot(dir: &Path, objects: &[Value]) {
     std::fs::create_dir_all(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
     let list = json!({"apiVersion": "v1", "kind": "List", "items": objects});
-    let path = dir.join("cluster.yaml");
-    let text = serde_yaml_ng::to_string(&list).expect("a snapshot serialises");
+    let path = dir.join("cluster.json");
+    let text = serde_json::to_string(&list).expect("a snapshot serialises");
     std::fs::write(&path, text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+}
+
+/// The IPPool calico-node of `tag`/`file` creates on its first start, from
+/// its env (`CALICO_IPV4POOL_CIDR`, default 192.168.0.0/16;
+/// `CALICO_IPV4POOL_IPIP`, `CALICO_IPV4POOL_VXLAN`), as the cluster stores
+/// it: `calico-vxlan.yaml` gives a CrossSubnet VXLAN pool.
+pub fn default_ip_pool(tag: &str, file: &str) -> Value {
+    let node = modern_doc(tag, file, "DaemonSet", "calico-node");
+    let containers = node["spec"]["template"]["spec"]["containers"].as_array();
+    let env: Vec<&Value> = containers
+        .into_iter()
+        .flatten()
+        .filter(|c| c["name"] == "calico-node")
+        .flat_map(|c| c["env"].as_array().into_iter().flatten())
+        .collect();
+    let var = |name: &str, default: &str| -> String {
+        env.iter()
+            .find(|e| e["name"] == name)
+            .and_then(|e| e["value"].as_str())
+            .unwrap_or(default)
+            .to_owned()
+    };
+    stored(&json!({
+        "apiVersion": "crd.projectcalico.org/v1",
+        "kind": "IPPool",
+        "metadata": {"name": "default-ipv4-ippool"},
+        "spec": {
+            "cidr": var("CALICO_IPV4POOL_CIDR", "192.168.0.0/16"),
+            "ipipMode": var("CALICO_IPV4POOL_IPIP", "Never"),
+            "vxlanMode": var("CALICO_IPV4POOL_VXLAN", "Never"),
+            "natOutgoing": true,
+            "nodeSelector": "all()",
+        },
+    }))
+}
+
+/// `FelixConfiguration default` after the eBPF guide's
+/// `kubectl patch felixconfiguration default --patch='{"spec": {"bpfEnabled": true}}'`
+/// (`bpf` false: before it).
+pub fn felix_default(bpf: bool) -> Value {
+    stored(&json!({
+        "apiVersion": "crd.projectcalico.org/v1",
+        "kind": "FelixConfiguration",
+        "metadata": {"name": "default"},
+        "spec": {"bpfEnabled": bpf, "logSeverityScreen": "Info", "reportingInterval": "0s"},
+    }))
+}
+
+/// The ConfigMap `kube-system/kube-proxy` kubeadm writes (trimmed to the
+/// fields of its `config.conf` that matter here), with kube-proxy `mode`
+/// (`""` is kubeadm's default, iptables). Calico publishes no such file:
+/// this is kubeadm's shape, not a Calico manifest.
+pub fn kubeadm_kube_proxy(mode: &str) -> Value {
+    let config = format!(
+        "apiVersion: kubeproxy.config.k8s.io/v1alpha1\nbindAddress: 0.0.0.0\nclusterCIDR: 192.168.0.0/16\n\
+         ipvs:\n  scheduler: \"\"\n  strictARP: false\nkind: KubeProxyConfiguration\nmode: \"{mode}\"\n"
+    );
+    stored(&json!({
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "kube-proxy", "namespace": "kube-system", "labels": {"app": "kube-proxy"}},
+        "data": {"config.conf": config, "kubeconfig.conf": "apiVersion: v1\nkind: Config\n"},
+    }))
 }
 
 #[cfg(test)]
@@ -151,26 +223,38 @@ mod tests {
             .iter()
             .find(|o| o["kind"] == "DaemonSet" && o["metadata"]["namespace"] == "calico-system")
             .expect("calico-node in calico-system");
-        assert_eq!(node["metadata"]["ownerReferences"][0]["kind"], "Installation");
+        assert_eq!(
+            node["metadata"]["ownerReferences"][0]["kind"],
+            "Installation"
+        );
         let images: Vec<&str> = node["spec"]["template"]["spec"]["containers"]
             .as_array()
             .unwrap()
             .iter()
             .filter_map(|c| c["image"].as_str())
             .collect();
-        assert!(images.contains(&"quay.io/calico/node:v3.31.7"), "{images:?}");
+        assert!(
+            images.contains(&"quay.io/calico/node:v3.31.7"),
+            "{images:?}"
+        );
         assert!(
             objects
                 .iter()
                 .any(|o| o["kind"] == "Deployment" && o["metadata"]["name"] == "tigera-operator")
         );
-        assert!(!objects.iter().any(|o| o["metadata"]["namespace"] == "kube-system"
-            && o["kind"] == "DaemonSet"));
+        assert!(
+            !objects
+                .iter()
+                .any(|o| o["metadata"]["namespace"] == "kube-system" && o["kind"] == "DaemonSet")
+        );
     }
 
     #[test]
     fn calico_images_are_recognised_by_their_path() {
-        assert_eq!(calico_image_name("docker.io/calico/node:v3.28.0"), Some("node"));
+        assert_eq!(
+            calico_image_name("docker.io/calico/node:v3.28.0"),
+            Some("node")
+        );
         assert_eq!(calico_image_name("quay.io/calico/cni:v3.32.1"), Some("cni"));
         assert_eq!(calico_image_name("quay.io/tigera/operator:v1.42.3"), None);
         assert_eq!(calico_image_name("busybox"), None);
