@@ -11,6 +11,9 @@ use std::process::{Command, Output, Stdio};
 use serde_json::Value;
 use tollgate_e2e as support;
 
+/// The replay of an input as `kubectl apply -f` applies it.
+mod check_replay;
+
 fn testdata(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../testdata")

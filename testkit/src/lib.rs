@@ -10,4 +10,5 @@ pub mod corpus;
 pub mod fake_api;
 pub mod modern;
 pub mod objects;
+pub mod operator;
 pub mod requests;

@@ -140,6 +140,61 @@ pub fn write_snapshot(dir: &Path, objects: &[Value]) {
     std::fs::write(&path, text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
 }
 
+/// An `AdminNetworkPolicy` (`kind` also `BaselineAdminNetworkPolicy`, whose
+/// only allowed name is `default`) as the API of
+/// `policy.networking.k8s.io/v1alpha1` stores it: Calico v3.29–v3.31
+/// enforce them, v3.32 dropped them. Calico publishes none; the shape is
+/// the upstream API's example (deny from other namespaces).
+pub fn admin_network_policy(kind: &str, name: &str) -> Value {
+    let mut spec = json!({
+        "subject": {"namespaces": {"matchLabels": {"kubernetes.io/metadata.name": "sensitive"}}},
+        "ingress": [{"name": "deny-others", "action": "Deny",
+                     "from": [{"namespaces": {"matchLabels": {}}}]}],
+    });
+    // Only ANPs are ordered; a BANP is a singleton below every policy.
+    if kind == "AdminNetworkPolicy" {
+        spec["priority"] = json!(10);
+    }
+    stored(&json!({
+        "apiVersion": "policy.networking.k8s.io/v1alpha1",
+        "kind": kind,
+        "metadata": {"name": name},
+        "spec": spec,
+    }))
+}
+
+/// A Calico `GlobalNetworkPolicy` (`namespace` None) or `NetworkPolicy` in
+/// `tier`, as `crd.projectcalico.org/v1` stores it.
+pub fn tiered_policy(tier: &str, namespace: Option<&str>, name: &str) -> Value {
+    let kind = if namespace.is_some() {
+        "NetworkPolicy"
+    } else {
+        "GlobalNetworkPolicy"
+    };
+    let mut policy = json!({
+        "apiVersion": "crd.projectcalico.org/v1",
+        "kind": kind,
+        "metadata": {"name": name},
+        "spec": {"tier": tier, "order": 100, "selector": "all()", "types": ["Ingress"]},
+    });
+    if let Some(ns) = namespace {
+        policy["metadata"]["namespace"] = json!(ns);
+    }
+    // Not `stored`: it would read the kind as a Kubernetes NetworkPolicy.
+    policy["metadata"]["uid"] = json!(format!("uid-{name}"));
+    policy
+}
+
+/// The objects of `objects` a cluster snapshot of the pack's cases needs:
+/// everything but CustomResourceDefinitions, which no rule of theirs reads
+/// and which would make a snapshot megabytes long.
+pub fn without_crds(objects: Vec<Value>) -> Vec<Value> {
+    objects
+        .into_iter()
+        .filter(|o| o["kind"] != "CustomResourceDefinition")
+        .collect()
+}
+
 /// The IPPool calico-node of `tag`/`file` creates on its first start, from
 /// its env (`CALICO_IPV4POOL_CIDR`, default 192.168.0.0/16;
 /// `CALICO_IPV4POOL_IPIP`, `CALICO_IPV4POOL_VXLAN`), as the cluster stores

@@ -4,7 +4,7 @@
 
 use tollgate_sdk::{Cluster, LookupError, Object, Operation, Request};
 
-use crate::identify::Identity;
+use crate::identify::{Identity, is_operator_owned};
 
 /// A controller workload, reduced to what the rules report.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,6 +80,14 @@ fn is_deployment_owned(obj: &Object<'_>) -> bool {
     obj.kind_str() == "ReplicaSet" && obj.owner_of_kind("Deployment").is_some()
 }
 
+/// Whether a write of `obj` is someone else's to judge: a ReplicaSet its
+/// Deployment manages, or a workload the Tigera operator renders from the
+/// Installation (R21 guards those; denying the operator's own writes would
+/// stop it reconciling).
+fn is_managed(obj: &Object<'_>) -> bool {
+    is_deployment_owned(obj) || is_operator_owned(obj)
+}
+
 /// The controller a CREATE or UPDATE admits, if it is one. A `scale` request
 /// names its owner; when the name is not a controller name the owner is read
 /// from the cluster to check its image.
@@ -114,7 +122,7 @@ pub fn admitted(
         let owners = found.parse()?;
         let is_ctrl = owners
             .first()
-            .is_some_and(|o| id.is_ctrl(o) && !is_deployment_owned(o));
+            .is_some_and(|o| id.is_ctrl(o) && !is_managed(o));
         if let Some(owner) = owners.first().filter(|_| is_ctrl) {
             scale.image = Controller::from_object(kind, owner, id).image;
         }
@@ -123,29 +131,42 @@ pub fn admitted(
     let Some(kind) = workload_kind(obj.kind_str()) else {
         return Ok(None);
     };
-    if !id.is_ctrl(obj) || is_deployment_owned(obj) {
+    if !id.is_ctrl(obj) || is_managed(obj) {
         return Ok(None);
     }
     Ok(Some(Controller::from_object(kind, obj, id)))
 }
 
-/// The controllers in Calico's namespace other than `except`: Deployments,
-/// and ReplicaSets that no Deployment owns (the v1.6 ReplicaSet).
+/// The controllers in Calico's namespaces (the manifest's and the
+/// operator's) other than `except`: Deployments, and ReplicaSets that no
+/// Deployment owns (the v1.6 ReplicaSet).
 pub fn others(
     cluster: &dyn Cluster,
     id: &Identity,
     except: Option<&Controller>,
 ) -> Result<Vec<Controller>, LookupError> {
+    others_in(cluster, id, &id.namespaces(), except)
+}
+
+/// [`others`], in `namespaces` only.
+pub fn others_in(
+    cluster: &dyn Cluster,
+    id: &Identity,
+    namespaces: &[&str],
+    except: Option<&Controller>,
+) -> Result<Vec<Controller>, LookupError> {
     let mut out = Vec::new();
-    for kind in ["Deployment", "ReplicaSet"] {
-        let found = cluster.list("apps/v1", kind, Some(&id.namespace))?;
-        for obj in found.parse()? {
-            if !id.is_ctrl(&obj) || is_deployment_owned(&obj) {
-                continue;
-            }
-            let ctrl = Controller::from_object(kind, &obj, id);
-            if except.is_none_or(|e| !e.same_as(&ctrl)) {
-                out.push(ctrl);
+    for namespace in namespaces {
+        for kind in ["Deployment", "ReplicaSet"] {
+            let found = cluster.list("apps/v1", kind, Some(namespace))?;
+            for obj in found.parse()? {
+                if !id.is_ctrl(&obj) || is_deployment_owned(&obj) {
+                    continue;
+                }
+                let ctrl = Controller::from_object(kind, &obj, id);
+                if except.is_none_or(|e| !e.same_as(&ctrl)) {
+                    out.push(ctrl);
+                }
             }
         }
     }

@@ -14,8 +14,13 @@ use crate::versions::node_release;
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase", default)]
 pub struct Identity {
-    /// The namespace Calico runs in, where rules look up its workloads.
+    /// The namespace Calico runs in, where rules look up its workloads
+    /// (a manifest install: `kube-system`).
     pub namespace: String,
+    /// Where the Tigera operator runs Calico's workloads (`calico-system`):
+    /// rules look there too, because today's default install is the
+    /// operator's (SPEC §5). Empty: only `namespace`.
+    pub operator_namespace: String,
     /// The calico-node DaemonSet's name.
     pub node_daemon_set: String,
     pub node_image: String,
@@ -32,6 +37,7 @@ impl Default for Identity {
     fn default() -> Self {
         Self {
             namespace: "kube-system".into(),
+            operator_namespace: "calico-system".into(),
             node_daemon_set: "calico-node".into(),
             node_image: "calico/node".into(),
             cni_image: "calico/cni".into(),
@@ -49,12 +55,57 @@ impl Identity {
     /// Reads the calico-node DaemonSet (as `apps/v1`) from the cluster: what
     /// the node pods should run, and which Calico the cluster runs.
     pub fn node_daemon_set(&self, cluster: &dyn Cluster) -> Result<Objects, LookupError> {
+        self.node_daemon_set_in(cluster, &self.namespace)
+    }
+
+    /// The calico-node DaemonSet of `namespace`.
+    pub fn node_daemon_set_in(
+        &self,
+        cluster: &dyn Cluster,
+        namespace: &str,
+    ) -> Result<Objects, LookupError> {
         cluster.get(
             "apps/v1",
             "DaemonSet",
-            Some(&self.namespace),
+            Some(namespace),
             &self.node_daemon_set,
         )
+    }
+
+    /// The namespaces Calico's workloads run in: the manifest's, then the
+    /// operator's.
+    pub fn namespaces(&self) -> Vec<&str> {
+        let mut out = vec![self.namespace.as_str()];
+        if !self.operator_namespace.is_empty() && self.operator_namespace != self.namespace {
+            out.push(self.operator_namespace.as_str());
+        }
+        out
+    }
+
+    /// Whether `namespace` is one Calico's workloads run in.
+    pub fn is_calico_namespace(&self, namespace: Option<&str>) -> bool {
+        namespace.is_some_and(|ns| self.namespaces().contains(&ns))
+    }
+
+    /// The namespace whose workloads belong with `obj`: its own when it is
+    /// one of Calico's, else the manifest's.
+    pub fn namespace_of<'s>(&'s self, obj: &'s Object<'_>) -> &'s str {
+        obj.namespace()
+            .filter(|ns| self.is_calico_namespace(Some(ns)))
+            .unwrap_or(&self.namespace)
+    }
+
+    /// The Calico release the cluster runs: that of the first calico-node
+    /// DaemonSet found (the manifest's namespace first, then the
+    /// operator's); `None` when there is none or its tag is not a version.
+    pub fn running_release(&self, cluster: &dyn Cluster) -> Result<Option<Version>, LookupError> {
+        for ns in self.namespaces() {
+            let found = self.node_daemon_set_in(cluster, ns)?;
+            if let Some(release) = found.parse()?.first().and_then(|ds| self.node_release(ds)) {
+                return Ok(Some(release));
+            }
+        }
+        Ok(None)
     }
 
     /// Load-time checks shared by every rule's settings.
@@ -76,12 +127,11 @@ impl Identity {
         Ok(())
     }
 
-    /// NODE_DS: the configured DaemonSet, or any DaemonSet running the
-    /// calico/node image.
+    /// NODE_DS: the configured DaemonSet (in the manifest's or the
+    /// operator's namespace), or any DaemonSet running the calico/node image.
     pub fn is_node_ds(&self, obj: &Object<'_>) -> bool {
         obj.kind_str() == "DaemonSet"
-            && ((obj.namespace() == Some(self.namespace.as_str())
-                && obj.name() == self.node_daemon_set)
+            && ((self.is_calico_namespace(obj.namespace()) && obj.name() == self.node_daemon_set)
                 || obj.container_with_image(&self.node_image).is_some())
     }
 
@@ -101,10 +151,21 @@ impl Identity {
             .or_else(|| obj.container_with_image(&self.kube_controllers_image))
     }
 
-    /// The calico-node container (by image, else by the conventional name).
+    /// The calico-node container: the first (non-init) container running
+    /// the calico/node image, else the one conventionally named. Today's
+    /// manifests run calico/node as an init container too (`mount-bpffs`),
+    /// which carries none of calico-node's env.
     pub fn node_container<'o, 'a>(&self, obj: &'o Object<'a>) -> Option<&'o Container<'a>> {
-        obj.container_with_image(&self.node_image)
+        let main = obj
+            .spec
+            .as_ref()
+            .and_then(|s| s.template.as_ref())
+            .map(|t| t.spec.containers.as_slice())
+            .unwrap_or_default();
+        main.iter()
+            .find(|c| c.image_ref().is_some_and(|i| i.is(&self.node_image)))
             .or_else(|| obj.containers().find(|c| c.name == "calico-node"))
+            .or_else(|| obj.container_with_image(&self.node_image))
     }
 
     /// The Calico release a NODE_DS runs, from its calico/node tag; `None`
@@ -123,6 +184,18 @@ impl Identity {
         self.node_container(obj)
             .map_or(Datastore::Unknown, datastore_of)
     }
+}
+
+/// Whether the Tigera operator owns `obj`: an `operator.tigera.io`
+/// Installation is among its owners. The operator renders such workloads
+/// from the Installation and reverts other edits, so the manifest-era rules
+/// (R1–R3, R5) leave them alone; R21 warns a human who edits one, and
+/// repairs the Installation's `nodeUpdateStrategy`.
+pub fn is_operator_owned(obj: &Object<'_>) -> bool {
+    obj.metadata
+        .owner_references
+        .iter()
+        .any(|o| o.kind == "Installation" && o.api_version.starts_with("operator.tigera.io/"))
 }
 
 /// Where Calico keeps its data.
@@ -272,6 +345,36 @@ mod tests {
             json!([]),
         );
         assert_eq!(id.node_release(&liquid), None);
+    }
+
+    #[test]
+    fn the_operator_namespace_counts_as_calicos() {
+        let id = Identity::default();
+        assert_eq!(id.namespaces(), ["kube-system", "calico-system"]);
+        let theirs = ds("calico-node", "calico-system", "busybox", json!([]));
+        assert!(id.is_node_ds(&theirs));
+        assert_eq!(id.namespace_of(&theirs), "calico-system");
+        let elsewhere = ds("x", "other", "quay.io/calico/node:v3.32.1", json!([]));
+        assert_eq!(id.namespace_of(&elsewhere), "kube-system");
+        let manifest_only = Identity {
+            operator_namespace: String::new(),
+            ..Identity::default()
+        };
+        assert_eq!(manifest_only.namespaces(), ["kube-system"]);
+        assert!(!manifest_only.is_node_ds(&theirs));
+        // Today's calico-node runs calico/node as an init container too.
+        let modern = parse(
+            json!({"kind": "DaemonSet", "metadata": {"name": "calico-node"},
+            "spec": {"template": {"spec": {
+                "initContainers": [{"name": "mount-bpffs", "image": "docker.io/calico/node:v3.32.1"}],
+                "containers": [{"name": "calico-node", "image": "docker.io/calico/node:v3.32.1",
+                                "env": [{"name": "DATASTORE_TYPE", "value": "kubernetes"}]}]}}}}),
+        );
+        assert_eq!(
+            id.node_container(&modern).map(|c| &*c.name),
+            Some("calico-node")
+        );
+        assert_eq!(id.datastore(&modern), Datastore::Kdd);
     }
 
     #[test]

@@ -1,18 +1,22 @@
 //! The Calico upgrade policy pack: the "Upgrading Calico for Kubernetes"
-//! guide as admission rules R1–R14 (SPEC §3).
+//! guide as admission rules R1–R14 (SPEC §3), and today's releases
+//! (v3.28–v3.32, manifest and operator installs) as R15–R23 (SPEC §5).
 //!
 //! Rule logic is plain Rust in [`rules`], tested natively; the only Wasm
 //! line is the [`tollgate_sdk::export_rules!`] below. The pack's default
 //! configuration is `policies.yaml` next to this crate.
 
 pub mod controllers;
+pub mod dataplane;
 pub mod identify;
 pub mod lookup;
 pub mod netpol;
+pub mod operator;
 pub mod patch;
 pub mod pods;
 pub mod rules;
 pub mod text;
+pub mod upgrade;
 pub mod versions;
 
 use rules::*;
@@ -32,4 +36,13 @@ tollgate_sdk::export_rules! {
     "version-skew" => r12_version_skew::version_skew,
     "config-restart" => r13_config_restart::config_restart,
     "default-deny-shape" (mutating) => r14_default_deny_shape::default_deny_shape,
+    "operator-migration-freeze" => r15_operator_migration_freeze::operator_migration_freeze,
+    "operator-migration-same-release" => r16_operator_migration_same_release::operator_migration_same_release,
+    "anp-before-v3.32" => r17_anp_before_v332::anp_before_v332,
+    "v3.30.7-before-v3.31" => r18_v3307_before_v331::v3307_before_v331,
+    "crds-before-operator" => r19_crds_before_operator::crds_before_operator,
+    "imageset-for-release" => r20_imageset_for_release::imageset_for_release,
+    "operator-owned" (mutating) => r21_operator_owned::operator_owned,
+    "typha-replicas" => r22_typha_replicas::typha_replicas,
+    "ebpf-needs-iptables-kube-proxy" => r23_ebpf_needs_iptables_kube_proxy::ebpf_needs_iptables_kube_proxy,
 }

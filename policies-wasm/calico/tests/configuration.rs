@@ -6,12 +6,20 @@ mod support;
 use serde_json::{Value, json};
 use support::*;
 use tollgate_sdk::wire::LookupQuery;
+use tollgate_testkit::modern::{
+    admin_network_policy, default_ip_pool, felix_default, kubeadm_kube_proxy, manifest_install,
+    modern_doc, operator_install, tiered_policy,
+};
+use tollgate_testkit::operator::{
+    MIGRATION_LABEL, find_in, imageset, installation, operator_upgrade,
+};
 
-const MUTATING: [&str; 4] = [
+const MUTATING: [&str; 5] = [
     "controller-recreate",
     "controller-single-replica",
     "node-one-at-a-time",
     "default-deny-shape",
+    "operator-owned",
 ];
 
 #[test]
@@ -39,6 +47,15 @@ fn one_policy_per_rule_in_order_with_the_spec_ids() {
             "version-skew",
             "config-restart",
             "default-deny-shape",
+            "operator-migration-freeze",
+            "operator-migration-same-release",
+            "anp-before-v3.32",
+            "v3.30.7-before-v3.31",
+            "crds-before-operator",
+            "imageset-for-release",
+            "operator-owned",
+            "typha-replicas",
+            "ebpf-needs-iptables-kube-proxy",
         ]
     );
     for rule in tollgate_calico::rules() {
@@ -86,7 +103,9 @@ fn configured_and_default_settings_are_valid_and_typos_are_not() {
             rule.name
         );
         assert!(!rule.check_settings(b"[1]").valid, "{}", rule.name);
-        if rule.name != "config-restart" {
+        // The rules about Calico's workloads take its `identity`; R13 and
+        // R23 read ConfigMaps of their own settings.
+        if !["config-restart", "ebpf-needs-iptables-kube-proxy"].contains(&rule.name) {
             assert!(
                 !rule
                     .check_settings(br#"{"identity": {"nodeImage": ""}}"#)
@@ -168,7 +187,51 @@ fn rich_cluster() -> tollgate_sdk::MemoryCluster {
     for kind in ["GlobalConfig", "IpPool", "GlobalBgpConfig", "GlobalBgpPeer"] {
         objects.push(calico_data("projectcalico.org/v1", kind, "x"));
     }
+    // Today's Calico (SPEC §5): an operator install migrating a manifest
+    // install, with every object R15–R23 look for.
+    objects.extend(operator_install("v3.31.7"));
+    objects.extend(manifest_install("v3.31.7", "calico-typha.yaml"));
+    objects.extend([
+        default_ip_pool("v3.31.7", "calico-vxlan.yaml"),
+        felix_default(false),
+        kubeadm_kube_proxy("ipvs"),
+        admin_network_policy("AdminNetworkPolicy", "sensitive"),
+        tiered_policy("allow-tigera", None, "allow-tigera.x"),
+        imageset("calico-v3.31.7"),
+    ]);
     cluster(objects)
+}
+
+/// Requests that take every lookup path of R15–R23, from published files.
+fn modern_requests() -> Vec<Value> {
+    let installed = operator_install("v3.31.7");
+    let typha = modern_doc("v3.31.7", "calico-typha.yaml", "Deployment", "calico-typha");
+    let node = modern_doc("v3.31.7", "calico.yaml", "DaemonSet", "calico-node");
+    let bpf = |tag: &str| modern_doc(tag, "calico-bpf.yaml", "DaemonSet", "calico-node");
+    let mut ebpf = installation("v3.31.7");
+    ebpf["spec"]["calicoNetwork"]["linuxDataplane"] = json!("BPF");
+    let mut labelled = node_object("node-01");
+    labelled["metadata"]["labels"][MIGRATION_LABEL] = json!("migrated");
+    vec![
+        operator_upgrade("v3.31.7", "v3.32.1"),
+        update(&stored(&bpf("v3.30.6")), &served(&bpf("v3.31.0"))),
+        update(&stored(&node), &with_replicas(served(&node), 1, 1)),
+        update(&node_object("node-01"), &labelled),
+        create(&installation("v3.31.7")),
+        update(&installation("v3.31.7"), &ebpf),
+        update(&felix_default(false), &felix_default(true)),
+        create(&admin_network_policy("AdminNetworkPolicy", "new")),
+        update(&stored(&typha), &with_replicas(served(&typha), 0, 1)),
+        scale("deployments", "kube-system", "calico-typha", 1, 30),
+        update(
+            &find_in(&installed, "DaemonSet", "calico-system", "calico-node"),
+            &find_in(&installed, "DaemonSet", "calico-system", "calico-node"),
+        ),
+    ]
+}
+
+fn node_object(name: &str) -> Value {
+    json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": name, "labels": {}}})
 }
 
 fn exercising_requests() -> Vec<Value> {
@@ -190,23 +253,29 @@ fn exercising_requests() -> Vec<Value> {
         scale("deployments", "apps", "web", 1, 2),
         scale("replicasets", "apps", "web-rs", 1, 2),
     ]);
+    requests.extend(modern_requests());
     requests
 }
 
 #[test]
 fn context_grants_exactly_what_each_rule_reads() {
-    let inner = rich_cluster();
+    // The rich cluster takes the paths where objects are found; the empty
+    // one the fallbacks (a FelixConfiguration in the other API version).
+    let (rich, empty) = (rich_cluster(), cluster([]));
+    let requests = exercising_requests();
     for rule in tollgate_calico::rules() {
         let grants = policy(rule.name)["context"]
             .as_array()
             .cloned()
             .unwrap_or_default();
-        let recording = Recording::new(&inner);
-        for request in exercising_requests() {
-            run(rule.name, &request, &recording);
+        let (on_rich, on_empty) = (Recording::new(&rich), Recording::new(&empty));
+        for request in &requests {
+            run(rule.name, request, &on_rich);
+            run(rule.name, request, &on_empty);
         }
         let mut used = vec![false; grants.len()];
-        for q in recording.queries.borrow().iter() {
+        let queries = on_rich.queries.borrow();
+        for q in queries.iter().chain(on_empty.queries.borrow().iter()) {
             let i = covered(&grants, q)
                 .unwrap_or_else(|| panic!("{}: reads {q:?} without a grant", rule.name));
             used[i] = true;

@@ -15,6 +15,7 @@ mod answers;
 mod lean;
 #[cfg(feature = "cluster")]
 pub mod metrics;
+pub mod overlay;
 #[cfg(feature = "cluster")]
 pub mod rbac;
 pub mod snapshot;
@@ -28,6 +29,7 @@ pub mod watch;
 pub use allow::{AllowList, Grant, ResourceType, resource_types};
 #[cfg(feature = "cluster")]
 pub use metrics::ContextMetrics;
+pub use overlay::OverlayContext;
 pub use snapshot::{SnapshotContext, SnapshotError};
 pub use store::ObjectError;
 pub use tollgate_sdk::wire::LookupQuery;

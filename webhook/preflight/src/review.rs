@@ -9,6 +9,7 @@
 use serde_json::{Value, json};
 use tollgate_sdk::Operation;
 
+use crate::crd::Crds;
 use crate::served::{gvk, namespaced, plural, served};
 
 /// The user of the captured reviews: a cluster admin.
@@ -48,15 +49,20 @@ pub fn review(request: Value) -> Value {
 /// the stored object of the same name (`existing`, as read from a snapshot
 /// or the cluster) if there is one.
 pub fn apply(manifest: &Value, existing: Option<&Value>) -> Value {
-    let mut object = served(manifest);
+    apply_with(manifest, existing, &Crds::default())
+}
+
+/// [`apply`] where `crds` define custom resources: their scope, resource
+/// name and schema defaults ([`crate::crd`]).
+pub fn apply_with(manifest: &Value, existing: Option<&Value>, crds: &Crds) -> Value {
+    let mut object = arriving(manifest, crds);
     let (group, _, kind) = gvk(&object);
-    if namespaced(group, kind) && object["metadata"]["namespace"].as_str().is_none() {
-        object["metadata"]["namespace"] = json!("default");
-    }
+    let plural = crds.plural(group, kind).map(str::to_owned);
     let (operation, old, options) = match existing {
         None => (Operation::Create, None, "CreateOptions"),
         Some(existing) => {
-            let old = served(existing);
+            let mut old = served(existing);
+            crds.fill_defaults(&mut old);
             object = prepare_update(object, &old);
             (Operation::Update, Some(old), "UpdateOptions")
         }
@@ -69,7 +75,27 @@ pub fn apply(manifest: &Value, existing: Option<&Value>) -> Value {
     );
     request["options"] = json!({"apiVersion": "meta.k8s.io/v1", "kind": options,
                                 "fieldManager": "kubectl-client-side-apply", "fieldValidation": "Strict"});
+    if let Some(plural) = plural {
+        request["resource"]["resource"] = json!(plural);
+        request["requestResource"]["resource"] = json!(plural);
+    }
     review(request)
+}
+
+/// `manifest` as the API server receives it: served, defaulted by its
+/// CRD, in the `default` namespace if its kind is namespaced and it names
+/// none. Where it will be stored, so what finds the object it replaces.
+pub fn arriving(manifest: &Value, crds: &Crds) -> Value {
+    let mut object = served(manifest);
+    crds.fill_defaults(&mut object);
+    let (group, _, kind) = gvk(&object);
+    let scoped = crds
+        .namespaced(group, kind)
+        .unwrap_or_else(|| namespaced(group, kind));
+    if scoped && object["metadata"]["namespace"].as_str().is_none() {
+        object["metadata"]["namespace"] = json!("default");
+    }
+    object
 }
 
 /// The review of re-applying a stored object unchanged: how `audit` asks

@@ -14,12 +14,14 @@ use serde_json::{Map, Value, json};
 /// The object as the API server sends it after `kubectl apply`.
 pub fn served(doc: &Value) -> Value {
     let mut d = doc.clone();
-    let kind = d["kind"].as_str().unwrap_or_default().to_owned();
-    match kind.as_str() {
-        "Deployment" | "ReplicaSet" | "DaemonSet" | "StatefulSet" => {
-            default_controller(&mut d, &kind)
+    let (group, _, kind) = gvk(doc);
+    // Only the built-in groups: Calico's own `NetworkPolicy`
+    // (`crd.projectcalico.org`, `projectcalico.org`) is another kind.
+    match (group, kind) {
+        ("apps" | "extensions", "Deployment" | "ReplicaSet" | "DaemonSet" | "StatefulSet") => {
+            default_controller(&mut d, kind)
         }
-        "NetworkPolicy" => default_network_policy(&mut d),
+        ("networking.k8s.io" | "extensions", "NetworkPolicy") => default_network_policy(&mut d),
         _ => {
             if let Some(version) = served_version(&d) {
                 d["apiVersion"] = json!(version);
@@ -207,6 +209,13 @@ mod tests {
         );
         let cm = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}});
         assert_eq!(served(&cm), cm);
+        let calico = json!({"apiVersion": "crd.projectcalico.org/v1", "kind": "NetworkPolicy",
+                            "metadata": {"name": "p"}, "spec": {"selector": "all()"}});
+        assert_eq!(
+            served(&calico),
+            calico,
+            "Calico's NetworkPolicy is its own kind"
+        );
     }
 
     #[test]

@@ -4,7 +4,10 @@
 //! of the cluster source, served and defaulted: `tollgate-preflight`) and
 //! goes through the admission chain — mutating policies, their patch, then
 //! validating policies on the patched object — by the same
-//! `PolicySet::judge` that `serve` answers with.
+//! `PolicySet::judge` that `serve` answers with. The input is replayed in
+//! order, as `kubectl apply -f` applies it: each object meets the cluster
+//! with the earlier ones stored, and a warning a later one resolves is
+//! shown as transient and does not count (SPEC §5).
 //!
 //! Exit status: 0 when every object would be admitted, 1 when one would be
 //! denied, 2 when the input or configuration cannot be used (manifests,
@@ -12,6 +15,7 @@
 
 pub mod cluster;
 pub mod live;
+mod output;
 pub mod table;
 
 use std::io::Write;
@@ -20,7 +24,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use tollgate_host::{Config, PolicySet, Sandbox, SandboxLimits};
-use tollgate_preflight::{Chain, Finding, Judged, Manifest, Source, findings, manifest, review};
+use tollgate_preflight::{Finding, Manifest, Replayed, Source, manifest, replay};
 
 use crate::builtin::DEFAULT_POLICIES;
 use crate::runtime::PolicySource;
@@ -111,15 +115,6 @@ pub enum Format {
     Json,
 }
 
-/// One manifest object through the chain.
-pub struct Checked<'m> {
-    pub manifest: &'m Manifest,
-    /// `CREATE` or `UPDATE`.
-    pub operation: String,
-    pub judged: Judged,
-    pub findings: Vec<Finding>,
-}
-
 /// Runs `check`, printing to stdout and problems to stderr; the exit status.
 pub fn run(args: &CheckArgs) -> i32 {
     exit_status("check", |out| check(args, out))
@@ -157,8 +152,8 @@ fn check(args: &CheckArgs, out: &mut dyn Write) -> Result<bool, Unusable> {
     let cluster = Cluster::open(&args.cluster, &policies.set, Wanted::Stored(&manifests))?;
     let checked = judge_all(&policies.set, &cluster, &manifests)?;
     match args.output {
-        Format::Table => print_table(out, &checked, &cluster.source),
-        Format::Json => print_json(out, &checked, &cluster.source),
+        Format::Table => output::write_table(out, &checked, &cluster.source),
+        Format::Json => output::write_json(out, &checked, &cluster.source),
     }
     .or_else(written)?;
     Ok(checked.iter().all(|c| c.judged.allowed()))
@@ -173,40 +168,23 @@ pub fn written(error: std::io::Error) -> Result<(), Unusable> {
     }
 }
 
-/// Every manifest as `kubectl apply` would submit it, through the chain.
+/// Every manifest as `kubectl apply -f` would submit it, in order, through
+/// the chain: each against the cluster with the earlier ones applied, the
+/// warnings a later one resolves marked transient (`tollgate-preflight`'s
+/// replay).
 pub fn judge_all<'m>(
     policies: &PolicySet,
     cluster: &Cluster,
     manifests: &'m [Manifest],
-) -> Result<Vec<Checked<'m>>, Unusable> {
-    let chain = Chain {
+) -> Result<Vec<Replayed<'m>>, Unusable> {
+    replay(
         policies,
-        context: cluster.context.as_ref(),
-        timeout: REVIEW_BUDGET,
-    };
-    manifests
-        .iter()
-        .map(|manifest| {
-            let review = review::apply(&manifest.object, cluster.objects.get(&manifest.object));
-            let judged = chain
-                .judge(&review)
-                .map_err(|e| Unusable(format!("{}: {e}", manifest.origin)))?;
-            Ok(Checked {
-                manifest,
-                operation: operation(&review),
-                findings: findings(policies, &judged),
-                judged,
-            })
-        })
-        .collect()
-}
-
-/// The request's operation, `CREATE` or `UPDATE`.
-pub fn operation(review: &Value) -> String {
-    review["request"]["operation"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned()
+        REVIEW_BUDGET,
+        cluster.context.as_ref(),
+        &cluster.objects,
+        manifests,
+    )
+    .map_err(|e| Unusable(e.to_string()))
 }
 
 /// A finding as a table row about `object`.
@@ -219,77 +197,6 @@ pub fn row(object: String, finding: &Finding) -> Row {
         message: finding.message.clone(),
         patch: finding.patch.clone(),
     }
-}
-
-fn print_table(out: &mut dyn Write, checked: &[Checked<'_>], source: &str) -> std::io::Result<()> {
-    let colour = table::colour_stdout();
-    let rows: Vec<Row> = checked
-        .iter()
-        .flat_map(|c| {
-            let object = format!("{} {}", c.operation, c.manifest.display_name());
-            c.findings.iter().map(move |f| row(object.clone(), f))
-        })
-        .collect();
-    table::write(out, &rows, colour)?;
-    let count = |op: &str| checked.iter().filter(|c| c.operation == op).count();
-    let denied: Vec<&Checked<'_>> = checked.iter().filter(|c| !c.judged.allowed()).collect();
-    let repaired = checked
-        .iter()
-        .filter(|c| c.judged.patched.is_some())
-        .count();
-    if !rows.is_empty() {
-        writeln!(out)?;
-    }
-    writeln!(
-        out,
-        "{} objects ({} CREATE, {} UPDATE) against {source}: {} denied, {} repaired, {} finding{}",
-        checked.len(),
-        count("CREATE"),
-        count("UPDATE"),
-        denied.len(),
-        repaired,
-        rows.len(),
-        if rows.len() == 1 { "" } else { "s" },
-    )?;
-    for c in &denied {
-        writeln!(
-            out,
-            "denied: {} {} ({})",
-            c.operation,
-            c.manifest.display_name(),
-            c.manifest.origin
-        )?;
-    }
-    let result = if denied.is_empty() {
-        "admitted"
-    } else {
-        "DENIED"
-    };
-    writeln!(out, "result: {}", table::paint(result, result, colour))
-}
-
-fn print_json(out: &mut dyn Write, checked: &[Checked<'_>], source: &str) -> std::io::Result<()> {
-    let objects: Vec<Value> = checked
-        .iter()
-        .map(|c| {
-            json!({
-                "object": c.manifest.display_name(),
-                "apiVersion": c.manifest.object["apiVersion"],
-                "origin": c.manifest.origin.to_string(),
-                "operation": c.operation,
-                "allowed": c.judged.allowed(),
-                "repaired": c.judged.patched.is_some(),
-                "findings": c.findings.iter().map(finding_json).collect::<Vec<_>>(),
-            })
-        })
-        .collect();
-    let doc = json!({
-        "allowed": checked.iter().all(|c| c.judged.allowed()),
-        "cluster": source,
-        "objects": objects,
-    });
-    let text = serde_json::to_string_pretty(&doc).map_err(std::io::Error::other)?;
-    writeln!(out, "{text}")
 }
 
 /// A finding in `-o json`.

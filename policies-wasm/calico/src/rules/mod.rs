@@ -1,4 +1,4 @@
-//! The rules of SPEC §3, one file per rule. Each is a plain function
+//! The rules of SPEC §3 (R1–R14) and §5 (R15–R23), one file per rule. Each is a plain function
 //! `fn(&Request, &Settings, &dyn Cluster) -> Verdict`, exported in `lib.rs`.
 
 pub mod r01_controller_recreate;
@@ -15,6 +15,15 @@ pub mod r11_pinned_images;
 pub mod r12_version_skew;
 pub mod r13_config_restart;
 pub mod r14_default_deny_shape;
+pub mod r15_operator_migration_freeze;
+pub mod r16_operator_migration_same_release;
+pub mod r17_anp_before_v332;
+pub mod r18_v3307_before_v331;
+pub mod r19_crds_before_operator;
+pub mod r20_imageset_for_release;
+pub mod r21_operator_owned;
+pub mod r22_typha_replicas;
+pub mod r23_ebpf_needs_iptables_kube_proxy;
 
 use serde::Deserialize;
 use tollgate_sdk::{Object, Operation, Request, Settings};

@@ -5,13 +5,15 @@ use serde_json::json;
 use tollgate_sdk::{Cluster, Request, Verdict};
 
 use super::{IdentitySettings, written};
+use crate::identify::is_operator_owned;
 use crate::patch;
 
 pub fn controller_recreate(req: &Request<'_>, s: &IdentitySettings, _: &dyn Cluster) -> Verdict {
     let Some(obj) = written(req) else {
         return Verdict::allow();
     };
-    if obj.kind_str() != "Deployment" || !s.identity.is_ctrl(obj) {
+    // The operator renders its own controller Deployment: R21.
+    if obj.kind_str() != "Deployment" || !s.identity.is_ctrl(obj) || is_operator_owned(obj) {
         return Verdict::allow();
     }
     let strategy = obj.deployment_strategy();

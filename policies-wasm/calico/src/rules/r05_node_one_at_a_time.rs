@@ -9,6 +9,7 @@ use serde_json::json;
 use tollgate_sdk::{Cluster, IntOrString, PatchOp, Request, Verdict};
 
 use super::{IdentitySettings, written};
+use crate::identify::is_operator_owned;
 
 const MAX_UNAVAILABLE: &str = "/spec/updateStrategy/rollingUpdate/maxUnavailable";
 const MAX_SURGE: &str = "/spec/updateStrategy/rollingUpdate/maxSurge";
@@ -17,7 +18,11 @@ pub fn node_one_at_a_time(req: &Request<'_>, s: &IdentitySettings, _: &dyn Clust
     let Some(obj) = written(req) else {
         return Verdict::allow();
     };
-    if !s.identity.is_node_ds(obj) || obj.daemonset_update_strategy() != "RollingUpdate" {
+    // The operator's calico-node rolls out as its Installation says: R21.
+    if !s.identity.is_node_ds(obj)
+        || is_operator_owned(obj)
+        || obj.daemonset_update_strategy() != "RollingUpdate"
+    {
         return Verdict::allow();
     }
     let unavailable = obj.daemonset_max_unavailable().filter(|m| !m.is_int(1));
@@ -46,7 +51,8 @@ pub fn node_one_at_a_time(req: &Request<'_>, s: &IdentitySettings, _: &dyn Clust
     )
 }
 
-fn is_zero(m: &IntOrString<'_>) -> bool {
+/// Whether a `maxSurge` is zero (R21 checks the Installation's the same way).
+pub(crate) fn is_zero(m: &IntOrString<'_>) -> bool {
     match m {
         IntOrString::Int(n) => *n == 0,
         IntOrString::Str(s) => s == "0%" || s == "0",

@@ -3,14 +3,16 @@
 //! update should not downgrade a component. Advice: configured in warn mode.
 //!
 //! The other side (the controllers for a DaemonSet, the DaemonSet for a
-//! controller) is read from the cluster; a failed lookup is a violation
+//! controller) is read from the cluster, in the object's own namespace when
+//! it is Calico's (`kube-system` for `calico.yaml`, `calico-system` for the
+//! operator): one install's components are compared with each other; a failed lookup is a violation
 //! (fail closed; a warning in warn mode).
 
 use tollgate_sdk::version::Version;
 use tollgate_sdk::{Cluster, LookupError, Object, Request, Verdict};
 
 use super::{IdentitySettings, written};
-use crate::controllers::others;
+use crate::controllers::others_in;
 use crate::lookup;
 use crate::text::{WARNING_MAX, clip};
 use crate::versions::{Component, Releases};
@@ -37,7 +39,11 @@ fn check(
     let mut seen = Vec::new();
     if id.is_node_ds(obj) {
         collect(obj, &mut seen);
-        for ctrl in others(cluster, id, None)?.iter().filter(|c| c.replicas > 0) {
+        let same_install = [id.namespace_of(obj)];
+        for ctrl in others_in(cluster, id, &same_install, None)?
+            .iter()
+            .filter(|c| c.replicas > 0)
+        {
             if let Some(image) = &ctrl.image {
                 seen.extend(component(image));
             }
@@ -45,7 +51,7 @@ fn check(
     } else if id.is_ctrl(obj) && obj.owner_of_kind("Deployment").is_none() {
         if obj.replicas().unwrap_or(0) > 0 {
             collect(obj, &mut seen);
-            let found = id.node_daemon_set(cluster)?;
+            let found = id.node_daemon_set_in(cluster, id.namespace_of(obj))?;
             if let Some(ds) = found.parse()?.first() {
                 collect(ds, &mut seen);
             }
