@@ -72,7 +72,7 @@ fn the_table_names_every_violation_and_leaves_unmatched_objects_out() {
         "no policy matches nginx: {stdout}"
     );
     assert!(
-        stdout.contains("5 matched by a policy: 4 fail, 0 error, 2 warn, 14 pass"),
+        stdout.contains("5 matched by a policy: 4 fail, 0 error, 2 warn, 18 pass"),
         "{stdout}"
     );
     assert!(stdout.ends_with("result: fail\n"), "{stdout}");
@@ -85,7 +85,7 @@ fn json_gives_each_matched_object_its_results() {
     let doc: Value = serde_json::from_slice(&output.stdout).expect("JSON");
     assert_eq!(
         doc["summary"],
-        serde_json::json!({"fail": 4, "error": 0, "warn": 2, "pass": 14})
+        serde_json::json!({"fail": 4, "error": 0, "warn": 2, "pass": 18})
     );
     assert_eq!(doc["stored"], 11);
     let objects = doc["objects"].as_array().unwrap();
@@ -203,10 +203,10 @@ fn policy_reports_follow_the_v1alpha2_schema_one_per_namespace() {
     let system = &docs[0];
     assert_eq!(
         system["summary"],
-        serde_json::json!({"pass": 13, "fail": 4, "warn": 2, "error": 0, "skip": 0})
+        serde_json::json!({"pass": 17, "fail": 4, "warn": 2, "error": 0, "skip": 0})
     );
     let results = system["results"].as_array().unwrap();
-    assert_eq!(results.len(), 19);
+    assert_eq!(results.len(), 23);
     // Worst first.
     assert!(
         results[..4].iter().all(|r| r["result"] == "fail"),
@@ -243,14 +243,14 @@ fn a_full_policy_report_is_cut_and_says_so() {
         system["summary"]["fail"], 4,
         "the summary counts every result"
     );
-    assert_eq!(system["summary"]["pass"], 13);
+    assert_eq!(system["summary"]["pass"], 17);
     assert_eq!(
         system["metadata"]["annotations"]["tollgate.dev/results-omitted"],
-        "16"
+        "20"
     );
     assert!(
         stderr.contains(
-            "PolicyReport kube-system/tollgate-audit holds the first 3 of its results; 16 more"
+            "PolicyReport kube-system/tollgate-audit holds the first 3 of its results; 20 more"
         ),
         "{stderr}"
     );
