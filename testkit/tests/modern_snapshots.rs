@@ -17,7 +17,10 @@ use tollgate_testkit::modern::{manifest_install, operator_install};
 /// Each snapshot: its directory under `testdata/snapshots/` and its objects.
 fn snapshots() -> Vec<(&'static str, Vec<Value>)> {
     vec![
-        ("operator-v3.31.7", with_namespaces(operator_install("v3.31.7"))),
+        (
+            "operator-v3.31.7",
+            with_namespaces(operator_install("v3.31.7")),
+        ),
         (
             "manifest-v3.31.7",
             with_namespaces(manifest_install("v3.31.7", "calico.yaml")),
@@ -49,7 +52,10 @@ fn with_namespaces(mut objects: Vec<Value>) -> Vec<Value> {
 }
 
 fn path(dir: &str) -> PathBuf {
-    testdata_dir().join("snapshots").join(dir).join("cluster.json")
+    testdata_dir()
+        .join("snapshots")
+        .join(dir)
+        .join("cluster.json")
 }
 
 /// A `v1 List`, as `kubectl get -o json` prints one.

@@ -133,9 +133,34 @@ fn free_port() -> u16 {
         .port()
 }
 
+impl TestCa {
+    /// A client certificate for `common_name` (clientAuth), written to
+    /// `dir/<file>.crt` and `dir/<file>.key`.
+    pub fn client_pair(&self, dir: &Path, file: &str, common_name: &str) -> ServingPair {
+        let (cert, key) = self.leaf(common_name, None, &[], ExtendedKeyUsagePurpose::ClientAuth);
+        let pair = ServingPair {
+            cert: dir.join(format!("{file}.crt")),
+            key: dir.join(format!("{file}.key")),
+        };
+        std::fs::write(&pair.cert, cert).expect("write certificate");
+        std::fs::write(&pair.key, key).expect("write key");
+        pair
+    }
+}
+
 impl Cluster {
     /// Starts etcd and kube-apiserver and waits until `/readyz` answers.
     pub fn start() -> Self {
+        Self::start_with(|_, _| Vec::new())
+    }
+
+    /// [`Cluster::start`] with more kube-apiserver flags: `extra` gets the
+    /// cluster's directory and CA before the API server starts (to write
+    /// the files its flags name) and returns the flags. The directory also
+    /// holds `apiserver-client.crt`/`.key` (CN `kube-apiserver`, from the
+    /// cluster's CA): a client certificate the API server can present to
+    /// webhooks, as `tools/kube/up` writes.
+    pub fn start_with(extra: impl FnOnce(&Path, &TestCa) -> Vec<String>) -> Self {
         let (kube_apiserver, etcd_bin) = (binary("KUBE_APISERVER"), binary("ETCD"));
         let tmp = tempfile::tempdir().expect("tempdir");
         let dir = tmp.path().to_path_buf();
@@ -167,6 +192,8 @@ impl Cluster {
         let sa_key = write("sa.key", &sa.serialize_pem());
         let sa_pub = write("sa.pub", &sa.public_key_pem());
 
+        ca.client_pair(&dir, "apiserver-client", "kube-apiserver");
+        let extra_args = extra(&dir, &ca);
         let (client_port, peer_port, api_port) = (free_port(), free_port(), free_port());
         let log = |name: &str| std::fs::File::create(dir.join(name)).expect("log file");
         let etcd = Command::new(&etcd_bin)
@@ -216,6 +243,7 @@ impl Cluster {
             .arg("--endpoint-reconciler-type=none")
             .arg("--allow-privileged=true")
             .arg("--profiling=false")
+            .args(&extra_args)
             .stdout(Stdio::null())
             .stderr(log("apiserver.log"))
             .spawn()

@@ -16,6 +16,8 @@ use serde_json::{Value, json};
 pub mod binary;
 pub mod cluster;
 pub mod corpus;
+pub mod guarded;
+pub mod kubectl;
 pub mod snapshot;
 pub mod verdict;
 
@@ -112,7 +114,13 @@ impl Launch {
     /// pays for compiling the built-in pack.
     pub fn shared_module_cache(self) -> Self {
         let dir = target_tmp().join("tollgate-module-cache");
-        self.arg("--cache-dir").arg(dir.display().to_string())
+        // Entries are authenticated with a key kept apart from the cache;
+        // the servers sharing the cache share the key too.
+        let key = target_tmp().join("tollgate-module-cache-key");
+        self.arg("--cache-dir")
+            .arg(dir.display().to_string())
+            .arg("--cache-key-dir")
+            .arg(key.display().to_string())
     }
 
     /// Runs the command to completion instead of serving: for command

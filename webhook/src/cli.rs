@@ -59,6 +59,23 @@ pub struct ServeArgs {
     #[arg(long, default_value = "127.0.0.1:8443")]
     pub listen: SocketAddr,
 
+    /// Also serve /healthz, /readyz and /metrics on this address, in plain
+    /// HTTP and without a client certificate: for kubelet probes and
+    /// Prometheus when --client-ca guards --listen.
+    #[arg(long, value_name = "ADDR")]
+    pub probe_listen: Option<SocketAddr>,
+
+    /// PEM CA certificate(s): every connection to --listen must present a
+    /// client certificate they signed (the API server's, see deploy/README.md);
+    /// re-read when it changes. Handshakes without one are refused and counted.
+    #[arg(long, value_name = "FILE")]
+    pub client_ca: Option<PathBuf>,
+
+    /// With --client-ca, accept only client certificates naming NAME as
+    /// their CN or a DNS SAN (repeatable; default: any from the CA).
+    #[arg(long = "client-name", value_name = "NAME", requires = "client_ca")]
+    pub client_names: Vec<String>,
+
     /// PEM certificate chain; re-read when it changes. Without --cert/--key a
     /// development CA and certificate for localhost are generated under the
     /// state directory.
@@ -157,6 +174,11 @@ pub struct ServeArgs {
     /// else ~/.cache/tollgate).
     #[arg(long)]
     pub cache_dir: Option<PathBuf>,
+
+    /// Where the key authenticating the module cache's entries is kept
+    /// (default: the state directory; never the cache directory).
+    #[arg(long, value_name = "DIR")]
+    pub cache_key_dir: Option<PathBuf>,
 }
 
 fn duration(text: &str) -> Result<Duration, String> {
@@ -223,5 +245,24 @@ mod tests {
         assert!(Args::try_parse_from(["tollgate", "--cert", "c.pem"]).is_err());
         assert!(Args::try_parse_from(["tollgate", "--cert", "c", "--key", "k"]).is_ok());
         assert!(Args::try_parse_from(["tollgate", "--shutdown-grace", "soon"]).is_err());
+    }
+
+    #[test]
+    fn client_names_need_a_client_ca() {
+        assert!(Args::try_parse_from(["tollgate", "--client-name", "kube-apiserver"]).is_err());
+        let args = Args::try_parse_from([
+            "tollgate",
+            "--client-ca",
+            "ca.pem",
+            "--client-name",
+            "a",
+            "--client-name",
+            "b",
+            "--probe-listen",
+            "0.0.0.0:8080",
+        ])
+        .unwrap();
+        assert_eq!(args.serve.client_names, ["a", "b"]);
+        assert_eq!(args.serve.probe_listen.unwrap().port(), 8080);
     }
 }

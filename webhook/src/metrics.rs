@@ -91,6 +91,7 @@ pub struct Metrics {
     connections_closed: Family<ReasonLabels, Counter>,
     connections_rejected: Family<ReasonLabels, Counter>,
     requests_rejected: Family<ReasonLabels, Counter>,
+    clients_refused: Family<ReasonLabels, Counter>,
 }
 
 /// Why the server closed a connection itself (`tollgate_connections_closed_total`).
@@ -149,6 +150,38 @@ impl RequestRejected {
     const ALL: [Self; 3] = [Self::BodyTooLarge, Self::BodyTimeout, Self::QueueFull];
 }
 
+/// Why a handshake on `--listen` was refused for its client certificate
+/// (`tollgate_client_certificates_refused_total`, with `--client-ca`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientRefused {
+    /// The client sent no certificate.
+    NoCertificate,
+    /// Not signed by the `--client-ca` (another CA's, or self-signed).
+    UnknownCa,
+    /// From the CA, but naming none of `--client-name`.
+    NameNotAllowed,
+    /// Otherwise unacceptable: expired, not for client auth, malformed.
+    Invalid,
+}
+
+impl ClientRefused {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::NoCertificate => "no_certificate",
+            Self::UnknownCa => "unknown_ca",
+            Self::NameNotAllowed => "name_not_allowed",
+            Self::Invalid => "invalid",
+        }
+    }
+
+    const ALL: [Self; 4] = [
+        Self::NoCertificate,
+        Self::UnknownCa,
+        Self::NameNotAllowed,
+        Self::Invalid,
+    ];
+}
+
 /// A policy's circuit breaker, as the `tollgate_policy_breaker_state` gauge
 /// reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -203,6 +236,31 @@ impl Collector for ModulesLoaded {
             ("memory", &stats.from_memory),
         ] {
             counter.encode(family.encode_family(&[("origin", origin)])?)?;
+        }
+        Ok(())
+    }
+}
+
+/// `tollgate_module_cache_rejected_total{reason}`: compiled-module cache
+/// entries not loaded because they failed their authentication, and loads
+/// that skipped a cache directory another user can write.
+#[derive(Debug)]
+struct CacheRejected(SandboxStats);
+
+impl Collector for CacheRejected {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let mut family = encoder.encode_descriptor(
+            "module_cache_rejected",
+            "Compiled-module cache entries not loaded (the module was compiled again), by reason (unauthenticated, unsafe_directory)",
+            None,
+            MetricType::Counter,
+        )?;
+        let stats = &self.0;
+        for (reason, counter) in [
+            ("unauthenticated", &stats.cache_unauthenticated),
+            ("unsafe_directory", &stats.cache_unsafe_directory),
+        ] {
+            counter.encode(family.encode_family(&[("reason", reason)])?)?;
         }
         Ok(())
     }
@@ -364,7 +422,18 @@ impl Metrics {
             "Requests refused at a limit, by reason (body_too_large, body_timeout, queue_full)",
             requests_rejected.clone(),
         );
+        let clients_refused = Family::<ReasonLabels, Counter>::default();
+        registry.register(
+            "client_certificates_refused",
+            "TLS handshakes refused for the client certificate (--client-ca), by reason (no_certificate, unknown_ca, name_not_allowed, invalid)",
+            clients_refused.clone(),
+        );
         // Every reason exists from the start, so `rate()` alerts see a zero.
+        for reason in ClientRefused::ALL {
+            drop(clients_refused.get_or_create(&ReasonLabels {
+                reason: reason.as_str(),
+            }));
+        }
         for reason in ConnectionClosed::ALL {
             drop(connections_closed.get_or_create(&ReasonLabels {
                 reason: reason.as_str(),
@@ -377,6 +446,7 @@ impl Metrics {
             }));
         }
         Self {
+            clients_refused,
             connections_open,
             connections_max,
             connections_closed,
@@ -549,6 +619,14 @@ impl Metrics {
             .inc();
     }
 
+    pub fn client_refused(&self, reason: ClientRefused) {
+        self.clients_refused
+            .get_or_create(&ReasonLabels {
+                reason: reason.as_str(),
+            })
+            .inc();
+    }
+
     pub fn evaluation_slots(&self, slots: u32) {
         self.slots.set(i64::from(slots));
     }
@@ -568,6 +646,7 @@ impl Metrics {
             stats.cpu_waits.clone(),
         );
         registry.register_collector(Box::new(ModulesLoaded(stats.clone())));
+        registry.register_collector(Box::new(CacheRejected(stats.clone())));
     }
 
     /// Registers the cluster-context caches' metrics (they carry their own
@@ -653,6 +732,8 @@ mod tests {
         m.register_sandbox(&stats);
         let _context = m.register_context();
         stats.compiled.inc();
+        stats.cache_unauthenticated.inc();
+        m.client_refused(ClientRefused::UnknownCa);
         m.evaluated(
             Endpoint::Validate,
             "p1",
@@ -668,10 +749,15 @@ mod tests {
             1,
             "{text}"
         );
-        assert!(
-            text.contains(r#"tollgate_modules_loaded_total{origin="compiled"} 1"#),
-            "{text}"
-        );
+        for line in [
+            r#"tollgate_modules_loaded_total{origin="compiled"} 1"#,
+            r#"tollgate_module_cache_rejected_total{reason="unauthenticated"} 1"#,
+            r#"tollgate_module_cache_rejected_total{reason="unsafe_directory"} 0"#,
+            r#"tollgate_client_certificates_refused_total{reason="unknown_ca"} 1"#,
+            r#"tollgate_client_certificates_refused_total{reason="no_certificate"} 0"#,
+        ] {
+            assert!(text.contains(line), "missing {line} in\n{text}");
+        }
     }
 
     #[test]

@@ -267,7 +267,12 @@ fn manifest_rules_leave_operator_owned_workloads_to_the_installation() {
     let installed = operator_install("v3.31.7");
     let c = cluster(installed.clone());
     let node = find_in(&installed, "DaemonSet", "calico-system", "calico-node");
-    let ctrl = find_in(&installed, "Deployment", "calico-system", "calico-kube-controllers");
+    let ctrl = find_in(
+        &installed,
+        "Deployment",
+        "calico-system",
+        "calico-kube-controllers",
+    );
     let mut wide = node.clone();
     wide["spec"]["updateStrategy"] =
         json!({"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 3, "maxSurge": 0}});

@@ -21,7 +21,9 @@ pub const VERBS: [&str; 3] = ["get", "list", "watch"];
 /// regular English plural of the lowercased kind, and for the kinds the Calico
 /// pack reads (so they never depend on the fallback).
 const PLURALS: &[(&str, &str)] = &[
+    ("AdminNetworkPolicy", "adminnetworkpolicies"),
     ("BGPConfiguration", "bgpconfigurations"),
+    ("BaselineAdminNetworkPolicy", "baselineadminnetworkpolicies"),
     ("BGPPeer", "bgppeers"),
     ("ClusterInformation", "clusterinformations"),
     ("ConfigMap", "configmaps"),
@@ -38,6 +40,8 @@ const PLURALS: &[(&str, &str)] = &[
     ("GlobalNetworkPolicy", "globalnetworkpolicies"),
     ("GlobalNetworkSet", "globalnetworksets"),
     ("HostEndpoint", "hostendpoints"),
+    ("ImageSet", "imagesets"),
+    ("Installation", "installations"),
     ("IPPool", "ippools"),
     ("IpPool", "ippools"),
     ("Job", "jobs"),

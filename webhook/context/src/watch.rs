@@ -34,12 +34,15 @@ use crate::{Answer, ClusterContext, LookupError, LookupQuery, ResourceType};
 pub struct WatchOptions {
     /// How often a type the cluster does not serve is looked up again.
     pub rediscover_every: Duration,
+    /// The API server's URL, named by every watch error line.
+    pub server: Option<Arc<str>>,
 }
 
 impl Default for WatchOptions {
     fn default() -> Self {
         Self {
             rediscover_every: Duration::from_secs(30),
+            server: None,
         }
     }
 }
@@ -61,7 +64,13 @@ pub enum ConnectError {
 /// A client for the cluster of `kubeconfig` (its current context), or, with
 /// `None`, for the cluster this pod runs in (service account token).
 pub async fn connect(kubeconfig: Option<&Path>) -> Result<Client, ConnectError> {
-    let config = match kubeconfig {
+    Ok(Client::try_from(config(kubeconfig).await?)?)
+}
+
+/// The client configuration [`connect`] uses (its `cluster_url` names the
+/// server in log lines).
+pub async fn config(kubeconfig: Option<&Path>) -> Result<kube::Config, ConnectError> {
+    Ok(match kubeconfig {
         Some(path) => {
             let error = |source| ConnectError::Kubeconfig {
                 path: path.to_owned(),
@@ -73,8 +82,7 @@ pub async fn connect(kubeconfig: Option<&Path>) -> Result<Client, ConnectError> 
                 .map_err(error)?
         }
         None => kube::Config::incluster()?,
-    };
-    Ok(Client::try_from(config)?)
+    })
 }
 
 /// Whether this process runs in a Kubernetes pod (so [`connect`]`(None)`

@@ -25,6 +25,7 @@ fn ty(api_version: &str, kind: &str) -> ResourceType {
 fn fast() -> WatchOptions {
     WatchOptions {
         rediscover_every: Duration::from_millis(50),
+        ..WatchOptions::default()
     }
 }
 

@@ -174,9 +174,11 @@ pub struct MatchConfig {
     /// (SPEC §3). A `scale` request carries no image and never holds.
     #[serde(default)]
     pub images: Vec<String>,
-    /// Field paths (`spec.unschedulable`, dot-separated keys): the value at
-    /// one of them differs between the old and the new object (a missing
-    /// object or field counts as absent), e.g. a cordon or uncordon.
+    /// Field paths (`spec.unschedulable`, dot-separated keys; a key that
+    /// holds dots or slashes in brackets, as label keys do:
+    /// `metadata.labels[example.com/key]`): the value at one of them
+    /// differs between the old and the new object (a missing object or
+    /// field counts as absent), e.g. a cordon or uncordon.
     #[serde(default)]
     pub changed: Vec<String>,
     /// Alternatives, each a match of its own: at least one must hold. The

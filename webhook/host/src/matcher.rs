@@ -9,6 +9,8 @@ use crate::json::{CowStr, Members};
 
 mod fields;
 
+pub use fields::FieldPath;
+
 /// The endpoint a review arrived on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Endpoint {

@@ -13,6 +13,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use tollgate_host::config::{KindMatch, LabelSelectorConfig, MatchConfig};
+use tollgate_host::matcher::FieldPath;
 use tollgate_sdk::Operation;
 
 /// `m` split into its guard (kinds and operations, which the webhook rules
@@ -290,8 +291,15 @@ fn path_present(o: &str, keys: &[&str]) -> String {
     format!("({})", parts.join(" && "))
 }
 
+/// `path` (a `changed:` entry, bracketed keys included) differs between
+/// `oldObject` and `object`.
 fn changed(path: &str) -> String {
-    let keys: Vec<&str> = path.split('.').collect();
+    // The host refuses a path it cannot parse before anything is generated.
+    let parsed = FieldPath::parse(path);
+    let keys: Vec<&str> = match &parsed {
+        Ok(p) => p.keys().iter().map(String::as_str).collect(),
+        Err(_) => path.split('.').collect(),
+    };
     let index = |o: &str| {
         keys.iter()
             .fold(o.to_owned(), |at, k| format!("{at}[{}]", quote(k)))
@@ -453,6 +461,33 @@ mod tests {
         }
         assert!(out.len() > 100, "corpus images: {}", out.len());
         out
+    }
+
+    #[test]
+    fn a_bracketed_key_is_one_index() {
+        let cel = changed("metadata.labels[projectcalico.org/operator-node-migration]");
+        assert!(
+            cel.contains(
+                "oldObject['metadata']['labels']['projectcalico.org/operator-node-migration']"
+            ),
+            "{cel}"
+        );
+        assert!(
+            cel.contains(
+                "'projectcalico.org/operator-node-migration' in object['metadata']['labels']"
+            ),
+            "{cel}"
+        );
+        assert_eq!(
+            changed("spec.unschedulable"),
+            "((oldObject != null && 'spec' in oldObject && 'unschedulable' in oldObject['spec'] \
+             && oldObject['spec']['unschedulable'] != null) != (object != null && 'spec' in object \
+             && 'unschedulable' in object['spec'] && object['spec']['unschedulable'] != null) \
+             || ((oldObject != null && 'spec' in oldObject && 'unschedulable' in oldObject['spec'] \
+             && oldObject['spec']['unschedulable'] != null) && (object != null && 'spec' in object \
+             && 'unschedulable' in object['spec'] && object['spec']['unschedulable'] != null) \
+             && oldObject['spec']['unschedulable'] != object['spec']['unschedulable']))"
+        );
     }
 
     #[test]

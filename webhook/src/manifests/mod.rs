@@ -8,6 +8,7 @@
 //! the repository is that output for the built-in pack (a test keeps it so).
 
 mod cel;
+mod client_ca;
 mod kustomize;
 mod objects;
 mod webhooks;
@@ -63,6 +64,20 @@ pub struct ManifestsArgs {
     /// Write the kustomize base and overlays here instead of printing.
     #[arg(long)]
     pub output_dir: Option<PathBuf>,
+    /// Require the API server's client certificate: its CA is read from
+    /// this ConfigMap (key `ca.crt`, in --namespace; create it yourself),
+    /// and the probes move to a plain-HTTP port (9444). The API server must
+    /// be configured to present the certificate (deploy/README.md).
+    #[arg(long, value_name = "NAME")]
+    pub client_ca_configmap: Option<String>,
+    /// With --client-ca-configmap: a name (CN or DNS SAN) the API server's
+    /// certificate must carry (repeatable; default any from the CA).
+    #[arg(
+        long = "client-name",
+        value_name = "NAME",
+        requires = "client_ca_configmap"
+    )]
+    pub client_names: Vec<String>,
 }
 
 impl ManifestsArgs {
@@ -156,6 +171,13 @@ pub fn load(args: &ManifestsArgs) -> anyhow::Result<(Config, Install)> {
         ca_bundle,
         policies_yaml: text,
         read_types: tollgate_context::resource_types(&lists),
+        client_ca: args
+            .client_ca_configmap
+            .clone()
+            .map(|config_map| client_ca::ClientCa {
+                config_map,
+                names: args.client_names.clone(),
+            }),
     };
     Ok((config, install))
 }
@@ -206,5 +228,7 @@ pub fn yaml_documents(objects: &[Value]) -> String {
         .join("---\n")
 }
 
+#[cfg(test)]
+mod client_ca_tests;
 #[cfg(test)]
 mod tests;

@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 use tollgate_context::ResourceType;
 
 use super::CertMode;
+use super::client_ca::{self, ClientCa};
 
 /// The pod's dedicated host port: on the host network (see `deploy/README.md`).
 pub const PORT: u16 = 9443;
@@ -15,6 +16,8 @@ pub const PORT: u16 = 9443;
 /// atomic updates reach the hot reload; a `subPath` mount never changes).
 const POLICY_DIR: &str = "/etc/tollgate";
 const CACHE_DIR: &str = "/var/cache/tollgate";
+/// The module cache's key (apart from the cache, see `--cache-key-dir`).
+const STATE_DIR: &str = "/var/lib/tollgate";
 /// The cert-manager Secret's mount (outside the ConfigMap's directory).
 const TLS_DIR: &str = "/var/run/tollgate/tls";
 pub const TLS_SECRET: &str = "tollgate-tls";
@@ -38,6 +41,8 @@ pub struct Install {
     pub policies_yaml: String,
     /// What the policies' `context:` lists may read.
     pub read_types: BTreeSet<ResourceType>,
+    /// Client certificates required of the API server (`--client-ca-configmap`).
+    pub client_ca: Option<ClientCa>,
 }
 
 pub fn labels() -> Value {
@@ -148,7 +153,10 @@ impl Install {
             "serve".to_owned(),
             format!("--listen=0.0.0.0:{PORT}"),
             format!("--policies={POLICY_DIR}/{POLICY_KEY}"),
-            format!("--cache-dir={CACHE_DIR}"),
+            // Subdirectories: an emptyDir is mode 0777, which the module
+            // cache refuses (anyone could write it); Tollgate makes these 0700.
+            format!("--cache-dir={CACHE_DIR}/modules"),
+            format!("--cache-key-dir={STATE_DIR}/cache-key"),
             "--log-format=json".to_owned(),
         ];
         match mode {
@@ -158,6 +166,7 @@ impl Install {
                 args.push(format!("--key={TLS_DIR}/tls.key"));
             }
         }
+        args.extend(self.client_ca.iter().flat_map(ClientCa::args));
         args
     }
 
@@ -172,21 +181,27 @@ impl Install {
     pub fn deployment(&self) -> Value {
         let selector = labels();
         let probe = |path: &str, period: u32, failures: u32| {
-            json!({
-                "httpGet": {"path": path, "port": "https", "scheme": "HTTPS"},
-                "periodSeconds": period,
-                "failureThreshold": failures,
-                "timeoutSeconds": 2,
-            })
+            client_ca::probe(self.client_ca.as_ref(), path, period, failures)
         };
+        let mut ports = vec![
+            json!({"name": "https", "containerPort": PORT, "hostPort": PORT, "protocol": "TCP"}),
+        ];
+        ports.extend(client_ca::probe_port(self.client_ca.as_ref()));
         let mut volumes = vec![
             json!({"name": "policies", "configMap": {"name": POLICY_CONFIGMAP}}),
             json!({"name": "cache", "emptyDir": {"sizeLimit": "256Mi"}}),
+            json!({"name": "state", "emptyDir": {"sizeLimit": "1Mi"}}),
         ];
         let mut mounts = vec![
             json!({"name": "policies", "mountPath": POLICY_DIR, "readOnly": true}),
             json!({"name": "cache", "mountPath": CACHE_DIR}),
+            json!({"name": "state", "mountPath": STATE_DIR}),
         ];
+        if let Some(ca) = &self.client_ca {
+            let (volume, mount) = ca.volume();
+            volumes.push(volume);
+            mounts.push(mount);
+        }
         if self.cert_mode == CertMode::CertManager {
             // First, where kustomize's strategic merge puts what it adds.
             let (volume, mount) = Self::tls_volume();
@@ -231,7 +246,7 @@ impl Install {
                             "imagePullPolicy": "IfNotPresent",
                             "args": self.args(self.cert_mode),
                             "env": [{"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}}],
-                            "ports": [{"name": "https", "containerPort": PORT, "hostPort": PORT, "protocol": "TCP"}],
+                            "ports": ports,
                             // Compiling the pack on a cold cache takes a while.
                             "startupProbe": probe("/healthz", 2, 150),
                             "readinessProbe": probe("/readyz", 5, 2),

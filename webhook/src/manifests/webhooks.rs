@@ -11,9 +11,14 @@
 //! - **One webhook per failure policy** (and per object/namespace selector,
 //!   where every policy of a webhook agrees on one): the API server then
 //!   fails closed only for what a fail-closed policy guards. Policies whose
-//!   rules overlap always share a webhook (the strictest failure policy,
-//!   their summed timeouts), so no request ever reaches two webhooks of a
-//!   configuration: each review is evaluated once.
+//!   rules overlap are one component (their summed timeouts); its
+//!   fail-closed policies go to a fail-closed webhook, and its fail-open
+//!   ones to a fail-open webhook whose condition excludes every request a
+//!   fail-closed policy of the component matches (that request goes to the
+//!   fail-closed webhook, where the host evaluates both). So no request
+//!   ever reaches two webhooks of a configuration: each review is evaluated
+//!   once, and a request only a fail-open policy matches (an uncordon) is
+//!   never blocked by a fail-closed neighbour (a freeze of Node labels).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -128,6 +133,10 @@ fn overlaps(a: &Rule, b: &Rule) -> bool {
 pub struct Webhook<'c> {
     pub name: String,
     pub policies: Vec<&'c PolicyConfig>,
+    /// For a fail-open policy (by id), the fail-closed policies of its
+    /// component whose rules overlap its own: requests they match go to
+    /// the fail-closed webhook.
+    pub excluded: BTreeMap<String, Vec<&'c PolicyConfig>>,
     pub failure_policy: FailurePolicy,
     pub timeout_seconds: u64,
     /// Namespaces every policy is restricted to (their union), if all are.
@@ -147,7 +156,17 @@ impl Webhook<'_> {
     pub fn condition(&self) -> String {
         let mut by_rest: Vec<(String, Vec<String>)> = Vec::new();
         for p in &self.policies {
-            let (guard, rest) = cel::parts(&p.matches);
+            let (guard, mut rest) = cel::parts(&p.matches);
+            if let Some(fail) = self.excluded.get(&p.id).filter(|f| !f.is_empty()) {
+                let taken = cel::any(fail.iter().map(|f| {
+                    let (guard, rest) = cel::parts(&f.matches);
+                    term(&guard, &rest)
+                }));
+                rest = match rest.as_str() {
+                    "true" => format!("!({taken})"),
+                    _ => format!("({rest} && !({taken}))"),
+                };
+            }
             match by_rest.iter_mut().find(|(r, _)| *r == rest) {
                 Some((_, guards)) if guards.contains(&guard) => {}
                 Some((_, guards)) => guards.push(guard),
@@ -160,12 +179,17 @@ impl Webhook<'_> {
             } else {
                 cel::any(guards)
             };
-            match (guard.as_str(), rest.as_str()) {
-                ("true", _) => rest,
-                (_, "true") => guard,
-                _ => format!("({guard} && {rest})"),
-            }
+            term(&guard, &rest)
         }))
+    }
+}
+
+/// `guard && rest`, without a `true` operand.
+fn term(guard: &str, rest: &str) -> String {
+    match (guard, rest) {
+        ("true", _) => rest.to_owned(),
+        (_, "true") => guard.to_owned(),
+        _ => format!("({guard} && {rest})"),
     }
 }
 
@@ -175,11 +199,21 @@ fn merge(rules: impl IntoIterator<Item = Rule>) -> Vec<Rule> {
     set.into_iter().collect()
 }
 
+/// A component's policies of one failure policy.
+struct Part<'c> {
+    failure_policy: FailurePolicy,
+    members: Vec<&'c PolicyConfig>,
+    /// The component's fail-closed policies, for a fail-open part.
+    taken_by: Vec<&'c PolicyConfig>,
+    /// The summed timeouts of the policies a request of this part may run.
+    budget: f64,
+}
+
 /// Groups `policies` (those of one endpoint, in configuration order) into
 /// webhooks, as the module docs say, named after the endpoint.
 pub fn group_policies<'c>(policies: &[&'c PolicyConfig], endpoint: Endpoint) -> Vec<Webhook<'c>> {
     // Connected components of "their rules overlap".
-    let rules: Vec<Vec<Rule>> = policies.iter().map(|p| rules(&p.matches)).collect();
+    let of: Vec<Vec<Rule>> = policies.iter().map(|p| rules(&p.matches)).collect();
     let mut component: Vec<usize> = (0..policies.len()).collect();
     let find = |component: &Vec<usize>, mut i: usize| {
         while component[i] != i {
@@ -189,9 +223,7 @@ pub fn group_policies<'c>(policies: &[&'c PolicyConfig], endpoint: Endpoint) -> 
     };
     for i in 0..policies.len() {
         for j in 0..i {
-            let overlap = rules[i]
-                .iter()
-                .any(|a| rules[j].iter().any(|b| overlaps(a, b)));
+            let overlap = of[i].iter().any(|a| of[j].iter().any(|b| overlaps(a, b)));
             if overlap {
                 let (ri, rj) = (find(&component, i), find(&component, j));
                 let (low, high) = (ri.min(rj), ri.max(rj));
@@ -204,18 +236,62 @@ pub fn group_policies<'c>(policies: &[&'c PolicyConfig], endpoint: Endpoint) -> 
         components.entry(find(&component, i)).or_default().push(p);
     }
 
-    // Components that agree on failure policy and selectors share a webhook.
+    // A component's fail-closed and fail-open policies part (see the
+    // module docs); parts that agree on failure policy and selectors share
+    // a webhook.
+    let mut parts: Vec<Part<'c>> = Vec::new();
+    for members in components.into_values() {
+        // Every policy of a component may run on a request of the
+        // fail-closed part; only fail-open ones on the other.
+        let budget = |ps: &[&PolicyConfig]| ps.iter().map(|p| p.timeout.as_secs_f64()).sum();
+        let whole: f64 = budget(&members);
+        let (fail, ignore): (Vec<&PolicyConfig>, Vec<&PolicyConfig>) = members
+            .into_iter()
+            .partition(|p| p.failure_policy == FailurePolicy::Fail);
+        if !fail.is_empty() {
+            parts.push(Part {
+                failure_policy: FailurePolicy::Fail,
+                members: fail.clone(),
+                taken_by: Vec::new(),
+                budget: whole,
+            });
+        }
+        if !ignore.is_empty() {
+            parts.push(Part {
+                failure_policy: FailurePolicy::Ignore,
+                budget: budget(&ignore),
+                members: ignore,
+                taken_by: fail,
+            });
+        }
+    }
     type Key = (bool, Option<BTreeSet<String>>, Option<String>);
     let mut webhooks: Vec<(Key, Webhook<'c>)> = Vec::new();
-    for members in components.into_values() {
-        let failure_policy = if members
+    for part in parts {
+        let Part {
+            failure_policy,
+            members,
+            taken_by,
+            budget,
+        } = part;
+        // Only a fail-closed policy whose rules overlap a fail-open one's
+        // can match its requests.
+        let excluded: BTreeMap<String, Vec<&PolicyConfig>> = members
             .iter()
-            .any(|p| p.failure_policy == FailurePolicy::Fail)
-        {
-            FailurePolicy::Fail
-        } else {
-            FailurePolicy::Ignore
-        };
+            .filter_map(|p| {
+                let own = rules(&p.matches);
+                let overlapping: Vec<&PolicyConfig> = taken_by
+                    .iter()
+                    .copied()
+                    .filter(|f| {
+                        rules(&f.matches)
+                            .iter()
+                            .any(|a| own.iter().any(|b| overlaps(a, b)))
+                    })
+                    .collect();
+                (!overlapping.is_empty()).then(|| (p.id.clone(), overlapping))
+            })
+            .collect();
         let namespaces = members
             .iter()
             .all(|p| !p.matches.namespaces.is_empty())
@@ -234,8 +310,6 @@ pub fn group_policies<'c>(policies: &[&'c PolicyConfig], endpoint: Endpoint) -> 
             .all(|s| s.is_some() && *s == selectors[0])
             .then(|| selectors[0].clone())
             .flatten();
-        // Every policy of a component may run on one request.
-        let budget: f64 = members.iter().map(|p| p.timeout.as_secs_f64()).sum();
         let timeout_seconds = (budget.ceil() as u64).clamp(1, 30);
         let key: Key = (
             failure_policy == FailurePolicy::Fail,
@@ -245,6 +319,7 @@ pub fn group_policies<'c>(policies: &[&'c PolicyConfig], endpoint: Endpoint) -> 
         match webhooks.iter_mut().find(|(k, _)| *k == key) {
             Some((_, webhook)) => {
                 webhook.policies.extend(members);
+                webhook.excluded.extend(excluded);
                 webhook.timeout_seconds = webhook.timeout_seconds.max(timeout_seconds);
             }
             None => webhooks.push((
@@ -252,6 +327,7 @@ pub fn group_policies<'c>(policies: &[&'c PolicyConfig], endpoint: Endpoint) -> 
                 Webhook {
                     name: String::new(),
                     policies: members,
+                    excluded,
                     failure_policy,
                     timeout_seconds,
                     namespaces,
@@ -432,18 +508,31 @@ mod tests {
                         "v1-networkpolicy-semantics",
                         "v3-needs-v2.6.5",
                         "pinned-images",
-                        "version-skew",
+                        "operator-migration-freeze",
+                        "operator-migration-same-release",
+                        "anp-before-v3.32",
+                        "v3.30.7-before-v3.31",
+                        "crds-before-operator",
+                        "imageset-for-release",
+                        "typha-replicas",
+                        "ebpf-needs-iptables-kube-proxy",
                     ]),
-                    4
+                    9
+                ),
+                // Fail-open advice that shares kinds with fail-closed rules.
+                (
+                    "validate-ignore.tollgate.dev".to_owned(),
+                    ids(&[
+                        "node-uncordon-ready",
+                        "version-skew",
+                        "default-deny-shape",
+                        "operator-owned"
+                    ]),
+                    2
                 ),
                 (
                     "validate-fail-2.tollgate.dev".to_owned(),
                     ids(&["node-pod-cordoned"]),
-                    1
-                ),
-                (
-                    "validate-ignore.tollgate.dev".to_owned(),
-                    ids(&["node-uncordon-ready", "default-deny-shape"]),
                     1
                 ),
                 // Restricted to kube-system: a namespaceSelector of its own.
@@ -454,13 +543,26 @@ mod tests {
                 ),
             ]
         );
+        // A cordon goes to the fail-open webhook unless it also changes
+        // what the migration freeze guards.
+        let excluded = |w: &Webhook<'_>, id: &str| -> Vec<String> {
+            w.excluded
+                .get(id)
+                .map(|f| f.iter().map(|p| p.id.clone()).collect())
+                .unwrap_or_default()
+        };
+        assert_eq!(
+            excluded(&validate[1], "node-uncordon-ready"),
+            ["operator-migration-freeze"]
+        );
+        assert!(excluded(&validate[1], "default-deny-shape").is_empty());
         // The calico-node pod webhook is narrowed by selectors too.
         assert_eq!(
-            validate[1].object_selector,
+            validate[2].object_selector,
             Some(json!({"matchLabels": {"k8s-app": "calico-node"}}))
         );
         assert_eq!(
-            validate[1].namespaces,
+            validate[2].namespaces,
             Some(BTreeSet::from(["kube-system".to_owned()]))
         );
         let mutating: Vec<&PolicyConfig> = all.iter().copied().filter(|p| p.mutate).collect();
@@ -480,26 +582,85 @@ mod tests {
                 ),
                 (
                     "mutate-ignore.tollgate.dev".to_owned(),
-                    ids(&["default-deny-shape"])
+                    ids(&["default-deny-shape", "operator-owned"])
                 ),
             ]
         );
     }
 
+    /// Two policies in different webhooks whose rules overlap: the
+    /// fail-open one's condition excludes the fail-closed one.
     #[test]
     fn no_request_reaches_two_webhooks_of_a_configuration() {
         let config = pack();
         let all: Vec<&PolicyConfig> = config.policies.iter().collect();
-        let webhooks = group_policies(&all, Endpoint::Validate);
-        for (i, a) in webhooks.iter().enumerate() {
-            for b in &webhooks[..i] {
-                for x in a.rules() {
-                    for y in b.rules() {
-                        assert!(!overlaps(&x, &y), "{} and {}: {x:?} {y:?}", a.name, b.name);
+        let mutating: Vec<&PolicyConfig> = all.iter().copied().filter(|p| p.mutate).collect();
+        for (policies, endpoint) in [(all, Endpoint::Validate), (mutating, Endpoint::Mutate)] {
+            let webhooks = group_policies(&policies, endpoint);
+            let excludes = |w: &Webhook<'_>, p: &PolicyConfig, q: &PolicyConfig| {
+                w.excluded
+                    .get(&p.id)
+                    .is_some_and(|f| f.iter().any(|f| f.id == q.id))
+            };
+            for (i, a) in webhooks.iter().enumerate() {
+                for b in &webhooks[..i] {
+                    for p in &a.policies {
+                        for q in &b.policies {
+                            let overlap = rules(&p.matches)
+                                .iter()
+                                .any(|x| rules(&q.matches).iter().any(|y| overlaps(x, y)));
+                            assert!(
+                                !overlap || excludes(a, p, q) || excludes(b, q, p),
+                                "{} in {} and {} in {}",
+                                p.id,
+                                a.name,
+                                q.id,
+                                b.name
+                            );
+                        }
                     }
                 }
             }
         }
+    }
+
+    #[test]
+    fn a_fail_open_policy_leaves_a_fail_closed_neighbours_requests_to_it() {
+        let config = Config::from_yaml(
+            "- id: freeze\n  module: m.wasm\n  failurePolicy: fail\n  match:\n    kinds: [{group: '', kind: Node}]\n    operations: [UPDATE]\n    changed: ['metadata.labels[example.com/frozen]']\n\
+             - id: advice\n  module: m.wasm\n  failurePolicy: ignore\n  match:\n    kinds: [{group: '', kind: Node}]\n    operations: [UPDATE]\n    changed: [spec.unschedulable]\n",
+            "t",
+        )
+        .unwrap();
+        let all: Vec<&PolicyConfig> = config.policies.iter().collect();
+        let webhooks = group_policies(&all, Endpoint::Validate);
+        let summary: Vec<(&str, Vec<String>, FailurePolicy)> = webhooks
+            .iter()
+            .map(|w| (w.name.as_str(), names(w), w.failure_policy))
+            .collect();
+        assert_eq!(
+            summary,
+            [
+                (
+                    "validate-fail.tollgate.dev",
+                    vec!["freeze".to_owned()],
+                    FailurePolicy::Fail
+                ),
+                (
+                    "validate-ignore.tollgate.dev",
+                    vec!["advice".to_owned()],
+                    FailurePolicy::Ignore
+                ),
+            ]
+        );
+        let (freeze, advice) = (webhooks[0].condition(), webhooks[1].condition());
+        assert!(!freeze.contains("unschedulable"), "{freeze}");
+        let (guard, rest) = cel::parts(&config.policies[0].matches);
+        assert!(
+            advice.contains(&format!("!({})", term(&guard, &rest))),
+            "{advice}"
+        );
+        assert!(advice.contains("'unschedulable'"), "{advice}");
     }
 
     #[test]

@@ -42,13 +42,20 @@ impl ClusterSource {
         if args.kubeconfig.is_none() && !watch::in_cluster() {
             return Ok(Self::fixed(Arc::new(EmptyContext)));
         }
-        let client = watch::connect(args.kubeconfig.as_deref())
+        let config = watch::config(args.kubeconfig.as_deref())
             .await
             .context("cannot connect to the cluster")?;
-        let watches = Arc::new(WatchContext::start(
+        // Named by every watch error line.
+        let server = config.cluster_url.to_string();
+        let client = kube::Client::try_from(config).context("cannot connect to the cluster")?;
+        let watches = Arc::new(WatchContext::start_with(
             client,
             resource_types(policies),
             metrics.register_context(),
+            watch::WatchOptions {
+                server: Some(server.into()),
+                ..watch::WatchOptions::default()
+            },
         ));
         tracing::info!(
             types = watches.types().len(),

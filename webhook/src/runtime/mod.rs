@@ -19,6 +19,7 @@ use crate::admission::{Admission, Cutoff};
 use crate::certs::{CertSource, TlsFiles};
 use crate::cli::ServeArgs;
 use crate::metrics::Metrics;
+use crate::server::client_auth::ClientAuth;
 use crate::server::limits::ConnectionLimits;
 use crate::server::routes::{self, Limits};
 use crate::server::{self, ServerOptions, Serving};
@@ -32,6 +33,7 @@ pub struct Runtime {
     limits: Limits,
     max_queued_reviews: u32,
     tls: CertSource,
+    client_auth: Option<Arc<ClientAuth>>,
     source: PolicySource,
     watched: Vec<PathBuf>,
     sandbox: Arc<Sandbox>,
@@ -51,10 +53,22 @@ impl Runtime {
             args.kubeconfig.as_deref(),
             || state_dir(&args),
         )?;
+        let client_auth = match &args.client_ca {
+            Some(ca) => Some(ClientAuth::load(ca, &args.client_names)?),
+            None => None,
+        };
+        if client_auth.is_some() && args.probe_listen.is_none() {
+            tracing::warn!(
+                "--client-ca without --probe-listen: /healthz, /readyz and /metrics also need a client certificate"
+            );
+        }
         let sandbox = Sandbox::new(SandboxLimits {
             memory_bytes: args.policy_memory_bytes,
             tick: TICK,
             cache_dir: cache_dir(&args),
+            // The key that authenticates cached machine code, kept apart
+            // from the cache (see tollgate_host's `cache_key`).
+            cache_key_dir: args.cache_key_dir.clone().or_else(|| state_dir(&args).ok()),
             running: args.running_guests,
             ..SandboxLimits::default()
         })?;
@@ -74,6 +88,7 @@ impl Runtime {
         Ok(Self {
             options: ServerOptions {
                 listen: args.listen,
+                probe_listen: args.probe_listen,
                 connections: ConnectionLimits {
                     handshake_timeout: args.handshake_timeout,
                     header_read_timeout: args.header_read_timeout,
@@ -90,6 +105,7 @@ impl Runtime {
             },
             max_queued_reviews: args.max_queued_reviews,
             tls,
+            client_auth,
             source,
             watched: loaded.files,
             sandbox,
@@ -116,6 +132,14 @@ impl Runtime {
             ),
             PolicySource::Builtin => None,
         };
+        let _client_ca_reloader = match &self.client_auth {
+            Some(auth) => Some(AbortOnDrop(
+                auth.clone()
+                    .spawn_reloader()
+                    .context("cannot watch the client CA file")?,
+            )),
+            None => None,
+        };
         let cutoff = Cutoff::default();
         let admission = Arc::new(
             Admission::new(
@@ -127,6 +151,7 @@ impl Runtime {
             .with_cutoff(cutoff.clone())
             .with_max_queued(self.max_queued_reviews),
         );
+        let probes = routes::probes(admission.clone(), self.metrics.clone(), self.limits);
         let router = routes::router(admission, self.metrics.clone(), self.limits);
         let banner = Banner {
             dev: match &self.tls {
@@ -137,16 +162,29 @@ impl Runtime {
         let (cert, readiness) = (serving.cert.clone(), serving.readiness.clone());
         let serving = Serving {
             router,
+            probes,
             tls: cert,
+            client_auth: self.client_auth.clone(),
             readiness,
             metrics: self.metrics.clone(),
             cutoff,
         };
-        server::serve(serving, self.options, move |addr| banner.print(addr))
-            .await
-            .with_context(|| format!("cannot serve on {}", self.options.listen))?;
+        server::serve(serving, self.options, move |addr, probes| {
+            banner.print(addr, probes)
+        })
+        .await
+        .with_context(|| format!("cannot serve on {}", self.options.listen))?;
         tracing::info!("stopped");
         Ok(())
+    }
+}
+
+/// Aborts its task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
@@ -170,8 +208,11 @@ struct Banner {
 }
 
 impl Banner {
-    fn print(&self, addr: SocketAddr) {
+    fn print(&self, addr: SocketAddr, probes: Option<SocketAddr>) {
         let mut out = std::io::stdout().lock();
+        if let Some(probes) = probes {
+            let _ = writeln!(out, "tollgate: probes on http://{probes}");
+        }
         let _ = writeln!(out, "tollgate: listening on https://{addr}");
         if let Some((ca, files)) = &self.dev {
             let _ = write!(out, "{}", dev_cert_help(addr, ca, files));

@@ -47,7 +47,13 @@ pub(super) async fn serve(stream: TcpStream, shared: Arc<Shared>, registered: Re
         accepted = shared.acceptor.accept(stream) => match accepted {
             Ok(tls) => tls,
             Err(error) => {
-                tracing::debug!(%error, "TLS handshake failed");
+                match super::client_auth::refusal(&error) {
+                    Some(reason) => {
+                        tracing::debug!(%error, reason = reason.as_str(), "refused a client certificate");
+                        shared.metrics.client_refused(reason);
+                    }
+                    None => tracing::debug!(%error, "TLS handshake failed"),
+                }
                 return;
             }
         },
@@ -152,15 +158,7 @@ impl Shared {
         let arrived = activity.request_started();
         let _in_flight = InFlight(activity);
         request.extensions_mut().insert(Arrived(arrived));
-        if request.uri().path() == "/readyz"
-            && let Some(reason) = self.readiness.waiting_for()
-        {
-            let mut response = Response::new(Body::from(format!("not ready: {reason}\n")));
-            *response.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
-            response.headers_mut().insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("text/plain; charset=utf-8"),
-            );
+        if let Some(response) = not_ready(&self.readiness, request.uri().path()) {
             return Ok(response);
         }
         let mut response = self.router.clone().oneshot(request).await?;
@@ -171,4 +169,20 @@ impl Shared {
         }
         Ok(response)
     }
+}
+
+/// The 503 of `/readyz` while a readiness gate is closed or the server is
+/// stopping (the route itself knows only the admission service's state).
+pub(super) fn not_ready(readiness: &super::ready::Readiness, path: &str) -> Option<Response<Body>> {
+    if path != "/readyz" {
+        return None;
+    }
+    let reason = readiness.waiting_for()?;
+    let mut response = Response::new(Body::from(format!("not ready: {reason}\n")));
+    *response.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    Some(response)
 }

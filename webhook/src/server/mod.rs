@@ -8,8 +8,10 @@
 //! GOAWAY, which tells the client exactly which requests to retry
 //! elsewhere.
 
+pub mod client_auth;
 mod connection;
 pub mod limits;
+mod probes;
 pub mod ready;
 pub mod routes;
 mod shutdown;
@@ -24,6 +26,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
+use self::client_auth::ClientAuth;
 pub use self::connection::Arrived;
 use self::limits::{ConnectionLimits, Registry};
 use self::ready::Readiness;
@@ -35,6 +38,9 @@ use crate::metrics::Metrics;
 #[derive(Debug, Clone, Copy)]
 pub struct ServerOptions {
     pub listen: SocketAddr,
+    /// Where `/healthz`, `/readyz` and `/metrics` are also served, in
+    /// plain HTTP (`--probe-listen`).
+    pub probe_listen: Option<SocketAddr>,
     pub connections: ConnectionLimits,
     /// After the signal (and the delay), how long in-flight reviews may take.
     pub shutdown_grace: Duration,
@@ -53,6 +59,15 @@ struct Shared {
     draining: watch::Receiver<bool>,
 }
 
+/// Aborts its task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// Resolves once the server drains (or can no longer be told to).
 async fn drained(mut draining: watch::Receiver<bool>) {
     let _ = draining.wait_for(|d| *d).await;
@@ -61,7 +76,11 @@ async fn drained(mut draining: watch::Receiver<bool>) {
 /// What the server runs with besides its options.
 pub struct Serving {
     pub router: Router,
+    /// The probe routes alone, for `probe_listen`.
+    pub probes: Router,
     pub tls: ServingCert,
+    /// Client certificates required on `listen` (`--client-ca`).
+    pub client_auth: Option<Arc<ClientAuth>>,
     pub readiness: Readiness,
     pub metrics: Arc<Metrics>,
     /// Set to the end of the grace period when shutdown begins: reviews
@@ -81,15 +100,17 @@ fn answer_margin(grace: Duration) -> Duration {
 
 /// Serves until SIGTERM or SIGINT, then stops accepting and answers
 /// in-flight reviews (within the grace period). `on_listening` gets the
-/// bound address (useful with port 0).
+/// bound addresses, the probe listener's second (useful with port 0).
 pub async fn serve(
     serving: Serving,
     mut options: ServerOptions,
-    on_listening: impl FnOnce(SocketAddr) + Send + 'static,
+    on_listening: impl FnOnce(SocketAddr, Option<SocketAddr>) + Send + 'static,
 ) -> std::io::Result<()> {
     let Serving {
         router,
+        probes,
         tls,
+        client_auth,
         readiness,
         metrics,
         cutoff,
@@ -110,13 +131,29 @@ pub async fn serve(
     }
     tracing::debug!(open_files = ?files, max_connections = options.connections.max_connections, "connection limits");
     let listener = TcpListener::bind(options.listen).await?;
-    on_listening(listener.local_addr()?);
+    let probe_listener = match options.probe_listen {
+        Some(addr) => Some(TcpListener::bind(addr).await?),
+        None => None,
+    };
+    let probe_addr = probe_listener
+        .as_ref()
+        .map(TcpListener::local_addr)
+        .transpose()?;
+    on_listening(listener.local_addr()?, probe_addr);
+    // Kept serving through the drain (/readyz says 503 to the end).
+    let _probes = probe_listener.map(|probe| {
+        AbortOnDrop(tokio::spawn(probes::serve(
+            probe,
+            probes,
+            readiness.clone(),
+        )))
+    });
     let (drain, draining) = watch::channel(false);
     let signals = shutdown::Signals::listen()?;
     let stop = tokio::spawn(signals.wait(readiness.clone(), options.shutdown_delay, drain));
     let shared = Arc::new(Shared {
         router,
-        acceptor: tls.acceptor(),
+        acceptor: tls.acceptor_with(client_auth),
         readiness,
         connections: Registry::new(options.connections, metrics.clone()),
         metrics,

@@ -36,17 +36,30 @@ struct AppState {
 }
 
 pub fn router(admission: Arc<Admission>, metrics: Arc<Metrics>, limits: Limits) -> Router {
-    Router::new()
+    probe_routes()
         .route("/validate", post(validate))
         .route("/mutate", post(mutate))
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics_text))
         .with_state(AppState {
             admission,
             metrics,
             limits,
         })
+}
+
+/// `/healthz`, `/readyz` and `/metrics` alone, for `--probe-listen`.
+pub fn probes(admission: Arc<Admission>, metrics: Arc<Metrics>, limits: Limits) -> Router {
+    probe_routes().with_state(AppState {
+        admission,
+        metrics,
+        limits,
+    })
+}
+
+fn probe_routes() -> Router<AppState> {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics_text))
 }
 
 async fn validate(State(state): State<AppState>, request: Request) -> Response {

@@ -16,6 +16,8 @@ use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 use tokio_rustls::TlsAcceptor;
 
+use super::client_auth::ClientAuth;
+
 /// Why a certificate and key cannot serve.
 #[derive(Debug, thiserror::Error)]
 pub enum PairError {
@@ -30,7 +32,7 @@ pub enum PairError {
 }
 
 /// rustls needs one process-wide crypto provider; Tollgate uses ring.
-fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+pub(super) fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     static INSTALL: Once = Once::new();
     INSTALL.call_once(|| {
         // Err only if another provider was installed first, which then serves.
@@ -73,16 +75,8 @@ impl ResolvesServerCert for Resolver {
 impl ServingCert {
     pub fn new(pair: CertifiedKey) -> Self {
         let current = Arc::new(Resolver(ArcSwap::from_pointee(pair)));
-        let mut config = rustls::ServerConfig::builder_with_provider(provider())
-            .with_safe_default_protocol_versions()
-            .expect("ring supports TLS 1.2 and 1.3")
-            .with_no_client_auth()
-            .with_cert_resolver(current.clone());
-        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-        Self {
-            current,
-            config: Arc::new(config),
-        }
+        let config = config(current.clone(), None);
+        Self { current, config }
     }
 
     /// New handshakes present `pair` from now on.
@@ -98,6 +92,30 @@ impl ServingCert {
     pub fn acceptor(&self) -> TlsAcceptor {
         TlsAcceptor::from(self.config.clone())
     }
+
+    /// An acceptor presenting this (swappable) certificate that requires a
+    /// client certificate `client` accepts, or none without `client`.
+    pub fn acceptor_with(&self, client: Option<Arc<ClientAuth>>) -> TlsAcceptor {
+        match client {
+            Some(client) => TlsAcceptor::from(config(self.current.clone(), Some(client))),
+            None => self.acceptor(),
+        }
+    }
+}
+
+/// TLS 1.2 and 1.3, ALPN `h2` and `http/1.1`, the certificate from
+/// `resolver`, client certificates as `client` says.
+fn config(resolver: Arc<Resolver>, client: Option<Arc<ClientAuth>>) -> Arc<rustls::ServerConfig> {
+    let builder = rustls::ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .expect("ring supports TLS 1.2 and 1.3");
+    let builder = match client {
+        Some(client) => builder.with_client_cert_verifier(client),
+        None => builder.with_no_client_auth(),
+    };
+    let mut config = builder.with_cert_resolver(resolver);
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Arc::new(config)
 }
 
 #[cfg(test)]

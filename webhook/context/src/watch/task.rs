@@ -20,13 +20,14 @@ use crate::store::{ObjectKey, StoredObject, TypeStore};
 
 /// Runs until aborted.
 pub(crate) async fn run(client: Client, cache: Arc<TypeCache>, options: WatchOptions) {
+    let server = options.server.as_deref().unwrap_or("(unknown)");
     let gvk = gvk_of(&cache.ty);
     let mut failures = DefaultBackoff::default();
     loop {
         let pause = match discover(&client, &gvk).await {
             Ok(resource) => {
                 failures.reset();
-                follow(&client, &resource, &cache).await;
+                follow(&client, &resource, &cache, server).await;
                 options.rediscover_every
             }
             Err(Discovery::Absent(reason)) => {
@@ -43,8 +44,8 @@ pub(crate) async fn run(client: Client, cache: Arc<TypeCache>, options: WatchOpt
                 cache.restarted();
                 let pause = failures.next().unwrap_or(options.rediscover_every);
                 warn!(
-                    api_version = %cache.ty.api_version, kind = %cache.ty.kind, %error,
-                    retry_in = ?pause, "discovery failed"
+                    api_version = %cache.ty.api_version, kind = %cache.ty.kind, server,
+                    error = %causes(&error), retry_in = ?pause, "discovery failed"
                 );
                 pause
             }
@@ -85,7 +86,7 @@ fn is_not_found(error: &kube::Error) -> bool {
 
 /// Follows the watch until the API disappears (which marks the cache
 /// absent); every other error is retried by the watcher's backoff.
-async fn follow(client: &Client, resource: &ApiResource, cache: &TypeCache) {
+async fn follow(client: &Client, resource: &ApiResource, cache: &TypeCache, server: &str) {
     let api: Api<DynamicObject> = Api::all_with(client.clone(), resource);
     let mut events = watcher::watcher(api, watcher::Config::default())
         .default_backoff()
@@ -126,10 +127,30 @@ async fn follow(client: &Client, resource: &ApiResource, cache: &TypeCache) {
                     cache.mark_absent();
                     return;
                 }
-                warn!(api_version = %cache.ty.api_version, kind = %cache.ty.kind, %error, "watch failed; retrying with backoff");
+                warn!(
+                    api_version = %cache.ty.api_version, kind = %cache.ty.kind, server,
+                    error = %causes(&error), "watch failed; retrying with backoff"
+                );
             }
         }
     }
+}
+
+/// `error` and its sources, each once: kube's errors show only their own
+/// level ("client error (Connect)"), the cause ("Connection refused") is
+/// further down the chain.
+pub(crate) fn causes(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let line = cause.to_string();
+        if !text.contains(&line) {
+            text.push_str(": ");
+            text.push_str(&line);
+        }
+        source = cause.source();
+    }
+    text
 }
 
 fn stored(cache: &TypeCache, object: DynamicObject) -> Option<(ObjectKey, StoredObject)> {
@@ -140,5 +161,28 @@ fn stored(cache: &TypeCache, object: DynamicObject) -> Option<(ObjectKey, Stored
             warn!(api_version = %cache.ty.api_version, kind = %cache.ty.kind, %error, "ignoring malformed object from the API server");
             None
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::causes;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("client error (Connect)")]
+    struct Outer(#[source] Middle);
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("tcp connect error: {0}")]
+    struct Middle(#[source] std::io::Error);
+
+    #[test]
+    fn an_error_line_carries_every_cause_once() {
+        let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        let text = causes(&Outer(Middle(refused)));
+        assert_eq!(
+            text,
+            "client error (Connect): tcp connect error: connection refused"
+        );
     }
 }

@@ -103,25 +103,60 @@ impl Workload<'_> {
     }
 }
 
-/// A `changed:` entry: the keys from the object's root.
+/// A `changed:` entry: the keys from the object's root, dot-separated
+/// (`spec.unschedulable`); a key in brackets may hold dots and slashes, as
+/// label and annotation keys do
+/// (`metadata.labels[projectcalico.org/operator-node-migration]`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FieldPath(Vec<String>);
 
 impl FieldPath {
-    pub(super) fn parse(path: &str) -> Result<Self, String> {
-        let keys: Vec<String> = path.split('.').map(str::to_owned).collect();
-        let key_ok = |k: &String| {
+    /// Parses a `changed:` entry; the error says what a path looks like.
+    pub fn parse(path: &str) -> Result<Self, String> {
+        let error = || {
+            format!(
+                "{path:?} is not a field path such as spec.unschedulable or \
+                 metadata.labels[example.com/key] (dot-separated keys of letters, \
+                 digits, '_' and '-'; any other key in brackets)"
+            )
+        };
+        let plain = |k: &str| {
             !k.is_empty()
                 && k.bytes()
                     .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-'))
         };
-        if !keys.iter().all(key_ok) {
-            return Err(format!(
-                "{path:?} is not a field path such as spec.unschedulable \
-                 (dot-separated keys of letters, digits, '_' and '-')"
-            ));
+        let mut keys = Vec::new();
+        let mut rest = path;
+        loop {
+            // A plain key, then `.`, `[` or the end.
+            let end = rest.find(['.', '[']).unwrap_or(rest.len());
+            let (key, after) = rest.split_at(end);
+            if !plain(key) {
+                return Err(error());
+            }
+            keys.push(key.to_owned());
+            rest = after;
+            // Bracketed keys, each closed before the next separator.
+            while let Some(inner) = rest.strip_prefix('[') {
+                let close = inner.find(']').ok_or_else(error)?;
+                let key = &inner[..close];
+                if key.is_empty() || key.contains('[') || key.chars().any(char::is_control) {
+                    return Err(error());
+                }
+                keys.push(key.to_owned());
+                rest = &inner[close + 1..];
+            }
+            match rest.strip_prefix('.') {
+                Some(next) => rest = next,
+                None if rest.is_empty() => return Ok(Self(keys)),
+                None => return Err(error()),
+            }
         }
-        Ok(Self(keys))
+    }
+
+    /// The keys from the object's root.
+    pub fn keys(&self) -> &[String] {
+        &self.0
     }
 
     /// The value at this path, `None` when the object or a key is missing;

@@ -280,6 +280,45 @@ fn changed_compares_a_field_of_the_old_and_new_object() {
 }
 
 #[test]
+fn changed_reads_a_bracketed_label_key() {
+    let m = matcher("{changed: ['metadata.labels[projectcalico.org/operator-node-migration]']}");
+    let plain = raw(r#"{"metadata":{"name":"n","labels":{"tier":"web"}}}"#);
+    let retiered = raw(r#"{"metadata":{"name":"n","labels":{"tier":"db"}}}"#);
+    let migrating = raw(
+        r#"{"metadata":{"name":"n","labels":{"tier":"web","projectcalico.org/operator-node-migration":"pre-operator"}}}"#,
+    );
+    let mut request = meta(Some(&retiered), Some(&plain));
+    request.operation = Operation::Update;
+    assert!(!m.matches(&request), "another label changed");
+    request.object = Some(&migrating);
+    assert!(m.matches(&request), "the label added");
+    request.old_object = Some(&migrating);
+    request.object = Some(&plain);
+    assert!(m.matches(&request), "the label removed");
+    request.object = Some(&migrating);
+    assert!(!m.matches(&request), "unchanged");
+    for bad in [
+        "metadata.labels[]",
+        "metadata.labels[a",
+        "[a].b",
+        "a.[b]",
+        "a[b]c",
+        "a[b[c]]",
+    ] {
+        assert_eq!(
+            compile_error(&format!("{{changed: ['{bad}']}}")).field,
+            "match.changed",
+            "{bad}"
+        );
+    }
+    let nested = matcher("{changed: ['metadata.annotations[a.b/c].x']}");
+    let annotated = raw(r#"{"metadata":{"annotations":{"a.b/c":{"x":1}}}}"#);
+    let mut request = meta(Some(&annotated), Some(&plain));
+    request.operation = Operation::Update;
+    assert!(nested.matches(&request), "a key after a bracketed one");
+}
+
+#[test]
 fn any_of_needs_one_alternative() {
     let m = matcher(
         "{kinds: [{kind: Deployment}, {group: apps, kind: Deployment, subresource: scale}], \

@@ -9,6 +9,7 @@ use wasmtime::{
     Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, ProfilingStrategy,
 };
 
+use super::cache_key::CacheKey;
 use super::run_queue::RunQueue;
 use super::stats::SandboxStats;
 use super::{EngineError, SandboxLimits};
@@ -29,6 +30,9 @@ pub struct Shared {
     pub engine: Engine,
     pub limits: SandboxLimits,
     pub stats: SandboxStats,
+    /// Authenticates the disk cache's entries; `None` (no cache directory,
+    /// or no key could be made) keeps the disk cache off.
+    pub cache_key: Option<CacheKey>,
     /// Which evaluations' guests are on the CPUs (`limits.running` at once).
     pub run_queue: Arc<RunQueue>,
     _ticker: Ticker,
@@ -61,11 +65,16 @@ impl Shared {
         let engine = Engine::new(&config(&limits)).map_err(|e| EngineError(e.to_string()))?;
         let ticker = Ticker::start(engine.clone(), limits.tick)?;
         let stats = SandboxStats::default();
+        let cache_key = limits
+            .cache_dir
+            .as_deref()
+            .and_then(|cache| CacheKey::resolve(limits.cache_key_dir.as_deref(), cache));
         let run_queue = RunQueue::new(limits.running as usize, stats.cpu_waits.clone());
         Ok(Arc::new(Self {
             engine,
             limits,
             stats,
+            cache_key,
             run_queue,
             _ticker: ticker,
         }))

@@ -10,6 +10,7 @@
 //! one such instance ([`CompiledModule::evaluate`]).
 
 mod abi;
+mod cache_key;
 mod compiled;
 mod cpu_clock;
 mod engine;
@@ -40,6 +41,11 @@ pub struct SandboxLimits {
     /// Where compiled modules are cached (`$XDG_CACHE_HOME/tollgate`); `None`
     /// disables the disk cache.
     pub cache_dir: Option<PathBuf>,
+    /// Where the key that authenticates cache entries is kept (file
+    /// `module-cache.key`, created 0600); never the cache directory.
+    /// `None`, or a directory that cannot hold it safely: a key for this
+    /// process only, so entries of earlier runs are compiled again.
+    pub cache_key_dir: Option<PathBuf>,
     /// How many evaluations may hold an instance at once. The pool reserves
     /// this many slots (plus a few for load-time calls), and the server
     /// admits no more concurrent evaluations than this, so that overload
@@ -69,6 +75,16 @@ impl SandboxLimits {
             .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
         Some(base.join("tollgate"))
     }
+
+    /// `$XDG_STATE_HOME/tollgate`, else `$HOME/.local/state/tollgate`:
+    /// where the cache key is kept by default.
+    pub fn default_state_dir() -> Option<PathBuf> {
+        let base = std::env::var_os("XDG_STATE_HOME")
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))?;
+        Some(base.join("tollgate"))
+    }
 }
 
 impl Default for SandboxLimits {
@@ -79,6 +95,7 @@ impl Default for SandboxLimits {
             memory_bytes: 64 << 20,
             tick: Duration::from_millis(5),
             cache_dir: Self::default_cache_dir(),
+            cache_key_dir: Self::default_state_dir(),
             instances: 256,
             running: Self::default_running(),
         }

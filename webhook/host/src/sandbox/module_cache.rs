@@ -5,15 +5,22 @@
 //! ([`wasmtime::Engine::precompile_compatibility_hash`]: wasmtime's version,
 //! the target and the compilation settings). Any change of either is a
 //! different file; stale files are simply never read again.
+//!
+//! Entries are machine code, so each is sealed with an HMAC under a key
+//! kept outside the cache directory (`cache_key`), and a directory another
+//! user can write is not used at all: whoever can write the cache cannot
+//! choose the code the server runs.
 
 use std::hash::Hasher;
 use std::io::Write;
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 use wasmtime::{Engine, Module};
 
 use super::ModuleError;
+use super::cache_key::private_dir;
 use super::engine::Shared;
 
 /// Where a module's compiled code came from (counted in [`super::SandboxStats`]).
@@ -41,44 +48,75 @@ pub fn digest(wasm: &[u8]) -> [u8; 32] {
     Sha256::digest(wasm).into()
 }
 
-/// Compiles `wasm`, or deserialises it from the cache directory.
+/// Why a cache entry was not used (counted in [`super::SandboxStats`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rejected {
+    /// The entry failed its HMAC check: forged, swapped with another
+    /// module's, truncated, or sealed with another key.
+    Unauthenticated,
+    /// Another user can write the cache directory: not read, not written.
+    UnsafeDirectory,
+}
+
+/// Compiles `wasm`, or deserialises it from the cache directory when the
+/// entry there is authentic (see `cache_key`).
 pub fn load_or_compile(
     shared: &Shared,
     wasm: &[u8],
     digest: &[u8; 32],
 ) -> Result<(Module, Origin), ModuleError> {
     let engine = &shared.engine;
-    let Some(path) = shared
-        .limits
-        .cache_dir
-        .as_deref()
-        .map(|dir| entry_path(engine, dir, digest))
-    else {
+    let (Some(dir), Some(key)) = (shared.limits.cache_dir.as_deref(), &shared.cache_key) else {
         return Ok((compile(engine, wasm)?, Origin::Compiled));
     };
-    if let Ok(bytes) = std::fs::read(&path) {
-        // SAFETY: `deserialize` trusts the bytes to be wasmtime's own output,
-        // as it loads them as executable code. They are: the directory is
-        // ours (never shared with guests), the name binds the entry to these
-        // exact Wasm bytes (sha256) and to this engine's compatibility hash,
-        // and entries are written atomically (temp file + rename), so a crash
-        // never leaves a half-written entry under a final name. wasmtime
-        // additionally checks the header and version; anything it rejects is
-        // recompiled and overwritten below.
-        //
-        // The file is read into memory rather than mapped with
-        // `deserialize_file`: a mapped entry truncated or rewritten in place
-        // by anyone (a cache cleaner, an operator) would crash the process
-        // with SIGBUS on the next evaluation; a copy cannot.
-        match unsafe { Module::deserialize(engine, &bytes) } {
-            Ok(module) => return Ok((module, Origin::DiskCache)),
-            Err(e) => {
-                tracing::warn!(path = %path.display(), error = %e, "unusable module cache entry; recompiling")
+    let engine_hash = engine_hash(engine);
+    let path = entry_path(engine, dir, digest);
+    if dir.exists()
+        && let Err(reason) = private_dir(dir)
+    {
+        tracing::warn!(
+            dir = %dir.display(),
+            reason,
+            "the module cache directory is not this user's alone; compiling without it (make it 0700 or pass another --cache-dir)"
+        );
+        shared.stats.cache_rejected(Rejected::UnsafeDirectory);
+        return Ok((compile(engine, wasm)?, Origin::Compiled));
+    }
+    if let Ok(entry) = std::fs::read(&path) {
+        match key.open(digest, &engine_hash, &entry) {
+            // SAFETY: `deserialize` trusts the bytes to be wasmtime's own
+            // output, as it loads them as executable code. They are: the
+            // HMAC proves this process (or an earlier one holding the key,
+            // which never lives in the cache directory) wrote exactly these
+            // bytes for exactly this module and engine, and it was checked
+            // on this in-memory copy, which is what is deserialised. wasmtime
+            // additionally checks the header and version; anything it
+            // rejects is recompiled and overwritten below.
+            //
+            // The file is read into memory rather than mapped with
+            // `deserialize_file`: a mapped entry truncated or rewritten in
+            // place by anyone would crash the process with SIGBUS on the
+            // next evaluation, or change the code after its check; a copy
+            // cannot.
+            Some(compiled) => match unsafe { Module::deserialize(engine, compiled) } {
+                Ok(module) => return Ok((module, Origin::DiskCache)),
+                Err(e) => {
+                    tracing::warn!(path = %path.display(), error = %e, "unusable module cache entry; recompiling")
+                }
+            },
+            None => {
+                tracing::warn!(
+                    path = %path.display(),
+                    "module cache entry fails its authentication (forged, swapped, truncated, or written under another key); not loading it, recompiling"
+                );
+                shared.stats.cache_rejected(Rejected::Unauthenticated);
             }
         }
     }
     let module = compile(engine, wasm)?;
-    if let Err(e) = store(&module, &path) {
+    if let Err(e) = store(&module, &path, |bytes| {
+        key.seal(digest, &engine_hash, bytes)
+    }) {
         tracing::warn!(path = %path.display(), error = %e, "cannot write the module cache");
     }
     Ok((module, Origin::Compiled))
@@ -90,9 +128,7 @@ fn compile(engine: &Engine, wasm: &[u8]) -> Result<Module, ModuleError> {
 
 /// `<dir>/<module sha256>-<engine hash>.cwasm`.
 pub fn entry_path(engine: &Engine, dir: &Path, digest: &[u8; 32]) -> PathBuf {
-    let mut hasher = Sha256Hasher(Sha256::new());
-    std::hash::Hash::hash(&engine.precompile_compatibility_hash(), &mut hasher);
-    let engine_hash = hasher.0.finalize();
+    let engine_hash = engine_hash(engine);
     dir.join(format!(
         "{}-{}.cwasm",
         hex::encode(digest),
@@ -100,10 +136,22 @@ pub fn entry_path(engine: &Engine, dir: &Path, digest: &[u8; 32]) -> PathBuf {
     ))
 }
 
-fn store(module: &Module, path: &Path) -> std::io::Result<()> {
-    let bytes = module.serialize().map_err(std::io::Error::other)?;
+/// SHA-256 of the engine's compatibility hash: wasmtime's version, the
+/// target and the compilation settings.
+fn engine_hash(engine: &Engine) -> [u8; 32] {
+    let mut hasher = Sha256Hasher(Sha256::new());
+    std::hash::Hash::hash(&engine.precompile_compatibility_hash(), &mut hasher);
+    hasher.0.finalize().into()
+}
+
+fn store(module: &Module, path: &Path, seal: impl FnOnce(&[u8]) -> Vec<u8>) -> std::io::Result<()> {
+    let bytes = seal(&module.serialize().map_err(std::io::Error::other)?);
     let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir)?;
+    // Only this user may write the cache (checked before every read).
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)?;
     let (temp, mut file) = tempfile_in(dir)?;
     let written = file
         .write_all(&bytes)

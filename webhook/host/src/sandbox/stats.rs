@@ -4,7 +4,7 @@
 
 use prometheus_client::metrics::counter::Counter;
 
-use super::module_cache::Origin;
+use super::module_cache::{Origin, Rejected};
 
 /// The sandbox's counters (cheap atomic increments on the hot path).
 #[derive(Debug, Clone, Default)]
@@ -21,6 +21,10 @@ pub struct SandboxStats {
     /// Times a guest waited for a turn on a CPU (every running slot was
     /// taken, or it gave its slot to another policy's guest at a tick).
     pub cpu_waits: Counter,
+    /// Cache entries that failed their authentication (never deserialised).
+    pub cache_unauthenticated: Counter,
+    /// Loads that skipped a cache directory another user can write.
+    pub cache_unsafe_directory: Counter,
 }
 
 impl SandboxStats {
@@ -29,6 +33,14 @@ impl SandboxStats {
             Origin::Compiled => &self.compiled,
             Origin::DiskCache => &self.from_disk_cache,
             Origin::Memory => &self.from_memory,
+        }
+        .inc();
+    }
+
+    pub(super) fn cache_rejected(&self, why: Rejected) {
+        match why {
+            Rejected::Unauthenticated => &self.cache_unauthenticated,
+            Rejected::UnsafeDirectory => &self.cache_unsafe_directory,
         }
         .inc();
     }
