@@ -351,7 +351,22 @@ async fn many_connections_in_the_middle_of_large_reviews_keep_memory_bounded() {
             reviews.spawn(async move { post(&client, &url, &uid, body).await });
         }
         while let Some(answer) = reviews.join_next().await {
-            let answer = answer.unwrap();
+            let answer = match answer {
+                Ok(answer) => answer,
+                // Say which of the server's limits closed the connection
+                // (each close is counted by reason), and what it logged.
+                Err(failed) => {
+                    let metrics = server.metrics().await;
+                    let closes: Vec<&str> = metrics
+                        .lines()
+                        .filter(|l| l.starts_with("tollgate_connections_closed_total"))
+                        .collect();
+                    panic!(
+                        "{failed}\nconnections the server closed: {closes:?}\n{}",
+                        server.log_errors()
+                    )
+                }
+            };
             let response = judged(&answer);
             if response["allowed"] == true {
                 real += 1;
