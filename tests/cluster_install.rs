@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
 use support::cluster::Cluster;
+use support::kubectl::tollgate_manifests;
 use support::{Launch, Server};
 use tollgate_e2e as support;
 
@@ -34,26 +35,11 @@ fn start_tollgate(cluster: &Cluster) -> Server {
         .start()
 }
 
-/// `tollgate manifests ARGS`, which must succeed.
-fn manifests(args: &[&str]) -> String {
-    let out = Command::new(support::tollgate_bin())
-        .arg("manifests")
-        .args(args)
-        .output()
-        .expect("run tollgate manifests");
-    assert!(
-        out.status.success(),
-        "tollgate manifests {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).expect("UTF-8 manifests")
-}
-
 /// The generated install, its webhooks calling `server`.
 fn install_for(cluster: &Cluster, server: &Server) -> String {
     let url = format!("https://{}", server.addr);
     let ca = cluster.dir.join("ca.crt");
-    manifests(&[
+    tollgate_manifests(&[
         "--webhook-url",
         &url,
         "--ca-bundle",
@@ -658,10 +644,10 @@ fn the_kustomizations_render_what_the_generator_prints() {
         );
         objects(&String::from_utf8_lossy(&out.stdout))
     };
-    assert_eq!(render(&deploy), objects(&manifests(&[])));
+    assert_eq!(render(&deploy), objects(&tollgate_manifests(&[])));
     assert_eq!(
         render(&deploy.join("overlays/cert-manager")),
-        objects(&manifests(&["--cert-mode", "cert-manager"]))
+        objects(&tollgate_manifests(&["--cert-mode", "cert-manager"]))
     );
 }
 

@@ -12,24 +12,15 @@ use tollgate_testkit::modern::{
     OPERATOR_NAMESPACE, RELEASES, felix_default, kubeadm_kube_proxy, manifest_install, modern_doc,
     operator_install, operator_install_from, published,
 };
+use tollgate_testkit::operator::find_in;
 
 /// `kind/name` of `objects`, in the namespace given.
-fn pick(objects: &[Value], kind: &str, ns: &str, name: &str) -> Value {
-    objects
-        .iter()
-        .find(|o| {
-            o["kind"] == kind && o["metadata"]["namespace"] == ns && o["metadata"]["name"] == name
-        })
-        .cloned()
-        .unwrap_or_else(|| panic!("no {kind} {ns}/{name}"))
-}
-
 fn manifest_workload(tag: &str, kind: &str, name: &str) -> Value {
     stored(&modern_doc(tag, "calico.yaml", kind, name))
 }
 
 fn operator_workload(tag: &str, kind: &str, name: &str) -> Value {
-    pick(&operator_install(tag), kind, OPERATOR_NAMESPACE, name)
+    find_in(&operator_install(tag), kind, OPERATOR_NAMESPACE, name)
 }
 
 /// `obj` without the Installation as owner: a calico-system workload that
@@ -136,7 +127,7 @@ fn r3_two_controllers_across_the_namespaces_are_denied() {
         ],
     );
     // Once the kube-system one is scaled to 0 (and its pod gone), it may start.
-    let ours = pick(
+    let ours = find_in(
         &objects,
         "Deployment",
         "kube-system",
@@ -237,14 +228,14 @@ fn r11_published_images_are_pinned_and_latest_is_not() {
 fn r12_a_whole_install_of_each_release_is_consistent() {
     for tag in RELEASES {
         let manifest = manifest_install(tag, "calico.yaml");
-        let ds = pick(&manifest, "DaemonSet", "kube-system", "calico-node");
+        let ds = find_in(&manifest, "DaemonSet", "kube-system", "calico-node");
         assert_allowed(&run(
             "version-skew",
             &create(&ds),
             &cluster(manifest.clone()),
         ));
         let operator = operator_install(tag);
-        let ctrl = pick(
+        let ctrl = find_in(
             &operator,
             "Deployment",
             OPERATOR_NAMESPACE,
@@ -260,13 +251,13 @@ fn r12_skew_is_judged_within_one_install() {
     // install is consistent; their difference is R16's business.
     let mut objects = manifest_install("v3.31.7", "calico.yaml");
     objects.extend(operator_install("v3.32.1"));
-    let ds = pick(&objects, "DaemonSet", OPERATOR_NAMESPACE, "calico-node");
+    let ds = find_in(&objects, "DaemonSet", OPERATOR_NAMESPACE, "calico-node");
     assert_allowed(&run(
         "version-skew",
         &update(&ds, &ds),
         &cluster(objects.clone()),
     ));
-    let old = pick(&objects, "DaemonSet", "kube-system", "calico-node");
+    let old = find_in(&objects, "DaemonSet", "kube-system", "calico-node");
     assert_allowed(&run(
         "version-skew",
         &update(&old, &old),
@@ -275,7 +266,7 @@ fn r12_skew_is_judged_within_one_install() {
     // Upgrading calico-system's calico-node alone skews it from its controller.
     let v32 = manifest_workload("v3.32.1", "DaemonSet", "calico-node");
     let operator = operator_install("v3.31.7");
-    let ds = pick(&operator, "DaemonSet", OPERATOR_NAMESPACE, "calico-node");
+    let ds = find_in(&operator, "DaemonSet", OPERATOR_NAMESPACE, "calico-node");
     let mut new = ds.clone();
     new["spec"]["template"] = v32["spec"]["template"].clone();
     let v = run(
