@@ -161,6 +161,13 @@ pub struct ServeArgs {
     #[arg(long, conflicts_with = "cluster_snapshot")]
     pub kubeconfig: Option<PathBuf>,
 
+    /// How long a watch cache whose connection to the API server broke may
+    /// still answer lookups from its last view; after that, the policies
+    /// reading it get their failure verdicts (a relist normally takes under
+    /// 2 s once the API server answers).
+    #[arg(long, default_value = "10s", value_parser = duration)]
+    pub max_context_staleness: Duration,
+
     /// Serve policy lookups from a directory of YAML/JSON objects (offline).
     #[arg(long)]
     pub cluster_snapshot: Option<PathBuf>,

@@ -1,84 +1,129 @@
-//! `tollgate rbac`: the ClusterRole a deployment needs, generated from the
-//! policies' `context:` allow-lists so it grants exactly what they may read.
+//! `tollgate rbac`: the read-only roles a deployment needs, generated from
+//! the policies' `context:` grants so they allow exactly what the watch
+//! caches read (the same objects `tollgate manifests` installs).
 
 use std::path::PathBuf;
 
-use tollgate_context::{AllowList, ResourceType};
+use tollgate_context::{AllowList, WatchPlan};
 use tollgate_host::Config;
 
 use crate::builtin::DEFAULT_POLICIES;
+use crate::manifests::objects::context_rbac;
+use crate::manifests::yaml_documents;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct RbacArgs {
     /// Policy configuration (default: the built-in pack's).
     #[arg(long)]
     pub policies: Option<PathBuf>,
-    /// Name of the ClusterRole.
+    /// Name of the roles, their bindings and the service account bound.
     #[arg(long, default_value = "tollgate")]
     pub name: String,
+    /// Namespace of the service account bound.
+    #[arg(long, default_value = "tollgate")]
+    pub namespace: String,
 }
 
-/// The ClusterRole as YAML.
+/// The roles and bindings as YAML documents.
 pub fn render(args: &RbacArgs) -> anyhow::Result<String> {
     let config = match &args.policies {
         Some(path) => Config::from_file(path)?,
         None => Config::from_yaml(DEFAULT_POLICIES, "built-in default configuration")?,
     };
-    let types = granted_types(&config);
-    Ok(tollgate_context::rbac::cluster_role_yaml(
-        &args.name, &types,
-    ))
+    Ok(yaml_documents(&context_rbac(
+        &args.name,
+        &args.namespace,
+        &plan(&config),
+    )))
 }
 
-/// Every resource type some policy of `config` may read.
-fn granted_types(config: &Config) -> std::collections::BTreeSet<ResourceType> {
+/// What the watch caches follow for `config`'s grants.
+fn plan(config: &Config) -> WatchPlan {
     let lists: Vec<AllowList> = config
         .policies
         .iter()
         .map(|p| AllowList::new(p.id.clone(), p.context.clone()))
         .collect();
-    tollgate_context::resource_types(&lists)
+    tollgate_context::watch_plan(&lists)
 }
 
 #[cfg(test)]
 mod tests {
+    use serde_json::Value;
+
     use super::*;
 
+    fn documents(yaml: &str) -> Vec<Value> {
+        serde_yaml_ng::Deserializer::from_str(yaml)
+            .map(|d| serde_yaml_ng::with::singleton_map_recursive::deserialize(d).unwrap())
+            .collect()
+    }
+
     #[test]
-    fn built_in_pack_role_grants_read_only_access_to_what_rules_read() {
+    fn built_in_pack_roles_grant_read_only_access_to_what_rules_read() {
         let yaml = render(&RbacArgs {
             policies: None,
             name: "tollgate".into(),
+            namespace: "tollgate".into(),
         })
         .unwrap();
-        let role: serde_json::Value = serde_yaml_ng::from_str(&yaml).unwrap();
-        assert_eq!(role["kind"], "ClusterRole");
-        let rules = role["rules"].as_array().unwrap();
-        let find = |group: &str| {
-            rules
-                .iter()
-                .find(|r| r["apiGroups"][0] == group)
-                .unwrap_or_else(|| panic!("no rule for group {group:?}: {yaml}"))
+        let docs = documents(&yaml);
+        let role = |kind: &str, namespace: Option<&str>| {
+            docs.iter()
+                .find(|d| d["kind"] == kind && d["metadata"]["namespace"].as_str() == namespace)
+                .unwrap_or_else(|| panic!("no {kind} in {namespace:?}: {yaml}"))
         };
+        let grants = |role: &Value, group: &str, resource: &str| -> Option<Value> {
+            role["rules"]
+                .as_array()?
+                .iter()
+                .find(|r| {
+                    r["apiGroups"][0] == group
+                        && r["resources"]
+                            .as_array()
+                            .is_some_and(|x| x.iter().any(|x| x == resource))
+                })
+                .cloned()
+        };
+        let cluster = role("ClusterRole", None);
+        let kube_system = role("Role", Some("kube-system"));
+        // Read across the cluster: what rules list everywhere.
         for (group, resource) in [
-            ("apps", "replicasets"),
             ("", "namespaces"),
             ("networking.k8s.io", "networkpolicies"),
             ("crd.projectcalico.org", "ippools"),
-            ("projectcalico.org", "globalconfigs"),
         ] {
-            let rule = find(group);
             assert!(
-                rule["resources"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .any(|r| r == resource),
-                "{group}/{resource} missing: {yaml}"
+                grants(cluster, group, resource).is_some(),
+                "{group}/{resource}: {yaml}"
             );
         }
-        for rule in rules {
-            assert_eq!(rule["verbs"], serde_json::json!(["get", "list", "watch"]));
+        // Pods, controllers and DaemonSets only in kube-system (and calico-system).
+        for (group, resource) in [
+            ("", "pods"),
+            ("apps", "replicasets"),
+            ("apps", "daemonsets"),
+            ("apps", "deployments"),
+        ] {
+            assert!(
+                grants(cluster, group, resource).is_none(),
+                "{group}/{resource} cluster-wide: {yaml}"
+            );
+            assert!(
+                grants(kube_system, group, resource).is_some(),
+                "{group}/{resource} in kube-system: {yaml}"
+            );
+        }
+        for doc in &docs {
+            for rule in doc["rules"].as_array().into_iter().flatten() {
+                assert_eq!(rule["verbs"], serde_json::json!(["get", "list", "watch"]));
+            }
+        }
+        // Every role is bound to the service account.
+        for kind in ["ClusterRoleBinding", "RoleBinding"] {
+            let binding = docs.iter().find(|d| d["kind"] == kind).unwrap();
+            assert_eq!(binding["subjects"][0]["name"], "tollgate");
+            assert_eq!(binding["subjects"][0]["namespace"], "tollgate");
         }
     }
 
@@ -89,6 +134,6 @@ mod tests {
             "test",
         )
         .unwrap();
-        assert!(granted_types(&config).is_empty());
+        assert!(plan(&config).is_empty());
     }
 }

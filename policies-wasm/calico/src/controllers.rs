@@ -118,6 +118,11 @@ pub fn admitted(
         if id.is_ctrl_name(name) {
             return Ok(Some(scale));
         }
+        // Calico's controllers run in its namespaces (where `others` looks
+        // for them too); the grants cover those, not every namespace.
+        if !id.namespaces().contains(&namespace) {
+            return Ok(None);
+        }
         let found = cluster.get("apps/v1", kind, Some(namespace), name)?;
         let owners = found.parse()?;
         let is_ctrl = owners

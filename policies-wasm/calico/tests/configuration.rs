@@ -146,15 +146,13 @@ fn bad_requests_are_errors_not_verdicts() {
     }
 }
 
+/// The first grant that covers `q`, as the host checks it (namespaces,
+/// names, labels and fields included).
 fn covered(grants: &[Value], q: &LookupQuery) -> Option<usize> {
     grants.iter().position(|g| {
-        g["apiVersion"] == q.api_version.as_str()
-            && g["kind"] == q.kind.as_str()
-            && match (g["namespaces"].as_array(), &q.namespace) {
-                (None, _) => true,
-                (Some(list), Some(ns)) => list.iter().any(|n| n == ns.as_str()),
-                (Some(_), None) => false,
-            }
+        serde_json::from_value::<tollgate_context::Grant>(g.clone())
+            .unwrap_or_else(|e| panic!("grant {g}: {e}"))
+            .covers(q)
     })
 }
 
@@ -252,6 +250,9 @@ fn exercising_requests() -> Vec<Value> {
         ))),
         scale("deployments", "apps", "web", 1, 2),
         scale("replicasets", "apps", "web-rs", 1, 2),
+        // Scales in Calico's namespaces look the owner up.
+        scale("deployments", "kube-system", "web", 1, 2),
+        scale("replicasets", "kube-system", "web-rs", 1, 2),
     ]);
     requests.extend(modern_requests());
     requests

@@ -1,6 +1,12 @@
 //! What a policy may read: its `context:` allow-list.
+//!
+//! A grant names a type and may narrow it to namespaces, object names,
+//! labels and the parts of each object read. The narrowing serves two ends:
+//! a lookup outside it is refused (so a policy cannot come to depend on more
+//! than it declared), and the watch caches hold only what some grant covers
+//! ([`crate::plan`]), so a large cluster's unrelated objects cost nothing.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
@@ -23,6 +29,92 @@ pub struct Grant {
     /// Restricts reads to these namespaces; absent means all.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub namespaces: Option<Vec<String>>,
+    /// Restricts reads to objects of these names, each read by name;
+    /// absent means any object.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub names: Option<Vec<String>>,
+    /// Restricts reads to objects carrying these labels: a query must ask
+    /// for each of them.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    /// The parts of each object read besides its metadata, as JSON Pointers
+    /// (`/spec/unschedulable`); `[]` is metadata only. A query must name the
+    /// parts it reads (`fields`, and any pointer it filters on) within
+    /// these. Absent means whole objects.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fields: Option<Vec<String>>,
+}
+
+impl Grant {
+    /// A grant of every object of a type.
+    pub fn whole(api_version: &str, kind: &str) -> Self {
+        Self {
+            api_version: api_version.to_owned(),
+            kind: kind.to_owned(),
+            namespaces: None,
+            names: None,
+            labels: BTreeMap::new(),
+            fields: None,
+        }
+    }
+
+    /// Whether this grant covers everything `query` can answer.
+    pub fn covers(&self, query: &LookupQuery) -> bool {
+        self.api_version == query.api_version
+            && self.kind == query.kind
+            && within(self.namespaces.as_deref(), query.namespace.as_deref())
+            && within(self.names.as_deref(), query.name.as_deref())
+            && self
+                .labels
+                .iter()
+                .all(|(k, v)| query.labels.get(k) == Some(v))
+            && self.fields.as_deref().is_none_or(|granted| {
+                // Without `fields` (or `distinct`) the answer is whole objects.
+                (!query.fields.is_empty() || !query.distinct.is_empty())
+                    && read_pointers(query)
+                        .all(|p| is_under(p, "/metadata") || granted.iter().any(|g| is_under(p, g)))
+            })
+    }
+
+    /// The type this grant names.
+    pub fn resource_type(&self) -> ResourceType {
+        ResourceType {
+            api_version: self.api_version.clone(),
+            kind: self.kind.clone(),
+        }
+    }
+}
+
+/// Whether a query's `asked` value is among the `allowed` ones (`None`:
+/// any). A query that does not narrow (`None`) is covered only by a grant
+/// that does not either: a list across all namespaces needs an
+/// all-namespace grant, a list of a type one read by name only.
+fn within(allowed: Option<&[String]>, asked: Option<&str>) -> bool {
+    match (allowed, asked) {
+        (None, _) => true,
+        (Some(allowed), Some(asked)) => allowed.iter().any(|a| a == asked),
+        (Some(_), None) => false,
+    }
+}
+
+/// Every JSON Pointer the answer to `query` depends on.
+fn read_pointers(query: &LookupQuery) -> impl Iterator<Item = &str> {
+    [
+        &query.fields,
+        &query.empty,
+        &query.non_empty,
+        &query.distinct,
+    ]
+    .into_iter()
+    .flatten()
+    .map(String::as_str)
+}
+
+/// Whether JSON Pointer `pointer` names `parent` or something inside it.
+pub(crate) fn is_under(pointer: &str, parent: &str) -> bool {
+    pointer
+        .strip_prefix(parent)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
 }
 
 /// A policy's allow-list. Empty means the policy reads nothing.
@@ -43,17 +135,7 @@ impl AllowList {
     /// Ok when some grant covers the query; otherwise the refusal to send the
     /// guest (and log).
     pub fn check(&self, query: &LookupQuery) -> Result<(), LookupError> {
-        let covered = self.grants.iter().any(|g| {
-            g.api_version == query.api_version
-                && g.kind == query.kind
-                && match (&g.namespaces, &query.namespace) {
-                    (None, _) => true,
-                    (Some(allowed), Some(ns)) => allowed.iter().any(|a| a == ns),
-                    // A list across all namespaces needs an all-namespace grant.
-                    (Some(_), None) => false,
-                }
-        });
-        if covered {
+        if self.grants.iter().any(|g| g.covers(query)) {
             Ok(())
         } else {
             Err(LookupError::NotAllowed {
@@ -67,10 +149,7 @@ impl AllowList {
 
     /// The resource types this list grants.
     pub fn resource_types(&self) -> impl Iterator<Item = ResourceType> + '_ {
-        self.grants.iter().map(|g| ResourceType {
-            api_version: g.api_version.clone(),
-            kind: g.kind.clone(),
-        })
+        self.grants.iter().map(Grant::resource_type)
     }
 }
 
@@ -91,9 +170,8 @@ mod tests {
 
     fn grant(api_version: &str, kind: &str, namespaces: Option<&[&str]>) -> Grant {
         Grant {
-            api_version: api_version.into(),
-            kind: kind.into(),
             namespaces: namespaces.map(|n| n.iter().map(|s| (*s).to_owned()).collect()),
+            ..Grant::whole(api_version, kind)
         }
     }
 
@@ -138,6 +216,44 @@ mod tests {
                 .check(&LookupQuery::list("v1", "Pod"))
                 .is_err()
         );
+    }
+
+    #[test]
+    fn narrowed_grants_cover_only_queries_within_them() {
+        let yaml = "[{apiVersion: v1, kind: Pod, namespaces: [kube-system], labels: {k8s-app: calico-node}},
+                     {apiVersion: apps/v1, kind: ReplicaSet, namespaces: [kube-system], names: [calico-policy-controller]},
+                     {apiVersion: v1, kind: Node, fields: [/spec/unschedulable]}]";
+        let list = AllowList::new("p", serde_yaml_ng::from_str(yaml).unwrap());
+        let pods = LookupQuery::list("v1", "Pod").in_namespace("kube-system");
+        let rs = |name| LookupQuery::get("apps/v1", "ReplicaSet", Some("kube-system"), name);
+        let node = LookupQuery::get("v1", "Node", None, "n1");
+        for allowed in [
+            pods.clone().with_label("k8s-app", "calico-node"),
+            pods.clone()
+                .with_label("k8s-app", "calico-node")
+                .with_label("other", "x"),
+            rs("calico-policy-controller"),
+            node.clone().with_fields(&["/spec/unschedulable"]),
+            node.clone()
+                .with_fields(&["/metadata/labels", "/spec/unschedulable/x"]),
+            LookupQuery::list("v1", "Node").with_fields(&["/metadata/name"]),
+        ] {
+            assert!(list.check(&allowed).is_ok(), "{allowed:?}");
+        }
+        for refused in [
+            pods.clone(),
+            pods.clone().with_label("k8s-app", "calico-typha"),
+            rs("calico-kube-controllers-5d8f"),
+            LookupQuery::list("apps/v1", "ReplicaSet").in_namespace("kube-system"),
+            node.clone(),
+            node.clone().with_fields(&["/spec/taints"]),
+            node.clone().with_fields(&["/spec/unschedulablex"]),
+            LookupQuery::list("v1", "Node")
+                .with_fields(&["/metadata/name"])
+                .distinct(&["/status"]),
+        ] {
+            assert!(list.check(&refused).is_err(), "{refused:?}");
+        }
     }
 
     #[test]

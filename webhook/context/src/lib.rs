@@ -16,6 +16,7 @@ mod lean;
 #[cfg(feature = "cluster")]
 pub mod metrics;
 pub mod overlay;
+pub mod plan;
 #[cfg(feature = "cluster")]
 pub mod rbac;
 pub mod snapshot;
@@ -30,6 +31,7 @@ pub use allow::{AllowList, Grant, ResourceType, resource_types};
 #[cfg(feature = "cluster")]
 pub use metrics::ContextMetrics;
 pub use overlay::OverlayContext;
+pub use plan::{Selection, TypePlan, WatchPlan, watch_plan};
 pub use snapshot::{SnapshotContext, SnapshotError};
 pub use store::ObjectError;
 pub use tollgate_sdk::wire::LookupQuery;
@@ -69,6 +71,12 @@ pub trait ClusterContext: Send + Sync {
     /// Whether every cache has synced at least once (for `/readyz`).
     fn is_ready(&self) -> bool {
         true
+    }
+
+    /// The caches whose view is older than the staleness bound allows, and
+    /// why (for `/readyz`): lookups of those types fail meanwhile.
+    fn stale(&self) -> Vec<String> {
+        Vec::new()
     }
 }
 

@@ -1,5 +1,6 @@
 //! Prometheus metrics of the watch caches.
 
+use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -34,6 +35,8 @@ pub struct ContextMetrics {
     objects: Family<TypeLabels, Gauge>,
     synced: Family<TypeLabels, Gauge>,
     absent: Family<TypeLabels, Gauge>,
+    connected: Family<TypeLabels, Gauge>,
+    stale_seconds: Family<TypeLabels, Gauge<f64, AtomicU64>>,
     restarts: Family<TypeLabels, Counter>,
     lookup_seconds: Histogram,
 }
@@ -45,6 +48,8 @@ impl Default for ContextMetrics {
             objects: Family::default(),
             synced: Family::default(),
             absent: Family::default(),
+            connected: Family::default(),
+            stale_seconds: Family::default(),
             restarts: Family::default(),
             // 1 µs .. ~8 ms: lookups answer from memory.
             lookup_seconds: Histogram::new(exponential_buckets(1e-6, 2.0, 14)),
@@ -72,6 +77,16 @@ impl ContextMetrics {
             m.absent.clone(),
         );
         registry.register(
+            "tollgate_context_cache_connected",
+            "1 while every watch of a resource type follows the API server (0 while one is broken and retrying)",
+            m.connected.clone(),
+        );
+        registry.register(
+            "tollgate_context_cache_stale_seconds",
+            "Seconds since the oldest broken watch of a resource type last followed the API server (0 while connected; refreshed at each reconnect attempt, at most 2 s apart)",
+            m.stale_seconds.clone(),
+        );
+        registry.register(
             "tollgate_context_watch_restarts",
             "Watch or discovery failures of a resource type, each followed by a retry with backoff",
             m.restarts.clone(),
@@ -91,6 +106,8 @@ impl ContextMetrics {
             objects: self.objects.get_or_create(&labels).clone(),
             synced: self.synced.get_or_create(&labels).clone(),
             absent: self.absent.get_or_create(&labels).clone(),
+            connected: self.connected.get_or_create(&labels).clone(),
+            stale_seconds: self.stale_seconds.get_or_create(&labels).clone(),
             restarts: self.restarts.get_or_create(&labels).clone(),
         }
     }
@@ -101,6 +118,8 @@ impl ContextMetrics {
         self.objects.remove(&labels);
         self.synced.remove(&labels);
         self.absent.remove(&labels);
+        self.connected.remove(&labels);
+        self.stale_seconds.remove(&labels);
         self.restarts.remove(&labels);
     }
 
@@ -115,5 +134,7 @@ pub(crate) struct TypeMetrics {
     pub objects: Gauge,
     pub synced: Gauge,
     pub absent: Gauge,
+    pub connected: Gauge,
+    pub stale_seconds: Gauge<f64, AtomicU64>,
     pub restarts: Counter,
 }

@@ -117,6 +117,10 @@ impl ClusterContext for OverlayContext<'_> {
     fn is_ready(&self) -> bool {
         self.base.is_ready()
     }
+
+    fn stale(&self) -> Vec<String> {
+        self.base.stale()
+    }
 }
 
 #[cfg(test)]

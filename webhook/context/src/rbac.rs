@@ -1,18 +1,16 @@
-//! The ClusterRole Tollgate needs, generated from the policies' allow-lists.
+//! The read access Tollgate needs, generated from the policies' grants.
 //!
-//! The watch backend lists and watches every allowed resource type across all
-//! namespaces (one cache per type, shared by all policies), so the role grants
-//! `get`, `list` and `watch` cluster-wide on exactly those resources — also
-//! for grants restricted to some namespaces: the restriction is enforced on
-//! each lookup, not by RBAC. Rules are grouped by API group; several versions
-//! of one group share a rule (RBAC does not distinguish versions).
+//! The watch backend lists and watches what the [`WatchPlan`] says (one
+//! request per granted namespace and name), so the rules grant `get`,
+//! `list` and `watch` on exactly that. Rules are grouped by API group;
+//! several versions of one group share a rule (RBAC does not distinguish
+//! versions).
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use k8s_openapi::api::rbac::v1::{ClusterRole, PolicyRule};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::api::rbac::v1::PolicyRule;
 
-use crate::ResourceType;
+use crate::{ResourceType, WatchPlan};
 
 /// Verbs the watch caches use.
 pub const VERBS: [&str; 3] = ["get", "list", "watch"];
@@ -60,7 +58,7 @@ const PLURALS: &[(&str, &str)] = &[
 /// kind made plural the way Kubernetes' own fallback does it (`…s`, `…x`,
 /// `…z`, `…ch`, `…sh` take `es`; consonant + `y` becomes `ies`; anything
 /// else takes `s`). A CRD may declare any plural; use
-/// [`cluster_role_with`] with a discovery-backed resolver for those.
+/// [`context_rules_with`] with a discovery-backed resolver for those.
 pub fn plural(kind: &str) -> String {
     if let Some((_, p)) = PLURALS.iter().find(|(k, _)| *k == kind) {
         return (*p).to_owned();
@@ -86,57 +84,81 @@ pub fn api_group(api_version: &str) -> &str {
     api_version.split_once('/').map_or("", |(group, _)| group)
 }
 
-/// The ClusterRole that lets the watch backend read `types`, with plurals
-/// from [`plural`].
-pub fn cluster_role<'a>(
-    name: &str,
-    types: impl IntoIterator<Item = &'a ResourceType>,
-) -> ClusterRole {
-    cluster_role_with(name, types, |ty| plural(&ty.kind))
+/// The read rules the watch backend needs to follow a [`WatchPlan`],
+/// least privilege: cluster-wide only what is watched across all
+/// namespaces, one set per namespace for what is watched there, and
+/// `resourceNames` where every watch of a type in that scope names its
+/// object (the API server authorises a list or watch against
+/// `resourceNames` when it selects `metadata.name`, as those watches do).
+/// Label selectors cannot narrow RBAC: a type watched by labels is granted
+/// whole in its scope.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ContextRules {
+    /// For a ClusterRole: types watched across all namespaces, and
+    /// cluster-scoped types.
+    pub cluster: Vec<PolicyRule>,
+    /// For a Role in each namespace watched on its own.
+    pub namespaced: BTreeMap<String, Vec<PolicyRule>>,
 }
 
-/// [`cluster_role`] with a caller-supplied plural resolver.
-pub fn cluster_role_with<'a>(
-    name: &str,
-    types: impl IntoIterator<Item = &'a ResourceType>,
+/// [`ContextRules`] of `plan`, with plurals from [`plural`].
+pub fn context_rules(plan: &WatchPlan) -> ContextRules {
+    context_rules_with(plan, |ty| plural(&ty.kind))
+}
+
+/// [`context_rules`] with a caller-supplied plural resolver (a CRD may
+/// declare any plural).
+pub fn context_rules_with(
+    plan: &WatchPlan,
     plural: impl Fn(&ResourceType) -> String,
-) -> ClusterRole {
-    let mut by_group: BTreeMap<&str, BTreeSet<String>> = BTreeMap::new();
-    for ty in types {
-        by_group
-            .entry(api_group(&ty.api_version))
-            .or_default()
-            .insert(plural(ty));
+) -> ContextRules {
+    // scope -> (group, names) -> resources; `None` names: any object.
+    type Scope = BTreeMap<(String, Option<BTreeSet<String>>), BTreeSet<String>>;
+    let mut scopes: BTreeMap<Option<String>, Scope> = BTreeMap::new();
+    for (ty, type_plan) in plan {
+        let mut names: BTreeMap<Option<String>, Option<BTreeSet<String>>> = BTreeMap::new();
+        for selection in &type_plan.selections {
+            let entry = names
+                .entry(selection.namespace.clone())
+                .or_insert_with(|| Some(BTreeSet::new()));
+            match (entry.as_mut(), &selection.name) {
+                (Some(set), Some(name)) => {
+                    set.insert(name.clone());
+                }
+                _ => *entry = None,
+            }
+        }
+        for (namespace, names) in names {
+            scopes
+                .entry(namespace)
+                .or_default()
+                .entry((api_group(&ty.api_version).to_owned(), names))
+                .or_default()
+                .insert(plural(ty));
+        }
     }
-    let rules = by_group
-        .into_iter()
-        .map(|(group, resources)| PolicyRule {
-            api_groups: Some(vec![group.to_owned()]),
-            resources: Some(resources.into_iter().collect()),
-            verbs: VERBS.iter().map(|v| (*v).to_owned()).collect(),
-            ..PolicyRule::default()
-        })
-        .collect();
-    ClusterRole {
-        metadata: ObjectMeta {
-            name: Some(name.to_owned()),
-            labels: Some(BTreeMap::from([(
-                "app.kubernetes.io/managed-by".to_owned(),
-                "tollgate".to_owned(),
-            )])),
-            ..ObjectMeta::default()
-        },
-        rules: Some(rules),
-        ..ClusterRole::default()
+    let rules = |scope: Scope| -> Vec<PolicyRule> {
+        scope
+            .into_iter()
+            .map(|((group, names), resources)| PolicyRule {
+                api_groups: Some(vec![group]),
+                resources: Some(resources.into_iter().collect()),
+                resource_names: names.map(|n| n.into_iter().collect()),
+                verbs: VERBS.iter().map(|v| (*v).to_owned()).collect(),
+                ..PolicyRule::default()
+            })
+            .collect()
+    };
+    let mut out = ContextRules::default();
+    for (namespace, scope) in scopes {
+        match namespace {
+            None => out.cluster = rules(scope),
+            Some(namespace) => {
+                out.namespaced.insert(namespace, rules(scope));
+            }
+        }
     }
-}
-
-/// [`cluster_role`] as a YAML document for `kubectl apply -f -`.
-pub fn cluster_role_yaml<'a>(
-    name: &str,
-    types: impl IntoIterator<Item = &'a ResourceType>,
-) -> String {
-    serde_yaml_ng::to_string(&cluster_role(name, types)).expect("a ClusterRole always serialises")
+    out
 }
 
 #[cfg(test)]
@@ -174,29 +196,27 @@ mod tests {
         assert_eq!(PLURALS.iter().filter(|(k, p)| plural(k) != *p).count(), 0);
     }
 
+    fn rules(plan_yaml: &str) -> Value {
+        let grants: Vec<crate::Grant> = serde_yaml_ng::from_str(plan_yaml).unwrap();
+        let plan = crate::watch_plan([&crate::AllowList::new("p", grants)]);
+        let rules = context_rules(&plan);
+        json!({"cluster": rules.cluster, "namespaced": rules.namespaced})
+    }
+
     #[test]
     fn groups_merge_versions_and_dedupe() {
-        let types = [
-            ty("v1", "Namespace"),
-            ty("networking.k8s.io/v1", "NetworkPolicy"),
-            ty("apps/v1", "ReplicaSet"),
-            ty("apps/v1", "Deployment"),
-            ty("extensions/v1beta1", "ReplicaSet"),
-            ty("apps/v1beta2", "ReplicaSet"),
-            ty("v1", "Pod"),
-            ty("projectcalico.org/v1", "GlobalConfig"),
-            ty("crd.projectcalico.org/v1", "GlobalFelixConfig"),
-            ty("batch/v1", "Job"),
-        ];
-        let role = serde_json::to_value(cluster_role("tollgate", &types)).unwrap();
+        let rules = rules(
+            "[{apiVersion: v1, kind: Namespace}, {apiVersion: networking.k8s.io/v1, kind: NetworkPolicy},
+              {apiVersion: apps/v1, kind: ReplicaSet}, {apiVersion: apps/v1, kind: Deployment},
+              {apiVersion: extensions/v1beta1, kind: ReplicaSet}, {apiVersion: apps/v1beta2, kind: ReplicaSet},
+              {apiVersion: v1, kind: Pod}, {apiVersion: projectcalico.org/v1, kind: GlobalConfig},
+              {apiVersion: crd.projectcalico.org/v1, kind: GlobalFelixConfig}, {apiVersion: batch/v1, kind: Job}]",
+        );
         let verbs = json!(["get", "list", "watch"]);
         assert_eq!(
-            role,
+            rules,
             json!({
-                "apiVersion": "rbac.authorization.k8s.io/v1",
-                "kind": "ClusterRole",
-                "metadata": {"name": "tollgate", "labels": {"app.kubernetes.io/managed-by": "tollgate"}},
-                "rules": [
+                "cluster": [
                     {"apiGroups": [""], "resources": ["namespaces", "pods"], "verbs": verbs},
                     {"apiGroups": ["apps"], "resources": ["deployments", "replicasets"], "verbs": verbs},
                     {"apiGroups": ["batch"], "resources": ["jobs"], "verbs": verbs},
@@ -205,27 +225,48 @@ mod tests {
                     {"apiGroups": ["networking.k8s.io"], "resources": ["networkpolicies"], "verbs": verbs},
                     {"apiGroups": ["projectcalico.org"], "resources": ["globalconfigs"], "verbs": verbs},
                 ],
+                "namespaced": {},
             })
         );
     }
 
     #[test]
-    fn no_types_no_rules_and_yaml_round_trips() {
-        let role = cluster_role("empty", []);
-        assert_eq!(role.rules, Some(vec![]));
-        let yaml = cluster_role_yaml("r", &[ty("v1", "Node")]);
-        let back: Value = serde_yaml_ng::from_str(&yaml).unwrap();
-        assert_eq!(back["kind"], "ClusterRole");
-        assert_eq!(back["rules"][0]["resources"], json!(["nodes"]));
+    fn namespaced_and_named_grants_become_roles_with_resource_names() {
+        let rules = rules(
+            "[{apiVersion: v1, kind: Pod, namespaces: [kube-system], labels: {k8s-app: calico-node}},
+              {apiVersion: apps/v1, kind: ReplicaSet, namespaces: [kube-system], names: [calico-policy-controller]},
+              {apiVersion: apps/v1, kind: DaemonSet, namespaces: [kube-system, calico-system], names: [calico-node]},
+              {apiVersion: apps/v1, kind: Deployment, namespaces: [calico-system], names: [calico-kube-controllers]},
+              {apiVersion: apps/v1, kind: Deployment, namespaces: [calico-system]},
+              {apiVersion: v1, kind: Node, fields: []}]",
+        );
+        let verbs = json!(["get", "list", "watch"]);
+        assert_eq!(
+            rules,
+            json!({
+                "cluster": [{"apiGroups": [""], "resources": ["nodes"], "verbs": verbs}],
+                "namespaced": {
+                    "calico-system": [
+                        {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": verbs},
+                        {"apiGroups": ["apps"], "resources": ["daemonsets"], "resourceNames": ["calico-node"], "verbs": verbs},
+                    ],
+                    "kube-system": [
+                        {"apiGroups": [""], "resources": ["pods"], "verbs": verbs},
+                        {"apiGroups": ["apps"], "resources": ["daemonsets"], "resourceNames": ["calico-node"], "verbs": verbs},
+                        {"apiGroups": ["apps"], "resources": ["replicasets"], "resourceNames": ["calico-policy-controller"], "verbs": verbs},
+                    ],
+                },
+            })
+        );
     }
 
     #[test]
-    fn custom_resolver_is_used() {
-        let role = cluster_role_with("r", &[ty("example.com/v1", "Thing")], |t| {
-            format!("custom-{}", t.kind)
-        });
+    fn no_grants_no_rules_and_custom_plurals() {
+        assert_eq!(context_rules(&WatchPlan::new()), ContextRules::default());
+        let plan = crate::plan::whole_types([ty("example.com/v1", "Thing")]);
+        let rules = context_rules_with(&plan, |t| format!("custom-{}", t.kind));
         assert_eq!(
-            role.rules.unwrap()[0].resources,
+            rules.cluster[0].resources,
             Some(vec!["custom-Thing".to_owned()])
         );
     }

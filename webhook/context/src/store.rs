@@ -216,6 +216,28 @@ impl TypeStore {
         old
     }
 
+    /// Every object with its key (to merge a listing into a store that
+    /// other watches also fill).
+    pub fn into_objects(self) -> impl Iterator<Item = (ObjectKey, StoredObject)> {
+        let cluster = self.cluster.into_iter().map(|(name, object)| {
+            let key = ObjectKey {
+                namespace: None,
+                name: name.into(),
+            };
+            (key, object)
+        });
+        let namespaced = self.namespaced.into_iter().flat_map(|(namespace, names)| {
+            names.into_iter().map(move |(name, object)| {
+                let key = ObjectKey {
+                    namespace: Some(namespace.to_string()),
+                    name: name.into(),
+                };
+                (key, object)
+            })
+        });
+        cluster.chain(namespaced)
+    }
+
     #[cfg(test)]
     pub fn get(&self, key: &ObjectKey) -> Option<&StoredObject> {
         match &key.namespace {

@@ -1,10 +1,12 @@
 //! In-cluster context: one watch-backed cache per resource type that any
-//! loaded policy may read.
+//! loaded policy may read, holding what the grants cover ([`crate::plan`]).
 //!
-//! Each type gets a task that resolves it through discovery and then runs a
-//! kube-rs watcher (list, then watch; reconnecting with the default backoff)
-//! into an in-memory [`TypeStore`](crate::store::TypeStore). Lookups never
-//! touch the network. A type whose API the server does not serve is "no
+//! Each type gets a task that resolves it through discovery and then runs
+//! one kube-rs watcher per planned selection (list, then watch; after any
+//! error a fresh list, see `task`) into an in-memory
+//! [`TypeStore`](crate::store::TypeStore). Lookups never touch the network;
+//! a cache whose watch has been broken longer than
+//! [`WatchOptions::max_staleness`] refuses them. A type whose API the server does not serve is "no
 //! objects" and is rediscovered every [`WatchOptions::rediscover_every`], so
 //! it is picked up once installed. Objects are stored without
 //! `metadata.managedFields` and the `kubectl.kubernetes.io/last-applied-configuration`
@@ -13,7 +15,7 @@
 mod cache;
 mod task;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
@@ -26,8 +28,9 @@ use tokio::task::JoinHandle;
 
 use self::cache::TypeCache;
 use crate::metrics::ContextMetrics;
+use crate::plan::{WatchPlan, whole_types};
 use crate::store::ByType;
-use crate::{Answer, ClusterContext, LookupError, LookupQuery, ResourceType};
+use crate::{Answer, ClusterContext, LookupError, LookupQuery, ResourceType, TypePlan};
 
 /// Tuning of the watch backend.
 #[derive(Debug, Clone)]
@@ -36,13 +39,22 @@ pub struct WatchOptions {
     pub rediscover_every: Duration,
     /// The API server's URL, named by every watch error line.
     pub server: Option<Arc<str>>,
+    /// How long a cache whose watch broke may still answer from its last
+    /// view. Longer than a normal reconnect (a relist within 2 s of the
+    /// server answering), short enough that no verdict rests on a view the
+    /// cluster has long left.
+    pub max_staleness: Duration,
 }
+
+/// [`WatchOptions::max_staleness`] by default.
+pub const DEFAULT_MAX_STALENESS: Duration = Duration::from_secs(10);
 
 impl Default for WatchOptions {
     fn default() -> Self {
         Self {
             rediscover_every: Duration::from_secs(30),
             server: None,
+            max_staleness: DEFAULT_MAX_STALENESS,
         }
     }
 }
@@ -111,7 +123,7 @@ pub struct WatchContext {
     options: WatchOptions,
     /// Read on every lookup; written only when the set of types changes.
     caches: RwLock<ByType<Arc<TypeCache>>>,
-    tasks: Mutex<BTreeMap<ResourceType, Task>>,
+    tasks: Mutex<BTreeMap<ResourceType, (TypePlan, Task)>>,
     changed: Arc<Notify>,
 }
 
@@ -125,20 +137,20 @@ impl std::fmt::Debug for WatchContext {
 }
 
 impl WatchContext {
-    /// Starts one cache per type with default options. Must be called from
-    /// within a Tokio runtime; the watches run on it.
+    /// Starts one cache of whole objects per type with default options.
+    /// Must be called from within a Tokio runtime; the watches run on it.
     pub fn start(
         client: Client,
         types: impl IntoIterator<Item = ResourceType>,
         metrics: ContextMetrics,
     ) -> Self {
-        Self::start_with(client, types, metrics, WatchOptions::default())
+        Self::start_with(client, whole_types(types), metrics, WatchOptions::default())
     }
 
-    /// [`WatchContext::start`] with explicit options.
+    /// Starts the caches of `plan` with explicit options.
     pub fn start_with(
         client: Client,
-        types: impl IntoIterator<Item = ResourceType>,
+        plan: WatchPlan,
         metrics: ContextMetrics,
         options: WatchOptions,
     ) -> Self {
@@ -151,38 +163,44 @@ impl WatchContext {
             tasks: Mutex::default(),
             changed: Arc::default(),
         };
-        context.set_types(types);
+        context.set_plan(plan);
         context
     }
 
-    /// Watches exactly `types` from now on (after a policy reload): starts
-    /// caches for new types, stops and drops those no policy reads any more,
-    /// and leaves the others (and their synced state) alone. May be called
-    /// from any thread.
+    /// [`WatchContext::set_plan`] with whole objects of each type.
     pub fn set_types(&self, types: impl IntoIterator<Item = ResourceType>) {
-        let wanted: BTreeSet<ResourceType> = types.into_iter().collect();
+        self.set_plan(whole_types(types));
+    }
+
+    /// Watches exactly `plan` from now on (after a policy reload): starts
+    /// caches for new types and types whose plan changed, stops and drops
+    /// those no policy reads any more, and leaves the others (and their
+    /// synced state) alone. May be called from any thread.
+    pub fn set_plan(&self, plan: WatchPlan) {
         let mut tasks = self.tasks.lock().unwrap_or_else(PoisonError::into_inner);
         let mut caches = self.caches.write().unwrap_or_else(PoisonError::into_inner);
-        tasks.retain(|ty, _| {
-            let keep = wanted.contains(ty);
+        tasks.retain(|ty, (running, _)| {
+            let keep = plan.get(ty) == Some(running);
             if !keep {
                 caches.remove(ty);
                 self.metrics.forget(ty);
             }
             keep
         });
-        for ty in wanted {
+        for (ty, type_plan) in plan {
             if tasks.contains_key(&ty) {
                 continue;
             }
             let cache = Arc::new(TypeCache::new(
                 ty.clone(),
+                type_plan.clone(),
                 self.metrics.for_type(&ty),
+                self.options.max_staleness,
                 self.changed.clone(),
             ));
             caches.insert(&ty, cache.clone());
             let run = task::run(self.client.clone(), cache, self.options.clone());
-            tasks.insert(ty, Task(self.runtime.spawn(run)));
+            tasks.insert(ty, (type_plan, Task(self.runtime.spawn(run))));
         }
         drop(caches);
         // Dropping pending types can make the whole context ready.
@@ -240,5 +258,12 @@ impl ClusterContext for WatchContext {
     fn is_ready(&self) -> bool {
         let caches = self.caches.read().unwrap_or_else(PoisonError::into_inner);
         caches.values().all(|c| c.is_ready())
+    }
+
+    fn stale(&self) -> Vec<String> {
+        let caches = self.caches.read().unwrap_or_else(PoisonError::into_inner);
+        let mut stale: Vec<String> = caches.values().filter_map(|c| c.staleness()).collect();
+        stale.sort();
+        stale
     }
 }

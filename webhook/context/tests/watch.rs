@@ -206,7 +206,7 @@ async fn absent_api_is_no_objects_and_is_picked_up_when_it_appears() {
     let metrics = ContextMetrics::register(&mut registry);
     let ctx = WatchContext::start_with(
         server.client(),
-        [tpr.clone(), no_kind.clone(), ty("v1", "Namespace")],
+        tollgate_context::plan::whole_types([tpr.clone(), no_kind.clone(), ty("v1", "Namespace")]),
         metrics,
         fast(),
     );

@@ -89,6 +89,11 @@ impl Admission {
         self.context.is_ready()
     }
 
+    /// The caches too stale to serve, and why (their lookups fail).
+    pub fn stale_context(&self) -> Vec<String> {
+        self.context.stale()
+    }
+
     /// Answers the review in `body` no later than `deadline`.
     pub async fn review(
         &self,

@@ -10,7 +10,7 @@
 mod cel;
 mod client_ca;
 mod kustomize;
-mod objects;
+pub(crate) mod objects;
 mod webhooks;
 
 use std::path::PathBuf;
@@ -170,7 +170,7 @@ pub fn load(args: &ManifestsArgs) -> anyhow::Result<(Config, Install)> {
         webhook_url: args.webhook_url.clone(),
         ca_bundle,
         policies_yaml: text,
-        read_types: tollgate_context::resource_types(&lists),
+        read_plan: tollgate_context::watch_plan(&lists),
         client_ca: args
             .client_ca_configmap
             .clone()

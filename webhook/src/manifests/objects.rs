@@ -2,10 +2,8 @@
 //! `NAMES.md`: everything is called `tollgate`, labelled
 //! `app.kubernetes.io/name: tollgate`).
 
-use std::collections::BTreeSet;
-
 use serde_json::{Value, json};
-use tollgate_context::ResourceType;
+use tollgate_context::WatchPlan;
 
 use super::CertMode;
 use super::client_ca::{self, ClientCa};
@@ -39,8 +37,8 @@ pub struct Install {
     pub ca_bundle: Option<String>,
     /// The policy configuration, as text (it becomes the ConfigMap).
     pub policies_yaml: String,
-    /// What the policies' `context:` lists may read.
-    pub read_types: BTreeSet<ResourceType>,
+    /// What the watch caches follow for the policies' `context:` grants.
+    pub read_plan: WatchPlan,
     /// Client certificates required of the API server (`--client-ca-configmap`).
     pub client_ca: Option<ClientCa>,
 }
@@ -70,15 +68,9 @@ impl Install {
         json!([{"kind": "ServiceAccount", "name": self.name, "namespace": self.namespace}])
     }
 
-    /// The read-only ClusterRole of the context allow-lists, and its binding.
+    /// The read-only roles of the context grants ([`context_rbac`]).
     pub fn context_rbac(&self) -> Vec<Value> {
-        let role = tollgate_context::rbac::cluster_role(&self.name, &self.read_types);
-        let mut role = serde_json::to_value(role).expect("a ClusterRole serialises");
-        role["metadata"] = self.cluster_metadata(&self.name);
-        vec![
-            role,
-            self.binding("ClusterRoleBinding", "ClusterRole", &self.name),
-        ]
+        context_rbac(&self.name, &self.namespace, &self.read_plan)
     }
 
     fn binding(&self, kind: &str, role_kind: &str, name: &str) -> Value {
@@ -87,13 +79,7 @@ impl Install {
         } else {
             self.cluster_metadata(name)
         };
-        json!({
-            "apiVersion": "rbac.authorization.k8s.io/v1",
-            "kind": kind,
-            "metadata": metadata,
-            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": role_kind, "name": name},
-            "subjects": self.subjects(),
-        })
+        binding(kind, role_kind, metadata, &self.subjects())
     }
 
     /// What self-managed certificates need: the TLS Secret in the namespace
@@ -355,4 +341,45 @@ impl Install {
         }
         config
     }
+}
+
+/// The read-only roles the watch caches need for `plan`, bound to the
+/// service account `name` in `namespace`: a ClusterRole for what is read
+/// across namespaces, a Role and RoleBinding in each namespace read on its
+/// own (see `tollgate_context::rbac::ContextRules`). `tollgate rbac` prints
+/// these, `tollgate manifests` installs them.
+pub fn context_rbac(name: &str, namespace: &str, plan: &WatchPlan) -> Vec<Value> {
+    let rules = tollgate_context::rbac::context_rules(plan);
+    let subjects = json!([{"kind": "ServiceAccount", "name": name, "namespace": namespace}]);
+    let rbac = "rbac.authorization.k8s.io/v1";
+    let mut out = Vec::new();
+    if !rules.cluster.is_empty() {
+        let metadata = json!({"name": name, "labels": labels()});
+        out.push(json!({"apiVersion": rbac, "kind": "ClusterRole", "metadata": metadata, "rules": rules.cluster}));
+        out.push(binding(
+            "ClusterRoleBinding",
+            "ClusterRole",
+            metadata,
+            &subjects,
+        ));
+    }
+    for (role_namespace, rules) in rules.namespaced {
+        let metadata = json!({"name": name, "namespace": role_namespace, "labels": labels()});
+        out.push(json!({"apiVersion": rbac, "kind": "Role", "metadata": metadata, "rules": rules}));
+        out.push(binding("RoleBinding", "Role", metadata, &subjects));
+    }
+    out
+}
+
+/// A binding of the role `metadata` names (the binding shares its name
+/// and namespace) to `subjects`.
+fn binding(kind: &str, role_kind: &str, metadata: Value, subjects: &Value) -> Value {
+    let name = metadata["name"].clone();
+    json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": kind,
+        "metadata": metadata,
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": role_kind, "name": name},
+        "subjects": subjects,
+    })
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use tollgate_context::snapshot::SnapshotContext;
 use tollgate_context::watch::{self, WatchContext};
-use tollgate_context::{ClusterContext, EmptyContext, ResourceType};
+use tollgate_context::{ClusterContext, EmptyContext, WatchPlan};
 use tollgate_host::PolicySet;
 
 use crate::cli::ServeArgs;
@@ -50,10 +50,11 @@ impl ClusterSource {
         let client = kube::Client::try_from(config).context("cannot connect to the cluster")?;
         let watches = Arc::new(WatchContext::start_with(
             client,
-            resource_types(policies),
+            watch_plan(policies),
             metrics.register_context(),
             watch::WatchOptions {
                 server: Some(server.into()),
+                max_staleness: args.max_context_staleness,
                 ..watch::WatchOptions::default()
             },
         ));
@@ -78,12 +79,12 @@ impl ClusterSource {
     /// and stop for types no policy reads any more.
     pub fn policies_changed(&self, policies: &PolicySet) {
         if let Some(watches) = &self.watches {
-            watches.set_types(resource_types(policies));
+            watches.set_plan(watch_plan(policies));
         }
     }
 }
 
-/// Every type some loaded policy may read.
-pub fn resource_types(policies: &PolicySet) -> std::collections::BTreeSet<ResourceType> {
-    tollgate_context::resource_types(policies.policies().iter().map(|p| &p.allow))
+/// What the caches watch and keep for the loaded policies' grants.
+pub fn watch_plan(policies: &PolicySet) -> WatchPlan {
+    tollgate_context::watch_plan(policies.policies().iter().map(|p| &p.allow))
 }

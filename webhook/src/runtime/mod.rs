@@ -12,7 +12,7 @@ use anyhow::Context;
 use arc_swap::ArcSwap;
 use tollgate_host::{PolicySet, Sandbox, SandboxLimits};
 
-pub use context::{ClusterSource, resource_types};
+pub use context::{ClusterSource, watch_plan};
 pub use policies::PolicySource;
 
 use crate::admission::{Admission, Cutoff};

@@ -211,9 +211,23 @@ async fn healthz() -> Response {
     text(StatusCode::OK, "ok".into())
 }
 
+/// A stale cache keeps the server ready: every replica reads the same API
+/// server, so taking them out of the endpoints would only turn the context
+/// policies' clear failure verdicts (and every other policy's verdicts) into
+/// the API server's "no endpoints" error. The body says which caches are
+/// stale.
 async fn readyz(State(state): State<AppState>) -> Response {
     if state.admission.is_ready() {
-        text(StatusCode::OK, "ready".into())
+        let stale = state.admission.stale_context();
+        if stale.is_empty() {
+            text(StatusCode::OK, "ready".into())
+        } else {
+            let lines = stale.join("\n  ");
+            text(
+                StatusCode::OK,
+                format!("ready; lookups of stale caches fail:\n  {lines}"),
+            )
+        }
     } else {
         text(
             StatusCode::SERVICE_UNAVAILABLE,

@@ -15,6 +15,7 @@
 
 use serde::Deserialize;
 use tollgate_sdk::version::Version;
+use tollgate_sdk::wire::LookupQuery;
 use tollgate_sdk::{Cluster, Request, Settings, Verdict};
 
 use crate::identify::Identity;
@@ -66,13 +67,16 @@ pub fn crds_before_operator(req: &Request<'_>, s: &CrdsSettings, cluster: &dyn C
     if upgrade.via != Via::Operator || upgrade.to.core() < s.release {
         return Verdict::allow();
     }
+    // Only whether it exists: a CRD's schema is hundreds of kilobytes.
+    let query = LookupQuery::get(
+        "apiextensions.k8s.io/v1",
+        "CustomResourceDefinition",
+        None,
+        &s.crd,
+    )
+    .with_fields(&["/metadata/name"]);
     let present = cluster
-        .get(
-            "apiextensions.k8s.io/v1",
-            "CustomResourceDefinition",
-            None,
-            &s.crd,
-        )
+        .lookup(&query)
         .and_then(|found| Ok(!found.parse()?.is_empty()));
     match present {
         Err(e) => return lookup::failed("apiextensions.k8s.io/v1 CustomResourceDefinition", &e),

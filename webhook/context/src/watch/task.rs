@@ -1,33 +1,53 @@
-//! The task that keeps one resource type's cache current: discovery, then a
-//! kube-rs watcher (list + watch, reconnecting with backoff).
+//! The task that keeps one resource type's cache current: discovery, then
+//! one kube-rs watcher per planned selection.
+//!
+//! A broken watch is never resumed from the resourceVersion it had: after
+//! any error it lists again. That is what keeps the cache honest after an
+//! outage (the server may have compacted past that version, answering
+//! `410 Gone`), and after the server's storage was restored from a backup
+//! (its resourceVersions go backwards: resuming would skip every event
+//! until they pass the old one). Retries start at 200 ms and stay within
+//! 2 s, so a cache is current again within seconds of the server answering,
+//! not after a backoff grown during the outage.
 
 use std::sync::Arc;
+use std::time::Duration;
 
-use futures::StreamExt;
-use kube::api::{Api, DynamicObject, GroupVersionKind};
+use backon::{BackoffBuilder, ExponentialBackoff, ExponentialBuilder};
+use futures::stream::BoxStream;
+use futures::{StreamExt, TryStreamExt};
+use kube::Client;
+use kube::api::{Api, DynamicObject, GroupVersionKind, PartialObjectMeta};
 use kube::discovery::{self, ApiResource};
 use kube::error::DiscoveryError;
-use kube::runtime::WatchStreamExt;
-use kube::runtime::utils::Backoff;
-use kube::runtime::watcher::{self, DefaultBackoff, Event};
-use kube::{Client, ResourceExt};
+use kube::runtime::watcher::{self, Event};
+use serde_json::Value;
 use tracing::{debug, info, warn};
 
 use super::WatchOptions;
 use super::cache::{Phase, TypeCache};
-use crate::ResourceType;
 use crate::store::{ObjectKey, StoredObject, TypeStore};
+use crate::{ResourceType, Selection};
 
 /// Runs until aborted.
 pub(crate) async fn run(client: Client, cache: Arc<TypeCache>, options: WatchOptions) {
     let server = options.server.as_deref().unwrap_or("(unknown)");
     let gvk = gvk_of(&cache.ty);
-    let mut failures = DefaultBackoff::default();
+    let mut retry = Retry::default();
     loop {
         let pause = match discover(&client, &gvk).await {
             Ok(resource) => {
-                failures.reset();
-                follow(&client, &resource, &cache, server).await;
+                retry.reset();
+                let watches = cache
+                    .plan
+                    .selections
+                    .iter()
+                    .enumerate()
+                    .map(|(i, selection)| follow(&client, &resource, &cache, i, selection, server));
+                // Each returns only when the API went away.
+                futures::future::join_all(watches).await;
+                info!(api_version = %cache.ty.api_version, kind = %cache.ty.kind, "resource type went away; serving no objects");
+                cache.mark_absent();
                 options.rediscover_every
             }
             Err(Discovery::Absent(reason)) => {
@@ -41,16 +61,50 @@ pub(crate) async fn run(client: Client, cache: Arc<TypeCache>, options: WatchOpt
                 options.rediscover_every
             }
             Err(Discovery::Failed(error)) => {
-                cache.restarted();
-                let pause = failures.next().unwrap_or(options.rediscover_every);
-                warn!(
-                    api_version = %cache.ty.api_version, kind = %cache.ty.kind, server,
-                    error = %causes(&error), retry_in = ?pause, "discovery failed"
-                );
+                let cause = causes(&error);
+                let broken_for = cache.broken(None, &cause);
+                let pause = retry.next();
+                if broken_for.is_zero() {
+                    warn!(
+                        api_version = %cache.ty.api_version, kind = %cache.ty.kind, server,
+                        error = %cause, retry_in = ?pause, "discovery failed; retrying"
+                    );
+                } else {
+                    debug!(api_version = %cache.ty.api_version, kind = %cache.ty.kind, error = %cause, ?broken_for, "discovery still failing");
+                }
                 pause
             }
         };
         tokio::time::sleep(pause).await;
+    }
+}
+
+/// The delay before the next attempt: 200 ms doubling to 2 s, with jitter
+/// so that replicas do not retry in step.
+struct Retry(ExponentialBackoff);
+
+impl Default for Retry {
+    fn default() -> Self {
+        Self(Self::builder().build())
+    }
+}
+
+impl Retry {
+    fn builder() -> ExponentialBuilder {
+        ExponentialBuilder::default()
+            .with_min_delay(Duration::from_millis(200))
+            .with_max_delay(Duration::from_secs(2))
+            .with_factor(2.0)
+            .with_jitter()
+            .without_max_times()
+    }
+
+    fn next(&mut self) -> Duration {
+        self.0.next().unwrap_or(Duration::from_secs(2))
+    }
+
+    fn reset(&mut self) {
+        self.0 = Self::builder().build();
     }
 }
 
@@ -84,55 +138,180 @@ fn is_not_found(error: &kube::Error) -> bool {
     matches!(error, kube::Error::Api(status) if status.code == 404)
 }
 
-/// Follows the watch until the API disappears (which marks the cache
-/// absent); every other error is retried by the watcher's backoff.
-async fn follow(client: &Client, resource: &ApiResource, cache: &TypeCache, server: &str) {
-    let api: Api<DynamicObject> = Api::all_with(client.clone(), resource);
-    let mut events = watcher::watcher(api, watcher::Config::default())
-        .default_backoff()
-        .boxed();
+/// How one run of a watcher ended.
+enum Ended {
+    /// The API is gone (404): the type is absent.
+    Gone,
+    /// Anything else: list again after a pause.
+    Broken(String),
+}
+
+/// Follows watch `index` (of `selection`) until the API disappears.
+async fn follow(
+    client: &Client,
+    resource: &ApiResource,
+    cache: &TypeCache,
+    index: usize,
+    selection: &Selection,
+    server: &str,
+) {
+    let mut config = watcher::Config::default();
+    if let Some(labels) = selection.label_selector() {
+        config = config.labels(&labels);
+    }
+    if let Some(fields) = selection.field_selector() {
+        config = config.fields(&fields);
+    }
+    let ty = &cache.ty;
+    let mut retry = Retry::default();
+    // The highest resourceVersion seen, across relists.
+    let mut newest = Versions::default();
+    loop {
+        // Metadata-only requests when that is all the grants read: the
+        // server sends a fraction of each object.
+        let events = if cache.plan.metadata_only() {
+            let api: Api<PartialObjectMeta<DynamicObject>> = api(client, resource, selection);
+            watcher::watcher(api, config.clone())
+                .map_ok(as_values)
+                .boxed()
+        } else {
+            let api: Api<DynamicObject> = api(client, resource, selection);
+            watcher::watcher(api, config.clone())
+                .map_ok(as_values)
+                .boxed()
+        };
+        let cause = match consume(events, cache, index, &mut newest, &mut retry).await {
+            Ended::Gone => return,
+            Ended::Broken(cause) => cause,
+        };
+        let broken_for = cache.broken(Some(index), &cause);
+        let pause = retry.next();
+        if broken_for.is_zero() {
+            warn!(
+                api_version = %ty.api_version, kind = %ty.kind, %selection, server, error = %cause,
+                retry_in = ?pause, "watch broke; serving the last view while it relists (lookups fail once it is older than --max-context-staleness)"
+            );
+        } else {
+            debug!(api_version = %ty.api_version, kind = %ty.kind, %selection, error = %cause, ?broken_for, "watch still broken");
+        }
+        tokio::time::sleep(pause).await;
+    }
+}
+
+fn api<K>(client: &Client, resource: &ApiResource, selection: &Selection) -> Api<K>
+where
+    K: kube::Resource<DynamicType = ApiResource, Scope = kube::core::DynamicResourceScope>,
+{
+    match &selection.namespace {
+        Some(namespace) => Api::namespaced_with(client.clone(), namespace, resource),
+        None => Api::all_with(client.clone(), resource),
+    }
+}
+
+/// Applies one watcher's events until it fails.
+async fn consume(
+    mut events: BoxStream<'_, Result<Event<Value>, watcher::Error>>,
+    cache: &TypeCache,
+    index: usize,
+    newest: &mut Versions,
+    retry: &mut Retry,
+) -> Ended {
+    let ty = &cache.ty;
     // A (re)list is collected aside and swapped in whole, so lookups never
     // see a half-listed cache.
-    let mut listing: Option<TypeStore> = None;
+    let mut listing: Option<(TypeStore, Versions)> = None;
     while let Some(event) = events.next().await {
         match event {
-            Ok(Event::Init) => listing = Some(TypeStore::default()),
+            Ok(Event::Init) => listing = Some(Default::default()),
             Ok(Event::InitApply(object)) => {
-                if let (Some(listing), Some((key, object))) = (&mut listing, stored(cache, object))
-                {
-                    listing.insert(key, object);
+                if let Some((store, versions)) = &mut listing {
+                    versions.see(&object);
+                    if let Some((key, object)) = stored(cache, object) {
+                        store.insert(key, object);
+                    }
                 }
             }
             Ok(Event::InitDone) => {
-                let store = listing.take().unwrap_or_default();
-                debug!(api_version = %cache.ty.api_version, kind = %cache.ty.kind, objects = store.len(), "cache synced");
-                cache.replace(store);
+                let (store, versions) = listing.take().unwrap_or_default();
+                if let (Some(old), Some(new)) = (newest.0, versions.0)
+                    && new < old
+                {
+                    warn!(api_version = %ty.api_version, kind = %ty.kind, was = old, now = new,
+                        "resourceVersions went backwards (the API server's storage was restored?); serving the fresh list");
+                }
+                *newest = versions;
+                let objects = store.len();
+                match cache.replace(index, store) {
+                    Some(broken_for) => {
+                        info!(api_version = %ty.api_version, kind = %ty.kind, objects, ?broken_for, "watch recovered: relisted")
+                    }
+                    None => {
+                        debug!(api_version = %ty.api_version, kind = %ty.kind, objects, "cache synced")
+                    }
+                }
+                retry.reset();
             }
             Ok(Event::Apply(object)) => {
+                if let Some(backwards) = newest.see(&object) {
+                    return Ended::Broken(backwards);
+                }
                 if let Some((key, object)) = stored(cache, object) {
-                    cache.apply(key, object);
+                    cache.apply(index, key, object);
                 }
             }
-            Ok(Event::Delete(object)) => cache.delete(&ObjectKey {
-                name: object.name_any(),
-                namespace: object.metadata.namespace,
-            }),
+            Ok(Event::Delete(object)) => {
+                if let Some(key) = key_of(&object) {
+                    cache.delete(index, &key);
+                }
+            }
             Err(error) => {
-                cache.restarted();
                 if let watcher::Error::InitialListFailed(e) | watcher::Error::WatchStartFailed(e) =
                     &error
                     && is_not_found(e)
                 {
-                    info!(api_version = %cache.ty.api_version, kind = %cache.ty.kind, "resource type went away; serving no objects");
-                    cache.mark_absent();
-                    return;
+                    return Ended::Gone;
                 }
-                warn!(
-                    api_version = %cache.ty.api_version, kind = %cache.ty.kind, server,
-                    error = %causes(&error), "watch failed; retrying with backoff"
-                );
+                return Ended::Broken(causes(&error));
             }
         }
+    }
+    Ended::Broken("the watch stream ended".to_owned())
+}
+
+/// The highest resourceVersion seen. Kubernetes calls them opaque, but
+/// every API server serves etcd revisions, which only grow while the
+/// storage is the same.
+#[derive(Debug, Default, Clone, Copy)]
+struct Versions(Option<u64>);
+
+impl Versions {
+    /// Notes `object`'s version; says why when it is older than one seen
+    /// before (the watch must relist).
+    fn see(&mut self, object: &Value) -> Option<String> {
+        let version = object
+            .pointer("/metadata/resourceVersion")
+            .and_then(Value::as_str)
+            .and_then(|v| v.parse::<u64>().ok())?;
+        match self.0 {
+            Some(newest) if version < newest => Some(format!(
+                "resourceVersion went backwards from {newest} to {version} (the API server's storage was restored?)"
+            )),
+            _ => {
+                self.0 = Some(version);
+                None
+            }
+        }
+    }
+}
+
+fn as_values<K: serde::Serialize>(event: Event<K>) -> Event<Value> {
+    let value = |object: K| serde_json::to_value(object).unwrap_or(Value::Null);
+    match event {
+        Event::Init => Event::Init,
+        Event::InitApply(o) => Event::InitApply(value(o)),
+        Event::InitDone => Event::InitDone,
+        Event::Apply(o) => Event::Apply(value(o)),
+        Event::Delete(o) => Event::Delete(value(o)),
     }
 }
 
@@ -153,15 +332,22 @@ pub(crate) fn causes(error: &dyn std::error::Error) -> String {
     text
 }
 
-fn stored(cache: &TypeCache, object: DynamicObject) -> Option<(ObjectKey, StoredObject)> {
-    let value = serde_json::to_value(object).expect("a DynamicObject always serialises");
-    match StoredObject::new(&cache.ty, value) {
+fn stored(cache: &TypeCache, object: Value) -> Option<(ObjectKey, StoredObject)> {
+    match StoredObject::new(&cache.ty, cache.plan.keep(object)) {
         Ok(stored) => Some(stored),
         Err(error) => {
             warn!(api_version = %cache.ty.api_version, kind = %cache.ty.kind, %error, "ignoring malformed object from the API server");
             None
         }
     }
+}
+
+fn key_of(object: &Value) -> Option<ObjectKey> {
+    let text = |pointer| object.pointer(pointer).and_then(Value::as_str);
+    Some(ObjectKey {
+        name: text("/metadata/name")?.to_owned(),
+        namespace: text("/metadata/namespace").map(str::to_owned),
+    })
 }
 
 #[cfg(test)]
