@@ -11,10 +11,15 @@
 //! There is no kube-proxy and no node: webhooks are registered by `url` to a
 //! Tollgate on 127.0.0.1, and pods are stored but never run. Both processes
 //! are killed when the [`Cluster`] is dropped (a panicking test included).
+//!
+//! The fault suites stop and restart either process with its own command
+//! line ([`Cluster::stop_apiserver`], [`Cluster::start_apiserver`],
+//! [`Cluster::restore_empty_etcd`]): the same address, certificates and
+//! flags, so clients see one server go away and come back.
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use rcgen::{
@@ -36,9 +41,71 @@ pub struct Cluster {
     pub ca: TestCa,
     /// The admin's client certificate and key (PEM), for [`Cluster::api`].
     admin_identity: Vec<u8>,
-    apiserver: Child,
-    etcd: Child,
+    apiserver: Process,
+    etcd: Process,
+    /// etcd's `--data-dir`, wiped by [`Cluster::restore_empty_etcd`].
+    etcd_data: PathBuf,
     _tmp: tempfile::TempDir,
+}
+
+/// A child process kept with its command line, so that it can be started
+/// again exactly as before (a restart must not move the address clients
+/// know, nor change the flags under test).
+struct Process {
+    name: &'static str,
+    program: PathBuf,
+    args: Vec<String>,
+    /// Its stderr; every start appends, so one file tells the whole story.
+    log: PathBuf,
+    child: Option<Child>,
+}
+
+impl Process {
+    fn new(name: &'static str, program: PathBuf, args: Vec<String>, log: PathBuf) -> Self {
+        Self {
+            name,
+            program,
+            args,
+            log,
+            child: None,
+        }
+    }
+
+    /// Starts it (it must not be running); `note` goes to the log first,
+    /// marking where a restart begins.
+    fn spawn(&mut self, note: Option<&str>) {
+        use std::io::Write;
+        assert!(self.child.is_none(), "{} is already running", self.name);
+        let mut log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .expect("log file");
+        if let Some(note) = note {
+            writeln!(log, "=== {note}").expect("write log");
+        }
+        let child = Command::new(&self.program)
+            .args(&self.args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", self.program.display()));
+        self.child = Some(child);
+    }
+
+    /// Kills it (SIGKILL: a crash, not a graceful shutdown) and reaps it.
+    fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// How it exited, if it was started and is no longer running.
+    fn exited(&mut self) -> Option<ExitStatus> {
+        self.child.as_mut()?.try_wait().ok()?
+    }
 }
 
 /// A certificate authority made for one cluster.
@@ -195,59 +262,47 @@ impl Cluster {
         ca.client_pair(&dir, "apiserver-client", "kube-apiserver");
         let extra_args = extra(&dir, &ca);
         let (client_port, peer_port, api_port) = (free_port(), free_port(), free_port());
-        let log = |name: &str| std::fs::File::create(dir.join(name)).expect("log file");
-        let etcd = Command::new(&etcd_bin)
-            .arg("--name=tollgate-test")
-            .arg(format!("--data-dir={}", dir.join("etcd").display()))
-            .arg(format!(
-                "--listen-client-urls=http://127.0.0.1:{client_port}"
-            ))
-            .arg(format!(
-                "--advertise-client-urls=http://127.0.0.1:{client_port}"
-            ))
-            .arg(format!("--listen-peer-urls=http://127.0.0.1:{peer_port}"))
-            .arg(format!(
-                "--initial-advertise-peer-urls=http://127.0.0.1:{peer_port}"
-            ))
-            .arg(format!(
-                "--initial-cluster=tollgate-test=http://127.0.0.1:{peer_port}"
-            ))
-            .arg("--log-level=warn")
-            .stdout(Stdio::null())
-            .stderr(log("etcd.log"))
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {}: {e}", etcd_bin.display()));
-        let apiserver = Command::new(&kube_apiserver)
-            .arg(format!("--etcd-servers=http://127.0.0.1:{client_port}"))
-            .arg("--bind-address=127.0.0.1")
-            .arg("--advertise-address=127.0.0.1")
-            .arg(format!("--secure-port={api_port}"))
-            .arg(format!(
-                "--cert-dir={}",
-                dir.join("apiserver-certs").display()
-            ))
-            .arg(format!("--tls-cert-file={}", apiserver_crt.display()))
-            .arg(format!(
-                "--tls-private-key-file={}",
-                apiserver_key.display()
-            ))
-            .arg(format!("--client-ca-file={}", ca_crt.display()))
-            .arg("--authorization-mode=RBAC")
-            .arg("--service-account-issuer=https://kubernetes.default.svc")
-            .arg(format!("--service-account-key-file={}", sa_pub.display()))
-            .arg(format!(
-                "--service-account-signing-key-file={}",
-                sa_key.display()
-            ))
-            .arg("--service-cluster-ip-range=10.0.0.0/24")
-            .arg("--endpoint-reconciler-type=none")
-            .arg("--allow-privileged=true")
-            .arg("--profiling=false")
-            .args(&extra_args)
-            .stdout(Stdio::null())
-            .stderr(log("apiserver.log"))
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {}: {e}", kube_apiserver.display()));
+        let etcd_data = dir.join("etcd");
+        let etcd = Process::new(
+            "etcd",
+            etcd_bin,
+            vec![
+                "--name=tollgate-test".into(),
+                format!("--data-dir={}", etcd_data.display()),
+                format!("--listen-client-urls=http://127.0.0.1:{client_port}"),
+                format!("--advertise-client-urls=http://127.0.0.1:{client_port}"),
+                format!("--listen-peer-urls=http://127.0.0.1:{peer_port}"),
+                format!("--initial-advertise-peer-urls=http://127.0.0.1:{peer_port}"),
+                format!("--initial-cluster=tollgate-test=http://127.0.0.1:{peer_port}"),
+                "--log-level=warn".into(),
+            ],
+            dir.join("etcd.log"),
+        );
+        let mut apiserver_args = vec![
+            format!("--etcd-servers=http://127.0.0.1:{client_port}"),
+            "--bind-address=127.0.0.1".into(),
+            "--advertise-address=127.0.0.1".into(),
+            format!("--secure-port={api_port}"),
+            format!("--cert-dir={}", dir.join("apiserver-certs").display()),
+            format!("--tls-cert-file={}", apiserver_crt.display()),
+            format!("--tls-private-key-file={}", apiserver_key.display()),
+            format!("--client-ca-file={}", ca_crt.display()),
+            "--authorization-mode=RBAC".into(),
+            "--service-account-issuer=https://kubernetes.default.svc".into(),
+            format!("--service-account-key-file={}", sa_pub.display()),
+            format!("--service-account-signing-key-file={}", sa_key.display()),
+            "--service-cluster-ip-range=10.0.0.0/24".into(),
+            "--endpoint-reconciler-type=none".into(),
+            "--allow-privileged=true".into(),
+            "--profiling=false".into(),
+        ];
+        apiserver_args.extend(extra_args);
+        let apiserver = Process::new(
+            "kube-apiserver",
+            kube_apiserver,
+            apiserver_args,
+            dir.join("apiserver.log"),
+        );
         let url = format!("https://127.0.0.1:{api_port}");
         let kubeconfig = write(
             "kubeconfig",
@@ -270,10 +325,45 @@ impl Cluster {
             admin_identity,
             apiserver,
             etcd,
+            etcd_data,
             _tmp: tmp,
         };
+        cluster.etcd.spawn(None);
+        cluster.apiserver.spawn(None);
         cluster.wait_ready();
         cluster
+    }
+
+    /// Kills kube-apiserver (SIGKILL, as a crash or an OOM kill would) and
+    /// waits for it to exit; etcd keeps running. Watches and requests to
+    /// [`Cluster::url`] fail from here on.
+    pub fn stop_apiserver(&mut self) {
+        self.apiserver.stop();
+    }
+
+    /// Starts kube-apiserver again with the same flags on the same port
+    /// (its log is appended to) and waits until `/readyz` answers.
+    pub fn start_apiserver(&mut self) {
+        self.apiserver
+            .spawn(Some("kube-apiserver restarted by the test"));
+        self.wait_ready();
+    }
+
+    /// What restoring an empty etcd backup does to the API server's
+    /// clients: both processes stop, etcd's data is wiped, and both start
+    /// again with their flags, the API server bootstrapping a new, empty
+    /// cluster on the same address. Its resourceVersions start over, far
+    /// below those clients last saw. The admin kubeconfig keeps working
+    /// (`system:masters` needs no stored RBAC). Returns once `/readyz`
+    /// answers.
+    pub fn restore_empty_etcd(&mut self) {
+        self.apiserver.stop();
+        self.etcd.stop();
+        std::fs::remove_dir_all(&self.etcd_data)
+            .unwrap_or_else(|e| panic!("cannot remove {}: {e}", self.etcd_data.display()));
+        self.etcd
+            .spawn(Some("etcd restarted by the test with an empty data dir"));
+        self.start_apiserver();
     }
 
     fn wait_ready(&mut self) {
@@ -283,12 +373,9 @@ impl Cluster {
             if ready.status.success() {
                 return;
             }
-            let exited = [
-                ("kube-apiserver", &mut self.apiserver),
-                ("etcd", &mut self.etcd),
-            ]
-            .into_iter()
-            .find_map(|(name, child)| Some((name, child.try_wait().ok()??)));
+            let exited = [&mut self.apiserver, &mut self.etcd]
+                .into_iter()
+                .find_map(|p| Some((p.name, p.exited()?)));
             if let Some((name, status)) = exited {
                 panic!("{name} exited ({status}):\n{}", self.log_tail());
             }
@@ -445,9 +532,7 @@ impl Cluster {
 
 impl Drop for Cluster {
     fn drop(&mut self) {
-        for child in [&mut self.apiserver, &mut self.etcd] {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        self.apiserver.stop();
+        self.etcd.stop();
     }
 }

@@ -76,6 +76,29 @@ impl Grant {
             })
     }
 
+    /// What makes this grant unusable, if anything: an empty list (which
+    /// would grant nothing, surely not what was meant), or a field that is
+    /// not a JSON Pointer.
+    pub fn problem(&self) -> Option<String> {
+        let what = format!("{} {}", self.api_version, self.kind);
+        if self.namespaces.as_ref().is_some_and(Vec::is_empty) {
+            return Some(format!(
+                "{what}: `namespaces: []` grants nothing; omit it for all namespaces"
+            ));
+        }
+        if self.names.as_ref().is_some_and(Vec::is_empty) {
+            return Some(format!(
+                "{what}: `names: []` grants nothing; omit it for any object"
+            ));
+        }
+        if let Some(bad) = self.fields.iter().flatten().find(|f| !f.starts_with('/')) {
+            return Some(format!(
+                "{what}: field {bad:?} is not a JSON Pointer (write /spec/...)"
+            ));
+        }
+        None
+    }
+
     /// The type this grant names.
     pub fn resource_type(&self) -> ResourceType {
         ResourceType {
@@ -254,6 +277,35 @@ mod tests {
         ] {
             assert!(list.check(&refused).is_err(), "{refused:?}");
         }
+    }
+
+    #[test]
+    fn grants_that_would_grant_nothing_or_name_no_pointer_are_refused() {
+        let problem = |yaml: &str| serde_yaml_ng::from_str::<Grant>(yaml).unwrap().problem();
+        assert_eq!(
+            problem("{apiVersion: v1, kind: Pod, namespaces: [a], names: [b], fields: [/spec]}"),
+            None
+        );
+        for (yaml, says) in [
+            (
+                "{apiVersion: v1, kind: Pod, namespaces: []}",
+                "`namespaces: []` grants nothing",
+            ),
+            (
+                "{apiVersion: v1, kind: Pod, names: []}",
+                "`names: []` grants nothing",
+            ),
+            (
+                "{apiVersion: v1, kind: Pod, fields: [spec.x]}",
+                "field \"spec.x\" is not a JSON Pointer",
+            ),
+        ] {
+            let message = problem(yaml).unwrap_or_else(|| panic!("{yaml} accepted"));
+            assert!(message.contains(says), "{message}");
+        }
+        assert!(
+            serde_yaml_ng::from_str::<Grant>("{apiVersion: v1, kind: Pod, label: {a: b}}").is_err()
+        );
     }
 
     #[test]

@@ -86,7 +86,8 @@ pub fn api_group(api_version: &str) -> &str {
 
 /// The read rules the watch backend needs to follow a [`WatchPlan`],
 /// least privilege: cluster-wide only what is watched across all
-/// namespaces, one set per namespace for what is watched there, and
+/// namespaces (or in a namespace that may not exist yet), one set per
+/// namespace for what is watched in one of [`ALWAYS_PRESENT`], and
 /// `resourceNames` where every watch of a type in that scope names its
 /// object (the API server authorises a list or watch against
 /// `resourceNames` when it selects `metadata.name`, as those watches do).
@@ -100,6 +101,10 @@ pub struct ContextRules {
     /// For a Role in each namespace watched on its own.
     pub namespaced: BTreeMap<String, Vec<PolicyRule>>,
 }
+
+/// The namespaces every cluster has from its start: the only ones a Role
+/// can be installed in before anything else.
+pub const ALWAYS_PRESENT: [&str; 4] = ["default", "kube-node-lease", "kube-public", "kube-system"];
 
 /// [`ContextRules`] of `plan`, with plurals from [`plural`].
 pub fn context_rules(plan: &WatchPlan) -> ContextRules {
@@ -118,15 +123,24 @@ pub fn context_rules_with(
     for (ty, type_plan) in plan {
         let mut names: BTreeMap<Option<String>, Option<BTreeSet<String>>> = BTreeMap::new();
         for selection in &type_plan.selections {
-            let entry = names
-                .entry(selection.namespace.clone())
-                .or_insert_with(|| Some(BTreeSet::new()));
+            // A Role needs its namespace to exist when it is applied;
+            // others (calico-system, tigera-operator) appear with the
+            // operator, after Tollgate, so they are read by the ClusterRole.
+            let scope = selection
+                .namespace
+                .clone()
+                .filter(|ns| ALWAYS_PRESENT.contains(&ns.as_str()));
+            let entry = names.entry(scope).or_insert_with(|| Some(BTreeSet::new()));
             match (entry.as_mut(), &selection.name) {
                 (Some(set), Some(name)) => {
                     set.insert(name.clone());
                 }
                 _ => *entry = None,
             }
+        }
+        // A type read whole across the cluster needs no Role besides.
+        if names.get(&None) == Some(&None) {
+            names.retain(|scope, _| scope.is_none());
         }
         for (namespace, names) in names {
             scopes
@@ -236,24 +250,32 @@ mod tests {
             "[{apiVersion: v1, kind: Pod, namespaces: [kube-system], labels: {k8s-app: calico-node}},
               {apiVersion: apps/v1, kind: ReplicaSet, namespaces: [kube-system], names: [calico-policy-controller]},
               {apiVersion: apps/v1, kind: DaemonSet, namespaces: [kube-system, calico-system], names: [calico-node]},
-              {apiVersion: apps/v1, kind: Deployment, namespaces: [calico-system], names: [calico-kube-controllers]},
-              {apiVersion: apps/v1, kind: Deployment, namespaces: [calico-system]},
+              {apiVersion: apps/v1, kind: Deployment, namespaces: [tigera-operator], names: [tigera-operator]},
+              {apiVersion: batch/v1, kind: Job, namespaces: [default, kube-system], names: [j]},
+              {apiVersion: v1, kind: ConfigMap, namespaces: [kube-system, calico-system]},
+              {apiVersion: v1, kind: ConfigMap},
               {apiVersion: v1, kind: Node, fields: []}]",
         );
         let verbs = json!(["get", "list", "watch"]);
+        let names = |n: &[&str]| json!(n);
         assert_eq!(
             rules,
             json!({
-                "cluster": [{"apiGroups": [""], "resources": ["nodes"], "verbs": verbs}],
+                // calico-system and tigera-operator may not exist yet.
+                "cluster": [
+                    {"apiGroups": [""], "resources": ["configmaps", "nodes"], "verbs": verbs},
+                    {"apiGroups": ["apps"], "resources": ["daemonsets"], "resourceNames": names(&["calico-node"]), "verbs": verbs},
+                    {"apiGroups": ["apps"], "resources": ["deployments"], "resourceNames": names(&["tigera-operator"]), "verbs": verbs},
+                ],
                 "namespaced": {
-                    "calico-system": [
-                        {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": verbs},
-                        {"apiGroups": ["apps"], "resources": ["daemonsets"], "resourceNames": ["calico-node"], "verbs": verbs},
+                    "default": [
+                        {"apiGroups": ["batch"], "resources": ["jobs"], "resourceNames": names(&["j"]), "verbs": verbs},
                     ],
                     "kube-system": [
                         {"apiGroups": [""], "resources": ["pods"], "verbs": verbs},
-                        {"apiGroups": ["apps"], "resources": ["daemonsets"], "resourceNames": ["calico-node"], "verbs": verbs},
-                        {"apiGroups": ["apps"], "resources": ["replicasets"], "resourceNames": ["calico-policy-controller"], "verbs": verbs},
+                        {"apiGroups": ["apps"], "resources": ["daemonsets"], "resourceNames": names(&["calico-node"]), "verbs": verbs},
+                        {"apiGroups": ["apps"], "resources": ["replicasets"], "resourceNames": names(&["calico-policy-controller"]), "verbs": verbs},
+                        {"apiGroups": ["batch"], "resources": ["jobs"], "resourceNames": names(&["j"]), "verbs": verbs},
                     ],
                 },
             })

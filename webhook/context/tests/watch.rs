@@ -467,3 +467,66 @@ async fn a_large_initial_list_is_read_in_pages() {
         .with_label("i", "1193");
     assert_eq!(names(&lookup(&ctx, &one)), ["p-1193"]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broken_watch_serves_until_the_staleness_bound_then_fails_and_relists_on_recovery() {
+    let server = FakeApiServer::start().await;
+    server_types(&server);
+    server.apply("v1", "namespaces", namespace("a"));
+    let mut registry = Registry::default();
+    let metrics = ContextMetrics::register(&mut registry);
+    let ctx = WatchContext::start_with(
+        server.client(),
+        tollgate_context::plan::whole_types([ty("v1", "Namespace")]),
+        metrics,
+        WatchOptions {
+            max_staleness: Duration::from_millis(500),
+            ..fast()
+        },
+    );
+    ready(&ctx).await;
+    server.wait_for_watches("v1", "namespaces", 1).await;
+    let all = LookupQuery::list("v1", "Namespace");
+
+    // The server goes away: the resumed watch fails.
+    server.set_failing(true);
+    server.drop_watches();
+    let connected = r#"tollgate_context_cache_connected{api_version="v1",kind="Namespace"} 0"#;
+    eventually(|| metrics_text(&registry).contains(connected)).await;
+    // Within the bound, the last view answers.
+    assert_eq!(names(&lookup(&ctx, &all)), ["a"]);
+    // Past it, lookups fail with the reason, and /readyz can say which.
+    eventually(|| ctx.lookup(&all).is_err()).await;
+    let error = ctx.lookup(&all).unwrap_err().to_string();
+    assert!(
+        error.contains("the cache of v1 Namespace is stale"),
+        "{error}"
+    );
+    assert!(error.contains("--max-context-staleness"), "{error}");
+    assert_eq!(ctx.stale().len(), 1, "{:?}", ctx.stale());
+    assert!(ctx.is_ready(), "stale is not unready: it was synced");
+    let text = metrics_text(&registry);
+    let stale = text
+        .lines()
+        .find(|l| l.starts_with("tollgate_context_cache_stale_seconds{"))
+        .unwrap_or_else(|| panic!("{text}"));
+    let seconds: f64 = stale.rsplit(' ').next().unwrap().parse().unwrap();
+    assert!(seconds > 0.0, "{stale}");
+
+    // Meanwhile "b" appeared and "a" went; back, the watch lists afresh.
+    server.apply("v1", "namespaces", namespace("b"));
+    server.delete("v1", "namespaces", None, "a");
+    let lists_before = requests_matching(&server, "/api/v1/namespaces?", false);
+    server.set_failing(false);
+    eventually(|| {
+        ctx.lookup(&all)
+            .is_ok_and(|_| names(&lookup(&ctx, &all)) == ["b"])
+    })
+    .await;
+    assert!(requests_matching(&server, "/api/v1/namespaces?", false) > lists_before);
+    assert!(ctx.stale().is_empty());
+    assert!(
+        metrics_text(&registry)
+            .contains(r#"tollgate_context_cache_connected{api_version="v1",kind="Namespace"} 1"#)
+    );
+}

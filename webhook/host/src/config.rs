@@ -344,6 +344,9 @@ impl Config {
                     "must be at least 1 (omit it for a quarter of the instance pool)".to_owned(),
                 ));
             }
+            if let Some(message) = policy.context.iter().find_map(|g| g.problem()) {
+                return Err(invalid("context", message));
+            }
             let breaker = &policy.breaker;
             if breaker.failures == 0 {
                 return Err(invalid(

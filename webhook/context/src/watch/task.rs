@@ -180,7 +180,7 @@ async fn follow(
                 .map_ok(as_values)
                 .boxed()
         };
-        let cause = match consume(events, cache, index, &mut newest, &mut retry).await {
+        let cause = match consume(events, cache, index, server, &mut newest, &mut retry).await {
             Ended::Gone => return,
             Ended::Broken(cause) => cause,
         };
@@ -213,6 +213,7 @@ async fn consume(
     mut events: BoxStream<'_, Result<Event<Value>, watcher::Error>>,
     cache: &TypeCache,
     index: usize,
+    server: &str,
     newest: &mut Versions,
     retry: &mut Retry,
 ) -> Ended {
@@ -243,7 +244,7 @@ async fn consume(
                 let objects = store.len();
                 match cache.replace(index, store) {
                     Some(broken_for) => {
-                        info!(api_version = %ty.api_version, kind = %ty.kind, objects, ?broken_for, "watch recovered: relisted")
+                        info!(api_version = %ty.api_version, kind = %ty.kind, server, objects, ?broken_for, "watch recovered: relisted")
                     }
                     None => {
                         debug!(api_version = %ty.api_version, kind = %ty.kind, objects, "cache synced")

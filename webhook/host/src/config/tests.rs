@@ -216,3 +216,14 @@ fn from_file_reads_and_names_the_file() {
     let missing = Config::from_file(&dir.path().join("missing.yaml")).unwrap_err();
     assert!(matches!(missing, ConfigError::Read { .. }));
 }
+
+#[test]
+fn grants_that_grant_nothing_are_refused_with_the_type() {
+    let (policy, field, message) =
+        invalid("- {id: a, module: a.wasm, context: [{apiVersion: v1, kind: Pod, names: []}]}");
+    assert_eq!((policy.as_str(), field), ("a", "context"));
+    assert!(
+        message.contains("v1 Pod: `names: []` grants nothing"),
+        "{message}"
+    );
+}
