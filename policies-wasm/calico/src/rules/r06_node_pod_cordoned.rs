@@ -8,6 +8,7 @@
 
 use serde::Deserialize;
 use tollgate_sdk::image::ImageRef;
+use tollgate_sdk::wire::LookupQuery;
 use tollgate_sdk::{Cluster, LookupError, Operation, Request, Settings, Verdict};
 
 use crate::identify::Identity;
@@ -85,7 +86,12 @@ fn check(
     let Some(node_name) = pod.node_name() else {
         return Ok(Verdict::allow());
     };
-    let found = cluster.get("v1", "Node", None, node_name)?;
+    // Whether it is cordoned and which images it holds; not its
+    // conditions, capacity, addresses or the rest.
+    let found = cluster.lookup(
+        &LookupQuery::get("v1", "Node", None, node_name)
+            .with_fields(&["/spec/unschedulable", "/status/images"]),
+    )?;
     let nodes = found.parse()?;
     let Some(node) = nodes.first() else {
         return Ok(Verdict::allow());

@@ -19,6 +19,7 @@
 //! becomes a warning.
 
 use serde::Deserialize;
+use tollgate_sdk::wire::LookupQuery;
 use tollgate_sdk::{Cluster, LookupError, Operation, Request, Settings, Verdict};
 
 use crate::identify::Identity;
@@ -87,7 +88,9 @@ pub fn typha_replicas(req: &Request<'_>, s: &TyphaSettings, cluster: &dyn Cluste
             s.max_replicas
         ));
     }
-    match cluster.list("v1", "Node", None).and_then(|n| n.parse_as::<serde::de::IgnoredAny>()) {
+    // Only how many: their names.
+    let names = LookupQuery::list("v1", "Node").distinct(&["/metadata/name"]);
+    match cluster.lookup(&names).and_then(|n| n.parse_as::<serde::de::IgnoredAny>()) {
         Ok(nodes) if !nodes.is_empty() && wanted >= nodes.len() as i64 => advice.push(format!(
             "{target} asks for {} on {} nodes: keep replicas below the node count, otherwise rolling upgrades will stall.",
             replicas(wanted),
