@@ -41,7 +41,13 @@ pub fn serve(args: &FloorArgs) -> anyhow::Result<()> {
             .route("/validate", post(review))
             .route("/mutate", post(review))
             .layer(DefaultBodyLimit::max(MAX_BODY));
-        axum_server::bind_rustls(args.listen, tls)
+        // Bound here, so that with port 0 the line below says which port
+        // it got (the bench reads it: no "free port" race).
+        let listener = std::net::TcpListener::bind(args.listen)
+            .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", args.listen))?;
+        listener.set_nonblocking(true)?;
+        println!("floor: listening on https://{}", listener.local_addr()?);
+        axum_server::from_tcp_rustls(listener, tls)
             .serve(app.into_make_service())
             .await
             .map_err(|e| anyhow::anyhow!("cannot serve on {}: {e}", args.listen))

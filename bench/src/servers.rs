@@ -42,6 +42,9 @@ pub struct Launcher {
 /// A running server.
 pub struct Server {
     pub name: &'static str,
+    /// The port it bound (it is started on port 0 and says which it got:
+    /// a port picked free beforehand may be taken by anyone meanwhile);
+    /// 0 until [`Launcher::wait_ready`] has read it.
     pub port: u16,
     child: Child,
     log: PathBuf,
@@ -83,11 +86,10 @@ impl Launcher {
         config: &TollgateConfig,
         cache_dir: &Path,
     ) -> anyhow::Result<Server> {
-        let port = free_port()?;
         let mut cmd = Command::new(&self.tollgate);
         cmd.arg("serve")
             .arg("--listen")
-            .arg(format!("127.0.0.1:{port}"))
+            .arg("127.0.0.1:0")
             .arg("--state-dir")
             .arg(self.state())
             .arg("--cache-dir")
@@ -103,24 +105,23 @@ impl Launcher {
                 cmd.arg("--policies").arg(file);
             }
         }
-        self.spawn("tollgate", port, cmd)
+        self.spawn("tollgate", cmd)
     }
 
     /// Spawns the floor with the development certificate.
     pub fn spawn_floor(&self) -> anyhow::Result<Server> {
-        let port = free_port()?;
         let mut cmd = Command::new(&self.floor);
         cmd.arg("floor")
             .arg("--listen")
-            .arg(format!("127.0.0.1:{port}"))
+            .arg("127.0.0.1:0")
             .arg("--cert")
             .arg(self.state().join("tls.crt"))
             .arg("--key")
             .arg(self.state().join("tls.key"));
-        self.spawn("floor", port, cmd)
+        self.spawn("floor", cmd)
     }
 
-    fn spawn(&self, name: &'static str, port: u16, mut cmd: Command) -> anyhow::Result<Server> {
+    fn spawn(&self, name: &'static str, mut cmd: Command) -> anyhow::Result<Server> {
         let n = self.started.get() + 1;
         self.started.set(n);
         let log = self.dir().join(format!("{n:02}-{name}.log"));
@@ -133,7 +134,7 @@ impl Launcher {
             .with_context(|| format!("cannot start {}", cmd.get_program().to_string_lossy()))?;
         Ok(Server {
             name,
-            port,
+            port: 0,
             child,
             log,
         })
@@ -173,7 +174,10 @@ impl Launcher {
         };
         let mut endpoint = None;
         loop {
-            if endpoint.is_none() && self.ca().is_file() {
+            if server.port == 0 {
+                server.port = server.listening_port().unwrap_or(0);
+            }
+            if endpoint.is_none() && server.port != 0 && self.ca().is_file() {
                 endpoint = Some(Endpoint::local(server.port, &self.ca())?);
             }
             if let Some(e) = &endpoint {
@@ -211,21 +215,51 @@ impl Server {
         Endpoint::local(self.port, ca)
     }
 
-    /// An error with the end of its log if the process has exited.
+    /// The port of its "listening on https://HOST:PORT" line, once printed.
+    fn listening_port(&self) -> Option<u16> {
+        let log = std::fs::read_to_string(&self.log).ok()?;
+        log.lines()
+            .find_map(|l| l.split_once("listening on https://"))
+            .and_then(|(_, addr)| addr.trim().parse::<std::net::SocketAddr>().ok())
+            .map(|addr| addr.port())
+    }
+
+    /// An error with the cause from its log if the process has exited.
     pub fn check_running(&mut self) -> anyhow::Result<()> {
         if let Some(status) = self.child.try_wait()? {
             let log = std::fs::read_to_string(&self.log).unwrap_or_default();
-            let tail: Vec<&str> = log.lines().rev().take(15).collect();
-            let tail: Vec<&str> = tail.into_iter().rev().collect();
             bail!(
-                "{} exited ({status}); the end of its log ({}):\n{}",
+                "{} exited ({status}); its log ({}) says:\n{}",
                 self.name,
                 self.log.display(),
-                tail.join("\n")
+                cause_lines(&log)
             );
         }
         Ok(())
     }
+}
+
+/// What a failed child's log says about why: its error and warning lines
+/// (and a panic's message), else its last lines. The tail alone would be a
+/// backtrace under `RUST_BACKTRACE=1`.
+pub fn cause_lines(log: &str) -> String {
+    const MAX: usize = 20;
+    let causes: Vec<&str> = log
+        .lines()
+        .filter(|l| {
+            let lower = l.to_ascii_lowercase();
+            l.contains(" ERROR ")
+                || l.contains(" WARN ")
+                || lower.starts_with("error")
+                || l.contains("panicked at")
+        })
+        .take(MAX)
+        .collect();
+    if !causes.is_empty() {
+        return causes.join("\n");
+    }
+    let lines: Vec<&str> = log.lines().collect();
+    lines[lines.len().saturating_sub(MAX)..].join("\n")
 }
 
 impl Drop for Server {
@@ -235,12 +269,6 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
 }
 
 /// The tollgate binary: `given`, or this repository's, built in release
@@ -306,6 +334,21 @@ mod tests {
             Some(PathBuf::from("/r/target/release/tollgate"))
         );
         assert_eq!(executable(b"garbage\n", "tollgate"), None);
+    }
+
+    #[test]
+    fn a_failed_childs_cause_is_its_error_lines_not_its_backtrace() {
+        let log = "2026-12-06T10:00:00Z  INFO tollgate: starting\n\
+                   Error: cannot listen on 127.0.0.1:9443: address in use\n\
+                   stack backtrace:\n   0: std::backtrace\n   1: main\n";
+        assert_eq!(
+            super::cause_lines(log),
+            "Error: cannot listen on 127.0.0.1:9443: address in use"
+        );
+        let panicked = "thread 'main' panicked at src/main.rs:3:5:\nboom\nstack backtrace:\n";
+        assert!(super::cause_lines(panicked).starts_with("thread 'main' panicked at"));
+        // Nothing that looks like a cause: the last lines.
+        assert_eq!(super::cause_lines("a\nb"), "a\nb");
     }
 
     #[test]

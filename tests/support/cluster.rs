@@ -377,11 +377,16 @@ impl Cluster {
                 .into_iter()
                 .find_map(|p| Some((p.name, p.exited()?)));
             if let Some((name, status)) = exited {
-                panic!("{name} exited ({status}):\n{}", self.log_tail());
+                panic!(
+                    "{name} exited ({status}):\n{}\n{}",
+                    self.log_errors(),
+                    self.log_tail()
+                );
             }
             if started.elapsed() > READY_TIMEOUT {
                 panic!(
-                    "kube-apiserver not ready within {READY_TIMEOUT:?}:\n{}",
+                    "kube-apiserver not ready within {READY_TIMEOUT:?}:\n{}\n{}",
+                    self.log_errors(),
                     self.log_tail()
                 );
             }

@@ -20,6 +20,15 @@ pub struct ResourceType {
     pub kind: String,
 }
 
+impl ResourceType {
+    pub fn new(api_version: &str, kind: &str) -> Self {
+        Self {
+            api_version: api_version.to_owned(),
+            kind: kind.to_owned(),
+        }
+    }
+}
+
 /// One entry of a policy's `context:` list.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]

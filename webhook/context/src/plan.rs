@@ -193,11 +193,7 @@ mod tests {
     }
 
     fn selections(plan: &WatchPlan, api_version: &str, kind: &str) -> Vec<String> {
-        let ty = ResourceType {
-            api_version: api_version.into(),
-            kind: kind.into(),
-        };
-        plan[&ty]
+        plan[&ResourceType::new(api_version, kind)]
             .selections
             .iter()
             .map(ToString::to_string)
@@ -228,19 +224,13 @@ mod tests {
             ["kube-system, name a", "kube-system, name b"]
         );
         assert_eq!(selections(&plan, "apps/v1", "Deployment"), ["kube-system"]);
-        let node = &plan[&ResourceType {
-            api_version: "v1".into(),
-            kind: "Node".into(),
-        }];
+        let node = &plan[&ResourceType::new("v1", "Node")];
         assert_eq!(selections(&plan, "v1", "Node"), ["all namespaces"]);
         assert_eq!(
             node.fields,
             Some(BTreeSet::from(["/spec/unschedulable".to_owned()]))
         );
-        let namespace = &plan[&ResourceType {
-            api_version: "v1".into(),
-            kind: "Namespace".into(),
-        }];
+        let namespace = &plan[&ResourceType::new("v1", "Namespace")];
         assert!(namespace.metadata_only());
         // One grant of whole objects makes the type whole.
         let whole =

@@ -395,10 +395,7 @@ mod tests {
     use super::*;
 
     fn pod_type() -> ResourceType {
-        ResourceType {
-            api_version: "v1".into(),
-            kind: "Pod".into(),
-        }
+        ResourceType::new("v1", "Pod")
     }
 
     fn objects() -> Vec<Value> {

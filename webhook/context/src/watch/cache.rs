@@ -300,10 +300,7 @@ mod tests {
     use crate::metrics::ContextMetrics;
 
     fn pod_type() -> ResourceType {
-        ResourceType {
-            api_version: "v1".into(),
-            kind: "Pod".into(),
-        }
+        ResourceType::new("v1", "Pod")
     }
 
     fn cache(watches: usize, max_staleness: Duration) -> TypeCache {
