@@ -18,6 +18,7 @@ pub mod cluster;
 pub mod corpus;
 pub mod guarded;
 pub mod kubectl;
+pub mod populate;
 pub mod snapshot;
 pub mod verdict;
 
