@@ -43,7 +43,88 @@ type Key = (String, String);
 
 struct Watcher {
     key: Key,
+    filter: Filter,
     tx: mpsc::UnboundedSender<Chunk>,
+}
+
+/// What one list or watch request selects within its type: a namespace
+/// (`/namespaces/NS/…`), equality labels (`labelSelector=k=v,…`) and a
+/// name (`fieldSelector=metadata.name=…`), as the real server filters.
+#[derive(Debug, Clone, Default)]
+struct Filter {
+    namespace: Option<String>,
+    labels: Vec<(String, String)>,
+    name: Option<String>,
+}
+
+impl Filter {
+    fn new(namespace: Option<String>, query: &HashMap<String, String>) -> Self {
+        let terms = |key: &str| -> Vec<(String, String)> {
+            query
+                .get(key)
+                .map(|v| percent_decode(v))
+                .into_iter()
+                .flat_map(|v| {
+                    v.split(',')
+                        .filter_map(|t| t.split_once('='))
+                        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                        .collect::<Vec<_>>()
+                })
+                .collect()
+        };
+        let name = terms("fieldSelector")
+            .into_iter()
+            .find(|(k, _)| k == "metadata.name")
+            .map(|(_, v)| v);
+        Self {
+            namespace,
+            labels: terms("labelSelector"),
+            name,
+        }
+    }
+
+    fn selects(&self, object: &Value) -> bool {
+        let meta = &object["metadata"];
+        self.namespace
+            .as_deref()
+            .is_none_or(|ns| meta["namespace"].as_str() == Some(ns))
+            && self
+                .name
+                .as_deref()
+                .is_none_or(|n| meta["name"].as_str() == Some(n))
+            && self
+                .labels
+                .iter()
+                .all(|(k, v)| meta["labels"][k].as_str() == Some(v.as_str()))
+    }
+}
+
+/// `%3D` → `=`: enough for selectors.
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (bytes[i], hex) {
+            (b'%', Some(byte)) => {
+                out.push(byte);
+                i += 3;
+            }
+            (b'+', _) => {
+                out.push(b' ');
+                i += 1;
+            }
+            (byte, _) => {
+                out.push(byte);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 #[derive(Default)]
@@ -52,7 +133,7 @@ struct State {
     objects: HashMap<Key, BTreeMap<(Option<String>, String), Value>>,
     resource_version: u64,
     /// Every event ever sent, for watches that resume from a resourceVersion.
-    history: Vec<(u64, Key, String)>,
+    history: Vec<(u64, Key, String, Value)>,
     watchers: Vec<Watcher>,
     requests: Vec<String>,
     failing: bool,
@@ -259,9 +340,12 @@ impl State {
     fn emit(&mut self, rv: u64, key: Key, kind: &str, object: Value) {
         let mut line = serde_json::to_string(&json!({"type": kind, "object": object})).unwrap();
         line.push('\n');
-        self.watchers
-            .retain(|w| w.key != key || w.tx.send(Ok(Bytes::from(line.clone()))).is_ok());
-        self.history.push((rv, key, line));
+        self.watchers.retain(|w| {
+            w.key != key
+                || !w.filter.selects(&object)
+                || w.tx.send(Ok(Bytes::from(line.clone()))).is_ok()
+        });
+        self.history.push((rv, key, line, object));
     }
 }
 
@@ -355,7 +439,7 @@ async fn handle(
             ));
         }
     }
-    let Some((api_version, plural)) = route(&path) else {
+    let Some((api_version, plural, namespace)) = route(&path) else {
         return Ok(discovery(&state.lock().unwrap(), &path));
     };
     let Some(plural) = plural else {
@@ -372,13 +456,14 @@ async fn handle(
         return Ok(page_not_found());
     };
     let key: Key = (api_version, plural);
+    let filter = Filter::new(namespace, &query);
     if query.get("watch").is_some_and(|w| w == "true" || w == "1") {
         let since: u64 = query
             .get("resourceVersion")
             .and_then(|rv| rv.parse().ok())
             .unwrap_or(0);
         let _ = held.watches.wait_for(|held| !held).await;
-        return Ok(start_watch(&state, key, since));
+        return Ok(start_watch(&state, key, filter, since));
     }
     let _ = held.lists.wait_for(|held| !held).await;
     let s = state.lock().unwrap();
@@ -391,13 +476,17 @@ async fn handle(
         .get("limit")
         .and_then(|l| l.parse().ok())
         .unwrap_or(usize::MAX);
-    let all = s.objects.get(&key).map_or(0, BTreeMap::len);
-    let next = (offset.saturating_add(limit) < all).then(|| (offset + limit).to_string());
-    let items: Vec<Value> = s
+    let selected: Vec<&Value> = s
         .objects
         .get(&key)
         .into_iter()
         .flat_map(BTreeMap::values)
+        .filter(|o| filter.selects(o))
+        .collect();
+    let all = selected.len();
+    let next = (offset.saturating_add(limit) < all).then(|| (offset + limit).to_string());
+    let items: Vec<Value> = selected
+        .into_iter()
         .skip(offset)
         .take(limit)
         .map(|o| {
@@ -417,10 +506,10 @@ async fn handle(
     })))
 }
 
-/// `(apiVersion, Some(plural))` for a cluster-wide collection,
-/// `(apiVersion, None)` for a group-version discovery document, `None` for
-/// anything else.
-fn route(path: &str) -> Option<(String, Option<String>)> {
+/// `(apiVersion, Some(plural), namespace)` for a collection (cluster-wide,
+/// or in `/namespaces/NS/`), `(apiVersion, None, None)` for a group-version
+/// discovery document, `None` for anything else.
+fn route(path: &str) -> Option<(String, Option<String>, Option<String>)> {
     let (api_version, rest) = if let Some(rest) = path.strip_prefix("/api/") {
         let (version, rest) = rest.split_once('/').unwrap_or((rest, ""));
         (version.to_owned(), rest)
@@ -431,9 +520,19 @@ fn route(path: &str) -> Option<(String, Option<String>)> {
         let version = parts.next()?;
         (format!("{group}/{version}"), parts.next().unwrap_or(""))
     };
+    let (namespace, rest) = match rest.strip_prefix("namespaces/") {
+        Some(namespaced) => match namespaced.split_once('/') {
+            Some((ns, plural)) => (Some(ns.to_owned()), plural),
+            // `/api/v1/namespaces/NAME` is one Namespace, not a collection.
+            None => return None,
+        },
+        None => (None, rest),
+    };
     match rest {
-        "" => Some((api_version, None)),
-        plural if !plural.contains('/') => Some((api_version, Some(plural.to_owned()))),
+        "" if namespace.is_none() => Some((api_version, None, None)),
+        plural if !plural.is_empty() && !plural.contains('/') => {
+            Some((api_version, Some(plural.to_owned()), namespace))
+        }
         _ => None,
     }
 }
@@ -488,7 +587,7 @@ fn resource_list(state: &State, api_version: &str) -> Response<Body> {
     }))
 }
 
-fn start_watch(state: &Mutex<State>, key: Key, since: u64) -> Response<Body> {
+fn start_watch(state: &Mutex<State>, key: Key, filter: Filter, since: u64) -> Response<Body> {
     let (tx, rx) = mpsc::unbounded_channel::<Chunk>();
     let mut s = state.lock().unwrap();
     if since < s.compacted {
@@ -501,12 +600,12 @@ fn start_watch(state: &Mutex<State>, key: Key, since: u64) -> Response<Body> {
         let line = format!("{gone}\n");
         return full(StatusCode::OK, "application/json", line);
     }
-    for (rv, k, line) in &s.history {
-        if *rv > since && *k == key {
+    for (rv, k, line, object) in &s.history {
+        if *rv > since && *k == key && filter.selects(object) {
             let _ = tx.send(Ok(Bytes::from(line.clone())));
         }
     }
-    s.watchers.push(Watcher { key, tx });
+    s.watchers.push(Watcher { key, filter, tx });
     let stream = futures::stream::unfold(rx, |mut rx| async move {
         let chunk = rx.recv().await?;
         Some((chunk.map(Frame::data), rx))

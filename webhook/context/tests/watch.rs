@@ -530,3 +530,79 @@ async fn a_broken_watch_serves_until_the_staleness_bound_then_fails_and_relists_
             .contains(r#"tollgate_context_cache_connected{api_version="v1",kind="Namespace"} 1"#)
     );
 }
+
+fn pod(ns: &str, name: &str, app: &str) -> Value {
+    json!({
+        "metadata": {"name": name, "namespace": ns, "labels": {"k8s-app": app}},
+        "spec": {"nodeName": "n1", "containers": [{"name": "c", "image": "x"}]},
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn planned_watches_hold_only_what_the_grants_cover() {
+    let server = FakeApiServer::start().await;
+    server_types(&server);
+    for (ns, name, app) in [
+        ("kube-system", "calico-node-a", "calico-node"),
+        ("kube-system", "coredns", "kube-dns"),
+        ("default", "calico-node-x", "calico-node"),
+    ] {
+        server.apply("v1", "pods", pod(ns, name, app));
+    }
+    server.apply("v1", "namespaces", namespace("kube-system"));
+    let grants: Vec<tollgate_context::Grant> = serde_yaml_ng::from_str(
+        "[{apiVersion: v1, kind: Pod, namespaces: [kube-system], labels: {k8s-app: calico-node}},
+          {apiVersion: v1, kind: Namespace, fields: []}]",
+    )
+    .unwrap();
+    let plan = tollgate_context::watch_plan([&tollgate_context::AllowList::new("p", grants)]);
+    let mut registry = Registry::default();
+    let metrics = ContextMetrics::register(&mut registry);
+    let ctx = WatchContext::start_with(server.client(), plan, metrics, fast());
+    ready(&ctx).await;
+
+    // The request names the namespace and selects the labels.
+    let requests = server.requests();
+    assert!(
+        requests
+            .iter()
+            .any(|r| r.starts_with("/api/v1/namespaces/kube-system/pods?")
+                && r.contains("labelSelector=k8s-app%3Dcalico-node")),
+        "{requests:?}"
+    );
+    let pods = LookupQuery::list("v1", "Pod")
+        .in_namespace("kube-system")
+        .with_label("k8s-app", "calico-node");
+    assert_eq!(names(&lookup(&ctx, &pods)), ["calico-node-a"]);
+    let text = metrics_text(&registry);
+    assert!(
+        text.contains(r#"tollgate_context_cache_objects{api_version="v1",kind="Pod"} 1"#),
+        "{text}"
+    );
+    // Events outside the selection never reach the cache; inside, they do.
+    server.apply("v1", "pods", pod("default", "web", "calico-node"));
+    server.apply(
+        "v1",
+        "pods",
+        pod("kube-system", "calico-node-b", "calico-node"),
+    );
+    eventually(|| names(&lookup(&ctx, &pods)) == ["calico-node-a", "calico-node-b"]).await;
+    assert!(
+        metrics_text(&registry)
+            .contains(r#"tollgate_context_cache_objects{api_version="v1",kind="Pod"} 2"#)
+    );
+    // Metadata only: the Namespace's spec and status are not kept.
+    let namespaces = lookup(
+        &ctx,
+        &LookupQuery::list("v1", "Namespace").distinct(&["/spec"]),
+    );
+    assert!(namespaces.is_empty(), "{namespaces:?}");
+    let labels = lookup(
+        &ctx,
+        &LookupQuery::list("v1", "Namespace").distinct(&["/metadata/labels"]),
+    );
+    assert_eq!(
+        labels,
+        [json!({"kubernetes.io/metadata.name": "kube-system"})]
+    );
+}
