@@ -314,8 +314,20 @@ async fn many_connections_in_the_middle_of_large_reviews_keep_memory_bounded() {
     let _serial = SERIAL.lock().await;
     enough_open_files(CONNECTIONS);
     // Memory is this test's concern, not time: the test's own client
-    // shares the two cores, so allow the API server's longest timeout.
-    let server = Arc::new(Launch::new().arg("--body-read-timeout").arg("30s").start());
+    // shares the two cores, so allow the API server's longest timeout for
+    // the headers as for the body. With the default 10 s, a loaded CI run
+    // closed 459 fresh connections whose first request this client had not
+    // begun 10 s after their handshakes (`header_timeout`, the server
+    // rightly refusing an idle new connection); the client retried most on
+    // new connections, and one raced the close.
+    let server = Arc::new(
+        Launch::new()
+            .arg("--header-read-timeout")
+            .arg("30s")
+            .arg("--body-read-timeout")
+            .arg("30s")
+            .start(),
+    );
     let pid = server.pid();
     // One pool: a connection per concurrent review, kept alive between
     // rounds, as the API server's client keeps them.
