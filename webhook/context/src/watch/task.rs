@@ -353,7 +353,23 @@ fn key_of(object: &Value) -> Option<ObjectKey> {
 
 #[cfg(test)]
 mod tests {
-    use super::causes;
+    use serde_json::json;
+
+    use super::{Versions, causes};
+
+    #[test]
+    fn a_resource_version_older_than_one_seen_says_why_and_is_not_kept() {
+        let object = |rv: &str| json!({"metadata": {"name": "a", "resourceVersion": rv}});
+        let mut seen = Versions::default();
+        assert_eq!(seen.see(&object("791")), None);
+        assert_eq!(seen.see(&object("792")), None);
+        let why = seen.see(&object("190")).expect("backwards");
+        assert!(why.contains("went backwards from 792 to 190"), "{why}");
+        assert_eq!(seen.0, Some(792));
+        // Not a number (Kubernetes calls them opaque): nothing to compare.
+        assert_eq!(seen.see(&object("x")), None);
+        assert_eq!(seen.0, Some(792));
+    }
 
     #[derive(Debug, thiserror::Error)]
     #[error("client error (Connect)")]
