@@ -7,6 +7,8 @@
 //! servers run side by side and are measured in alternating rounds, and
 //! every figure is also given as a ratio to the floor's of the same round.
 
+#![forbid(unsafe_code)]
+
 mod body;
 mod cli;
 mod client;
@@ -40,16 +42,14 @@ fn main() -> anyhow::Result<()> {
 /// A thousand connections need as many descriptors (the soft limit is
 /// often 1,024): raise it to the hard limit.
 fn raise_open_files_limit() {
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: `limit` is a valid, writable rlimit; the new soft limit stays
-    // within the hard one.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 {
-            limit.rlim_cur = limit.rlim_max;
-            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
-        }
-    }
+    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+    let hard = getrlimit(Resource::Nofile).maximum;
+    // Best effort: at the old limit the large scenarios report their errors.
+    let _ = setrlimit(
+        Resource::Nofile,
+        Rlimit {
+            current: hard,
+            maximum: hard,
+        },
+    );
 }

@@ -26,6 +26,7 @@ use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
+use tollgate_sdk::api::split_api_version;
 
 type Body = BoxBody<Bytes, io::Error>;
 type Chunk = Result<Bytes, io::Error>;
@@ -545,8 +546,9 @@ fn discovery(state: &State, path: &str) -> Response<Body> {
         "/apis" => {
             let mut groups: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
             for r in &state.resources {
-                if let Some((group, _)) = r.api_version.split_once('/') {
-                    groups.entry(group).or_default().push(&r.api_version);
+                match split_api_version(&r.api_version) {
+                    ("", _) => {}
+                    (group, _) => groups.entry(group).or_default().push(&r.api_version),
                 }
             }
             let groups: Vec<Value> = groups
@@ -554,7 +556,7 @@ fn discovery(state: &State, path: &str) -> Response<Body> {
                 .map(|(name, versions)| {
                     let versions: Vec<Value> = versions
                         .iter()
-                        .map(|gv| json!({"groupVersion": gv, "version": gv.split_once('/').unwrap().1}))
+                        .map(|gv| json!({"groupVersion": gv, "version": split_api_version(gv).1}))
                         .collect();
                     json!({"name": name, "versions": versions, "preferredVersion": versions[0]})
                 })

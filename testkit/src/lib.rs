@@ -5,6 +5,8 @@
 //!
 //! Everything panics on bad input: a broken corpus is a broken test.
 
+#![forbid(unsafe_code)]
+
 pub mod corpus;
 #[cfg(feature = "fake-api")]
 pub mod fake_api;

@@ -1,36 +1,27 @@
 //! AdmissionRequests shaped like the ones kube-apiserver sends (compare
 //! `testdata/reviews`), so rule tests and end-to-end tests exercise the same
-//! input.
+//! input. Built by the pre-flight [`RequestBuilder`], the one builder
+//! `check` and `audit` use too; these are the rule tests' short names.
 
 use serde_json::{Value, json};
+pub use tollgate_preflight::review::{Operation, RequestBuilder};
 
-/// The user of the captured reviews: a cluster admin.
-fn user_info() -> Value {
-    json!({"username": "admin", "uid": "1000", "groups": ["system:masters", "system:authenticated"]})
+/// The operation named `name` (`CREATE`, `UPDATE`, `DELETE`, `CONNECT`).
+///
+/// # Panics
+/// On any other name: a test that means it spells it right.
+pub fn operation(name: &str) -> Operation {
+    serde_json::from_value(json!(name)).unwrap_or_else(|e| panic!("operation {name:?}: {e}"))
 }
 
 /// An AdmissionRequest of `operation` on `new` (or `old`, for a DELETE);
 /// its uid names the operation and the object, so it is stable across runs.
 pub fn request(operation: &str, old: Option<&Value>, new: Option<&Value>) -> Value {
     let subject = new.or(old).expect("an object");
-    let (group, version, kind) = gvk(subject);
-    let name = &subject["metadata"]["name"];
-    let gvk = json!({"group": group, "version": version, "kind": kind});
-    let resource = json!({"group": group, "version": version, "resource": plural(kind)});
-    json!({
-        "uid": format!("uid-{operation}-{}", name.as_str().unwrap_or_default()),
-        "kind": gvk,
-        "resource": resource,
-        "requestKind": gvk,
-        "requestResource": resource,
-        "name": name,
-        "namespace": subject["metadata"]["namespace"],
-        "operation": operation,
-        "userInfo": user_info(),
-        "object": new.cloned().unwrap_or(Value::Null),
-        "oldObject": old.cloned().unwrap_or(Value::Null),
-        "dryRun": false,
-    })
+    let name = subject["metadata"]["name"].as_str().unwrap_or_default();
+    RequestBuilder::new(self::operation(operation), old, new)
+        .with_uid(format!("uid-{operation}-{name}"))
+        .build()
 }
 
 /// The request of a CREATE of `obj`.
@@ -63,31 +54,18 @@ pub fn scale(resource: &str, ns: &str, name: &str, from: i64, to: i64) -> Value 
                "metadata": {"name": name, "namespace": ns, "uid": format!("uid-{name}")},
                "spec": spec, "status": {"replicas": from}})
     };
-    let kind = json!({"group": "autoscaling", "version": "v1", "kind": "Scale"});
-    let owner = json!({"group": "apps", "version": "v1", "resource": resource});
-    json!({
-        "uid": format!("uid-scale-{name}"),
-        "kind": kind,
-        "resource": owner,
-        "subResource": "scale",
-        "requestKind": kind,
-        "requestResource": owner,
-        "requestSubResource": "scale",
-        "name": name,
-        "namespace": ns,
-        "operation": "UPDATE",
-        "userInfo": user_info(),
-        "object": scale(to),
-        "oldObject": scale(from),
-        "dryRun": false,
-    })
+    RequestBuilder::update(&scale(from), &scale(to))
+        .with_uid(format!("uid-scale-{name}"))
+        .with_resource("apps", "v1", resource)
+        .with_sub_resource("scale")
+        .build()
 }
 
 /// `request` in an `admission.k8s.io/v1` AdmissionReview with uid `uid`,
 /// as POSTed to a webhook (whose answer must echo that uid).
 pub fn review(uid: &str, mut request: Value) -> Value {
     request["uid"] = json!(uid);
-    json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": request})
+    tollgate_preflight::review::review(request)
 }
 
 /// `(group, version, kind)` of an object; core objects have the empty group.

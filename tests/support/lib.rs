@@ -2,6 +2,8 @@
 //! on a free port with its own state and cache directories, talk to it over
 //! TLS, build reviews.
 
+#![forbid(unsafe_code)]
+
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -12,6 +14,7 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
+use tollgate_testkit::requests::{self, RequestBuilder};
 
 pub mod binary;
 pub mod cluster;
@@ -480,30 +483,15 @@ pub fn review_of(
     old_object: Value,
 ) -> Value {
     let (group, version, kind) = gvk;
-    let subject = if object.is_null() {
-        &old_object
-    } else {
-        &object
-    };
-    let name = subject["metadata"]["name"].clone();
-    let namespace = subject["metadata"]["namespace"].clone();
-    json!({
-        "apiVersion": "admission.k8s.io/v1",
-        "kind": "AdmissionReview",
-        "request": {
-            "uid": uid,
-            "kind": {"group": group, "version": version, "kind": kind},
-            "resource": {"group": group, "version": version, "resource": plural(kind)},
-            "requestKind": {"group": group, "version": version, "kind": kind},
-            "operation": operation,
-            "name": name,
-            "namespace": namespace,
-            "userInfo": {"username": "kubernetes-admin", "groups": ["system:masters"]},
-            "object": object,
-            "oldObject": old_object,
-            "dryRun": false,
-        }
-    })
+    let present = |v: &Value| (!v.is_null()).then(|| v.clone());
+    RequestBuilder::new(
+        requests::operation(operation),
+        present(&old_object).as_ref(),
+        present(&object).as_ref(),
+    )
+    .with_uid(uid)
+    .with_kind(group, version, kind)
+    .review()
 }
 
 /// The resource name of a kind, as the API server sends it.
@@ -615,24 +603,17 @@ pub async fn tls_handshake(
 /// holding a thousand connections needs as many descriptors) and returns
 /// the soft limit in force.
 pub fn raise_open_files_limit() -> u64 {
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: `limit` is a valid, writable rlimit.
-    assert_eq!(
-        unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) },
-        0
+    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+    let hard = getrlimit(Resource::Nofile).maximum;
+    let _ = setrlimit(
+        Resource::Nofile,
+        Rlimit {
+            current: hard,
+            maximum: hard,
+        },
     );
-    limit.rlim_cur = limit.rlim_max;
-    // SAFETY: as above; the soft limit stays within the hard one.
-    unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) };
-    // SAFETY: as above.
-    assert_eq!(
-        unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) },
-        0
-    );
-    limit.rlim_cur
+    // `None` is unlimited (RLIM_INFINITY).
+    getrlimit(Resource::Nofile).current.unwrap_or(u64::MAX)
 }
 
 /// The resident set size of process `pid`, in bytes (`VmRSS`).

@@ -40,7 +40,7 @@ pub enum Command {
     Manifests(crate::manifests::ManifestsArgs),
     /// Sleep, then exit: the preStop hook of an image without a shell.
     Sleep {
-        #[arg(value_parser = duration)]
+        #[arg(value_parser = tollgate_host::duration::parse)]
         duration: Duration,
     },
     /// Run policy test cases (`*.test.yaml`).
@@ -99,26 +99,26 @@ pub struct ServeArgs {
     pub max_body_bytes: usize,
 
     /// Review budget when the request has no ?timeout= (the API server always sends one).
-    #[arg(long, default_value = "10s", value_parser = duration)]
+    #[arg(long, default_value = "10s", value_parser = tollgate_host::duration::parse)]
     pub default_timeout: Duration,
 
     /// Close connections whose request headers take longer than this (slow
     /// clients), counted from the first byte, or from the handshake for a
     /// connection's first request.
-    #[arg(long, default_value = "10s", value_parser = duration)]
+    #[arg(long, default_value = "10s", value_parser = tollgate_host::duration::parse)]
     pub header_read_timeout: Duration,
 
     /// Answer 408 when a request body takes longer than this to arrive (or
     /// the review's own deadline, if sooner).
-    #[arg(long, default_value = "10s", value_parser = duration)]
+    #[arg(long, default_value = "10s", value_parser = tollgate_host::duration::parse)]
     pub body_read_timeout: Duration,
 
     /// Close connections whose TLS handshake takes longer than this.
-    #[arg(long, default_value = "10s", value_parser = duration)]
+    #[arg(long, default_value = "10s", value_parser = tollgate_host::duration::parse)]
     pub handshake_timeout: Duration,
 
     /// Close kept-alive connections idle (no request in flight) this long.
-    #[arg(long, default_value = "60s", value_parser = duration)]
+    #[arg(long, default_value = "60s", value_parser = tollgate_host::duration::parse)]
     pub idle_timeout: Duration,
 
     /// Open connections at most; at the cap the connection idle the longest
@@ -143,14 +143,14 @@ pub struct ServeArgs {
     /// On SIGTERM/SIGINT, how long in-flight reviews may take to finish
     /// (30s, the API server's longest webhook timeout, lets every review
     /// reach its own deadline).
-    #[arg(long, default_value = "30s", value_parser = duration)]
+    #[arg(long, default_value = "30s", value_parser = tollgate_host::duration::parse)]
     pub shutdown_grace: Duration,
 
     /// On SIGTERM, keep accepting connections this long while /readyz says
     /// 503, so the Service's endpoints drop the pod before it stops
     /// accepting (the pod's terminationGracePeriodSeconds must cover this
     /// plus --shutdown-grace).
-    #[arg(long, default_value = "0s", value_parser = duration)]
+    #[arg(long, default_value = "0s", value_parser = tollgate_host::duration::parse)]
     pub shutdown_delay: Duration,
 
     /// Linear memory cap of each policy evaluation, in bytes.
@@ -165,7 +165,7 @@ pub struct ServeArgs {
     /// still answer lookups from its last view; after that, the policies
     /// reading it get their failure verdicts (a relist normally takes under
     /// 2 s once the API server answers).
-    #[arg(long, default_value = "10s", value_parser = duration)]
+    #[arg(long, default_value = "10s", value_parser = tollgate_host::duration::parse)]
     pub max_context_staleness: Duration,
 
     /// Serve policy lookups from a directory of YAML/JSON objects (offline).
@@ -186,11 +186,6 @@ pub struct ServeArgs {
     /// (default: the state directory; never the cache directory).
     #[arg(long, value_name = "DIR")]
     pub cache_key_dir: Option<PathBuf>,
-}
-
-fn duration(text: &str) -> Result<Duration, String> {
-    crate::admission::deadline::parse_duration(text)
-        .ok_or_else(|| format!("{text:?} is not a duration such as 10s or 500ms"))
 }
 
 impl Args {

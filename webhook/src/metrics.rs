@@ -645,6 +645,11 @@ impl Metrics {
             "Times a policy guest waited for a turn on a CPU (--running-guests were running, or it gave its turn to another policy at a tick)",
             stats.cpu_waits.clone(),
         );
+        registry.register(
+            "evaluations_handed_off",
+            "Reviews whose evaluation moved from the request's thread to an evaluation thread (a guest ran a whole epoch tick, or its policy is known to run long)",
+            stats.handed_off.clone(),
+        );
         registry.register_collector(Box::new(ModulesLoaded(stats.clone())));
         registry.register_collector(Box::new(CacheRejected(stats.clone())));
     }

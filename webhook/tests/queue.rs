@@ -533,3 +533,35 @@ async fn beyond_the_queue_length_a_review_gets_its_failure_verdict_at_once() {
         1.0
     );
 }
+
+/// Short reviews are judged on the worker that has them; a spinner is
+/// handed off to an evaluation thread once (its policy is then known to run
+/// long) and still answered at its deadline, while the short policy's next
+/// review is judged where it arrives again. Counted in
+/// `tollgate_evaluations_handed_off_total`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn short_reviews_stay_on_their_worker_and_a_spinner_is_handed_off() {
+    let (admission, metrics) = service(8);
+    let handed_off = || metric(&metrics, "tollgate_evaluations_handed_off_total");
+    let (ok, _) = review(&admission, "ok-1", "ConfigMap", Duration::from_secs(5)).await;
+    assert_eq!(ok["allowed"], true);
+    assert_eq!(handed_off(), 0.0);
+    let budget = Duration::from_millis(400);
+    let (spun, took) = review(&admission, "spin-1", "Spin", budget).await;
+    assert_eq!(spun["allowed"], false, "{spun}");
+    assert!(
+        took < budget + Duration::from_millis(500),
+        "answered after {took:?}"
+    );
+    assert_eq!(handed_off(), 1.0);
+    let (spun, _) = review(&admission, "spin-2", "Spin", budget).await;
+    assert_eq!(spun["allowed"], false, "{spun}");
+    assert_eq!(
+        handed_off(),
+        2.0,
+        "known to run long: handed off before it starts"
+    );
+    let (ok, _) = review(&admission, "ok-2", "ConfigMap", Duration::from_secs(5)).await;
+    assert_eq!(ok["allowed"], true);
+    assert_eq!(handed_off(), 2.0);
+}

@@ -2,5 +2,7 @@
 //! The hostile test guests are in `tollgate-test-artifacts`, which only
 //! tests depend on.
 
+#![forbid(unsafe_code)]
+
 /// The built-in Calico upgrade pack (`builtin:calico`).
 pub const CALICO: &[u8] = include_bytes!(env!("TOLLGATE_CALICO_WASM"));

@@ -160,7 +160,7 @@ mod tests {
     fn the_annotation_pointer_names_the_annotation() {
         let pointer = format!(
             "/metadata/annotations/{}",
-            ISOLATION_ANNOTATION.replace('~', "~0").replace('/', "~1")
+            jsonptr::Token::new(ISOLATION_ANNOTATION).encoded()
         );
         assert_eq!(ISOLATION_ANNOTATION_POINTER, pointer);
     }

@@ -6,18 +6,7 @@ use tollgate_sdk::PatchOp;
 
 /// A JSON pointer from unescaped segments (`~` → `~0`, `/` → `~1`).
 pub fn pointer(segments: &[&str]) -> String {
-    let mut out = String::new();
-    for segment in segments {
-        out.push('/');
-        for c in segment.chars() {
-            match c {
-                '~' => out.push_str("~0"),
-                '/' => out.push_str("~1"),
-                c => out.push(c),
-            }
-        }
-    }
-    out
+    jsonptr::PointerBuf::from_tokens(segments.iter().copied()).to_string()
 }
 
 /// Sets `parent/key` to `value`: `replace` when the member exists, `add`

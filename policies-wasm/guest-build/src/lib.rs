@@ -7,6 +7,8 @@
 //! Shared by `tollgate-guests` (what the binary embeds) and
 //! `tollgate-test-artifacts` (the hostile test guests, for tests only).
 
+#![forbid(unsafe_code)]
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 

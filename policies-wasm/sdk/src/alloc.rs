@@ -120,6 +120,9 @@ mod global {
         }
     }
 
+    // SAFETY: single-threaded (wasm32 guests); every pointer handed out is
+    // inside the arena or memory grown for it, aligned as asked, and never
+    // handed out twice (a bump allocator; `dealloc` keeps the memory).
     unsafe impl GlobalAlloc for Bump {
         unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
             // SAFETY: single-threaded; the reference ends with this call.

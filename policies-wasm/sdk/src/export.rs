@@ -67,6 +67,9 @@ macro_rules! export_rules {
             $crate::Rules::new(RULES)
         }
 
+        // SAFETY (`no_mangle`): these are the ABI's export names
+        // (`policies-wasm/ABI.md`), defined once per module: a crate has one
+        // `export_rules!`, and nothing else defines `tollgate_*` symbols.
         #[cfg(target_arch = "wasm32")]
         mod __tollgate_exports {
             #[unsafe(no_mangle)]

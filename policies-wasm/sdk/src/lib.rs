@@ -98,6 +98,7 @@
 //! alone, so one rule's failure never changes another rule's verdict.
 
 mod alloc;
+pub mod api;
 mod bundle;
 mod cluster;
 mod export;

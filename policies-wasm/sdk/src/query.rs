@@ -2,7 +2,6 @@
 //! one definition of what it selects and what its answer holds, which every
 //! backend (the host's store, the SDK's `MemoryCluster`) uses.
 
-use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
@@ -178,6 +177,7 @@ impl LookupQuery {
             let (mut from, mut to) = (object, &mut out);
             let mut keys = path.iter().peekable();
             while let Some(key) = keys.next() {
+                let key = key.decoded();
                 let Some(next) = from.as_object().and_then(|m| m.get(key.as_ref())) else {
                     break;
                 };
@@ -249,21 +249,12 @@ pub fn is_empty_value(value: Option<&Value>) -> bool {
     }
 }
 
-/// The member names of a JSON Pointer (`~1` is `/`, `~0` is `~`); `None`
-/// for the empty pointer or one not starting with `/`, which name no member.
-fn pointer_keys(pointer: &str) -> Option<Vec<Cow<'_, str>>> {
-    let rest = pointer.strip_prefix('/')?;
-    Some(
-        rest.split('/')
-            .map(|k| {
-                if k.contains('~') {
-                    Cow::Owned(k.replace("~1", "/").replace("~0", "~"))
-                } else {
-                    Cow::Borrowed(k)
-                }
-            })
-            .collect(),
-    )
+/// The member names of a JSON Pointer (still escaped: `~1` is `/`, `~0`
+/// is `~`); `None` for the empty pointer, one not starting with `/` or one
+/// with an invalid escape (`~2`), which name no member.
+fn pointer_keys(pointer: &str) -> Option<Vec<jsonptr::Token<'_>>> {
+    let pointer = jsonptr::Pointer::parse(pointer).ok()?;
+    (!pointer.is_root()).then(|| pointer.tokens().collect())
 }
 
 #[cfg(test)]

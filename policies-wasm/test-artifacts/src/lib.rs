@@ -3,6 +3,8 @@
 //! `build.rs` and embedded as bytes. Only tests and benchmarks depend on this
 //! crate, so the `tollgate` binary never contains them.
 
+#![forbid(unsafe_code)]
+
 /// The test guests speaking ABI v1 (one rule per call and instance).
 pub const TEST_GUESTS: &[u8] = include_bytes!(env!("TOLLGATE_TEST_GUESTS_WASM"));
 

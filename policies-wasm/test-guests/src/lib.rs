@@ -30,6 +30,8 @@
 //!
 //! Everything is gated on wasm32 so the crate also builds natively.
 
+// SAFETY (`no_mangle`): the `tollgate_*` exports are the ABI's names
+// (`policies-wasm/ABI.md`), each defined once in this module.
 #[cfg(target_arch = "wasm32")]
 mod guest {
     use core::sync::atomic::{AtomicU32, Ordering};

@@ -10,6 +10,8 @@
 //! The `cluster` feature (default) brings the watch backend, its metrics and
 //! [`rbac`]; without it only the offline parts build.
 
+#![forbid(unsafe_code)]
+
 pub mod allow;
 mod answers;
 mod lean;

@@ -10,79 +10,12 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::api::rbac::v1::PolicyRule;
 
+use tollgate_sdk::api::{api_group, plural};
+
 use crate::{ResourceType, WatchPlan};
 
 /// Verbs the watch caches use.
 pub const VERBS: [&str; 3] = ["get", "list", "watch"];
-
-/// Resource names (plurals) the server uses for kinds that are not the
-/// regular English plural of the lowercased kind, and for the kinds the Calico
-/// pack reads (so they never depend on the fallback).
-const PLURALS: &[(&str, &str)] = &[
-    ("AdminNetworkPolicy", "adminnetworkpolicies"),
-    ("BGPConfiguration", "bgpconfigurations"),
-    ("BaselineAdminNetworkPolicy", "baselineadminnetworkpolicies"),
-    ("BGPPeer", "bgppeers"),
-    ("ClusterInformation", "clusterinformations"),
-    ("ConfigMap", "configmaps"),
-    ("CustomResourceDefinition", "customresourcedefinitions"),
-    ("DaemonSet", "daemonsets"),
-    ("Deployment", "deployments"),
-    ("Endpoints", "endpoints"),
-    ("FelixConfiguration", "felixconfigurations"),
-    ("GlobalBGPConfig", "globalbgpconfigs"),
-    ("GlobalBgpConfig", "globalbgpconfigs"),
-    ("GlobalBgpPeer", "globalbgppeers"),
-    ("GlobalConfig", "globalconfigs"),
-    ("GlobalFelixConfig", "globalfelixconfigs"),
-    ("GlobalNetworkPolicy", "globalnetworkpolicies"),
-    ("GlobalNetworkSet", "globalnetworksets"),
-    ("HostEndpoint", "hostendpoints"),
-    ("ImageSet", "imagesets"),
-    ("Installation", "installations"),
-    ("IPPool", "ippools"),
-    ("IpPool", "ippools"),
-    ("Job", "jobs"),
-    ("Namespace", "namespaces"),
-    ("NetworkPolicy", "networkpolicies"),
-    ("Node", "nodes"),
-    ("Pod", "pods"),
-    ("ReplicaSet", "replicasets"),
-    ("Service", "services"),
-    ("ServiceAccount", "serviceaccounts"),
-    ("StatefulSet", "statefulsets"),
-    ("ThirdPartyResource", "thirdpartyresources"),
-];
-
-/// The resource name of `kind`: from the built-in table, else the lowercased
-/// kind made plural the way Kubernetes' own fallback does it (`…s`, `…x`,
-/// `…z`, `…ch`, `…sh` take `es`; consonant + `y` becomes `ies`; anything
-/// else takes `s`). A CRD may declare any plural; use
-/// [`context_rules_with`] with a discovery-backed resolver for those.
-pub fn plural(kind: &str) -> String {
-    if let Some((_, p)) = PLURALS.iter().find(|(k, _)| *k == kind) {
-        return (*p).to_owned();
-    }
-    let lower = kind.to_ascii_lowercase();
-    if ["s", "x", "z", "ch", "sh"]
-        .iter()
-        .any(|s| lower.ends_with(s))
-    {
-        format!("{lower}es")
-    } else if let Some(stem) = lower.strip_suffix('y')
-        && !stem.ends_with(['a', 'e', 'i', 'o', 'u'])
-        && !stem.is_empty()
-    {
-        format!("{stem}ies")
-    } else {
-        format!("{lower}s")
-    }
-}
-
-/// The API group of an apiVersion (`""` for the core `v1`).
-pub fn api_group(api_version: &str) -> &str {
-    api_version.split_once('/').map_or("", |(group, _)| group)
-}
 
 /// The read rules the watch backend needs to follow a [`WatchPlan`],
 /// least privilege: cluster-wide only what is watched across all
@@ -106,7 +39,7 @@ pub struct ContextRules {
 /// can be installed in before anything else.
 pub const ALWAYS_PRESENT: [&str; 4] = ["default", "kube-node-lease", "kube-public", "kube-system"];
 
-/// [`ContextRules`] of `plan`, with plurals from [`plural`].
+/// [`ContextRules`] of `plan`, with plurals from [`tollgate_sdk::api::plural`].
 pub fn context_rules(plan: &WatchPlan) -> ContextRules {
     context_rules_with(plan, |ty| plural(&ty.kind))
 }
@@ -186,28 +119,6 @@ mod tests {
             api_version: api_version.into(),
             kind: kind.into(),
         }
-    }
-
-    #[test]
-    fn plurals_from_table_and_fallback() {
-        for (kind, want) in [
-            ("NetworkPolicy", "networkpolicies"),
-            ("Endpoints", "endpoints"),
-            ("GlobalBGPConfig", "globalbgpconfigs"),
-            ("IpPool", "ippools"),
-            ("Secret", "secrets"),
-            ("Ingress", "ingresses"),
-            ("Box", "boxes"),
-            ("Patch", "patches"),
-            ("Mesh", "meshes"),
-            ("Policy", "policies"),
-            ("Gateway", "gateways"),
-            ("Y", "ys"),
-            ("PriorityClass", "priorityclasses"),
-        ] {
-            assert_eq!(plural(kind), want, "{kind}");
-        }
-        assert_eq!(PLURALS.iter().filter(|(k, p)| plural(k) != *p).count(), 0);
     }
 
     fn rules(plan_yaml: &str) -> Value {

@@ -7,7 +7,7 @@
 //!   mode: enforce                    # enforce | warn | audit
 //!   mutate: true                     # repair on /mutate where the rule can (enforce, warn)
 //!   failurePolicy: fail              # fail | ignore
-//!   timeout: 250ms
+//!   cpuBudget: 250ms                 # CPU time of one evaluation (was `timeout`)
 //!   settings: {}
 //!   match:
 //!     kinds: [{group: apps, kind: Deployment}]
@@ -27,7 +27,7 @@
 //!
 //! Each list item is parsed on its own so an error names the policy it is in
 //! (and the path of the field, e.g. `match.operations[1]`), then the whole
-//! list is checked: ids unique and non-empty, timeouts in (0, 30s]. A
+//! list is checked: ids unique and non-empty, CPU budgets in (0, 30s]. A
 //! `match:` is checked where it is compiled, once, when the policy set loads
 //! ([`crate::Matcher::compile`]).
 
@@ -44,6 +44,10 @@ use tollgate_sdk::Operation;
 #[derive(Debug, Clone, Default)]
 pub struct Config {
     pub policies: Vec<PolicyConfig>,
+    /// What loaded but should be rewritten (deprecated field names), one
+    /// line per policy naming the file and policy. [`Config::from_yaml`]
+    /// also logs each; kept as data so callers and tests can show them.
+    pub warnings: Vec<String>,
 }
 
 /// One policy as configured.
@@ -62,9 +66,17 @@ pub struct PolicyConfig {
     pub mutate: bool,
     #[serde(default)]
     pub failure_policy: FailurePolicy,
-    /// `250ms`, `2s`; default 1s.
-    #[serde(default = "default_timeout", with = "duration_text")]
-    pub timeout: Duration,
+    /// `cpuBudget`: the CPU time one evaluation may use (`250ms`, `2s`;
+    /// default 1s). Named for what it is: the review's `?timeout=` is wall
+    /// time. `timeout` is its deprecated name, still read (with a warning)
+    /// so existing files keep loading.
+    #[serde(
+        rename = "cpuBudget",
+        alias = "timeout",
+        default = "default_cpu_budget",
+        with = "crate::duration::text"
+    )]
+    pub cpu_budget: Duration,
     #[serde(default)]
     pub settings: serde_json::Value,
     #[serde(default, rename = "match")]
@@ -94,7 +106,7 @@ pub struct BreakerConfig {
     pub enabled: bool,
     #[serde(default = "default_breaker_failures")]
     pub failures: u32,
-    #[serde(default = "default_cool_down", with = "duration_text")]
+    #[serde(default = "default_cool_down", with = "crate::duration::text")]
     pub cool_down: Duration,
 }
 
@@ -249,9 +261,9 @@ pub enum ConfigError {
     },
 }
 
-/// The longest `timeout` a policy may have: far beyond any sane admission
+/// The longest `cpuBudget` a policy may have: far beyond any sane admission
 /// deadline (the API server caps webhooks at 30s).
-pub const MAX_TIMEOUT: Duration = Duration::from_secs(30);
+pub const MAX_CPU_BUDGET: Duration = Duration::from_secs(30);
 
 impl Config {
     /// Reads and checks a configuration file.
@@ -288,16 +300,19 @@ impl Config {
                 ));
             }
         };
-        let policies = items
-            .into_iter()
-            .enumerate()
-            .map(|(index, item)| {
-                let name = item_name(&item, index);
-                serde_path_to_error::deserialize::<_, PolicyConfig>(item)
-                    .map_err(|e| parse_error(format!("{name}: {}: {}", e.path(), e.inner())))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        let config = Self { policies };
+        let mut policies = Vec::with_capacity(items.len());
+        let mut warnings = Vec::new();
+        for (index, item) in items.into_iter().enumerate() {
+            let name = item_name(&item, index);
+            if let Some(message) = deprecated_names(&item, &name).map_err(parse_error)? {
+                tracing::warn!("{origin}: {message}");
+                warnings.push(format!("{origin}: {message}"));
+            }
+            let policy = serde_path_to_error::deserialize::<_, PolicyConfig>(item)
+                .map_err(|e| parse_error(format!("{name}: {}: {}", e.path(), e.inner())))?;
+            policies.push(policy);
+        }
+        let config = Self { policies, warnings };
         config.validate()?;
         Ok(config)
     }
@@ -332,10 +347,10 @@ impl Config {
                     "must not be empty (omit it to use the id)".to_owned(),
                 ));
             }
-            if policy.timeout.is_zero() || policy.timeout > MAX_TIMEOUT {
+            if policy.cpu_budget.is_zero() || policy.cpu_budget > MAX_CPU_BUDGET {
                 return Err(invalid(
-                    "timeout",
-                    format!("{:?} is outside (0, {MAX_TIMEOUT:?}]", policy.timeout),
+                    "cpuBudget",
+                    format!("{:?} is outside (0, {MAX_CPU_BUDGET:?}]", policy.cpu_budget),
                 ));
             }
             if policy.concurrency == Some(0) {
@@ -389,42 +404,23 @@ fn item_name(item: &serde_yaml_ng::Value, index: usize) -> String {
     }
 }
 
-fn default_timeout() -> Duration {
-    Duration::from_secs(1)
-}
-
-/// Parses `250ms`, `2s`, `1.5s`, `1m`.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .ok_or_else(|| format!("{text:?} has no unit (write 250ms, 2s or 1m)"))?;
-    let (number, unit) = text.split_at(split);
-    let value: f64 = number
-        .parse()
-        .map_err(|_| format!("{text:?} does not start with a number"))?;
-    let scale = match unit {
-        "ms" => 1e-3,
-        "s" => 1.0,
-        "m" => 60.0,
-        _ => {
-            return Err(format!(
-                "{text:?} has unknown unit {unit:?} (use ms, s or m)"
-            ));
-        }
-    };
-    Duration::try_from_secs_f64(value * scale).map_err(|e| format!("{text:?}: {e}"))
-}
-
-mod duration_text {
-    use std::time::Duration;
-
-    use serde::{Deserialize, Deserializer, de::Error};
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        let text = String::deserialize(d)?;
-        super::parse_duration(&text).map_err(D::Error::custom)
+/// The deprecation warning for a policy that writes `timeout`, or an error
+/// when it writes both names (which one was meant is unclear).
+fn deprecated_names(item: &serde_yaml_ng::Value, name: &str) -> Result<Option<String>, String> {
+    match (item.get("timeout"), item.get("cpuBudget")) {
+        (Some(_), Some(_)) => Err(format!(
+            "{name}: both `cpuBudget` and `timeout` are given; write only `cpuBudget` \
+             (`timeout` is its deprecated name)"
+        )),
+        (Some(_), None) => Ok(Some(format!(
+            "{name}: `timeout` is deprecated, write `cpuBudget` (CPU time per evaluation)"
+        ))),
+        _ => Ok(None),
     }
+}
+
+fn default_cpu_budget() -> Duration {
+    Duration::from_secs(1)
 }
 
 #[cfg(test)]

@@ -3,8 +3,8 @@
 //! evaluation produced no verdict ([`EvalError`]). Apart from the sandbox so
 //! that the decoder and the outcome logic build without wasmtime.
 
-use serde::Deserialize;
 use tollgate_sdk::Verdict;
+use tollgate_sdk::wire::Verdicts;
 
 /// The guest ABI versions this host speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -30,13 +30,6 @@ impl AbiVersion {
             Self::V2 => 2,
         }
     }
-}
-
-/// What a v2 `tollgate_evaluate` returns.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Verdicts {
-    verdicts: Vec<Verdict>,
 }
 
 /// Decodes what a module's `tollgate_evaluate` returned for `rules` rules:
@@ -118,6 +111,12 @@ pub enum EvalError {
     /// guest's doing: guest faults are traps).
     #[error("evaluation aborted")]
     Aborted,
+    /// Stopped after a whole tick of CPU time on a thread that must not
+    /// hold a long guest (see [`crate::Budget::hand_off`]). Never a
+    /// verdict: the caller evaluates the review again where guests may run
+    /// long.
+    #[error("handed off after a tick: evaluated again on an evaluation thread")]
+    HandedOff,
     #[error("exceeded its memory cap of {0} bytes")]
     Memory(usize),
     #[error("trapped: {0}")]
@@ -170,7 +169,7 @@ impl EvalError {
             Self::Overloaded(_) | Self::QueueFull(_) => FailureCause::Overload,
             Self::Pool(_) => FailureCause::Pool,
             Self::Breaker(_) => FailureCause::Breaker,
-            Self::Aborted => FailureCause::Trap,
+            Self::Aborted | Self::HandedOff => FailureCause::Trap,
             Self::Memory(_) => FailureCause::Memory,
             Self::Trap(_) => FailureCause::Trap,
             Self::Output(_) => FailureCause::Output,

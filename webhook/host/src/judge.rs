@@ -1,5 +1,6 @@
-//! Judging one review: selection, evaluation in bundles, patch composition
-//! and the combined [`Decision`].
+//! Evaluating the policies a review entered: bundles, one rule alone when
+//! its bundle fails, and patch composition (the [`crate::Judgement`]
+//! collects the outcomes into the decision).
 //!
 //! The selected policies are grouped by module (and `bulkyFields`, which
 //! decides the request bytes the guest gets). A group of an ABI v2 module is
@@ -24,61 +25,32 @@ use tollgate_sdk::Operation;
 use crate::evaluation::{AbiVersion, EvalError};
 use crate::input::GuestInput;
 use crate::matcher::Endpoint;
-use crate::outcome::{Decision, Effect, Outcome, failure, interpret};
+use crate::outcome::{Effect, Outcome, failure, interpret};
 use crate::patch::Composer;
 use crate::policy::{Policy, PolicySet};
 use crate::review::Review;
 use crate::sandbox::{Budget, RuleCall};
 
 impl PolicySet {
-    /// The policies `review` enters on `endpoint`: indices into
-    /// [`Self::policies`], in configuration order.
-    pub fn select(&self, endpoint: Endpoint, review: &Review<'_>) -> Vec<usize> {
-        let meta = review.meta();
-        (0..self.policies().len())
-            .filter(|&i| self.policies()[i].selects(endpoint, &meta))
-            .collect()
-    }
-
-    /// Selects, evaluates and combines: the whole judgement of one review,
-    /// blocking (guest code runs on this thread, up to `deadline`). What the
-    /// offline commands call; the server streams [`Self::evaluate`] instead
-    /// so it can answer at the deadline whatever the guests do.
-    pub fn judge(
-        &self,
-        review: &Review<'_>,
-        endpoint: Endpoint,
-        deadline: Instant,
-        context: &dyn ClusterContext,
-    ) -> Decision {
-        let selected = self.select(endpoint, review);
-        let mut outcomes = Vec::with_capacity(selected.len());
-        self.evaluate(review, endpoint, &selected, deadline, context, &mut |o| {
-            outcomes.push(o);
-            ControlFlow::Continue(())
-        });
-        Decision::new(outcomes)
-    }
-
     /// Evaluates the `selected` policies (from [`Self::select`]) on `review`
     /// and hands each final outcome to `emit` as soon as it is final (in
     /// configuration order within a module; modules one after another).
     /// `emit` breaks to stop early (the review was answered without them).
-    /// Every selected policy gets exactly one outcome unless `emit` breaks.
+    /// Every selected policy gets exactly one outcome unless `emit` breaks
+    /// or a guest was handed off ([`Run::hand_off`]; the outcomes emitted
+    /// before are then to be dropped: the review is evaluated again).
     pub fn evaluate(
         &self,
         review: &Review<'_>,
         endpoint: Endpoint,
         selected: &[usize],
-        deadline: Instant,
-        context: &dyn ClusterContext,
+        run: Run<'_>,
         emit: &mut dyn FnMut(Outcome) -> ControlFlow<()>,
-    ) {
+    ) -> Result<(), HandedOff> {
         let judge = Judge {
             set: self,
             may_patch: endpoint == Endpoint::Mutate && review.operation() != Operation::Delete,
-            deadline,
-            context,
+            run,
         };
         let mut input = GuestInput::new(review.request());
         let mut composer = Composer::default();
@@ -89,11 +61,11 @@ impl PolicySet {
                 if round.repaired {
                     break;
                 }
-                for (position, outcome) in judge.group(&group, &pending, &input) {
+                for (position, outcome) in judge.group(&group, &pending, &input)? {
                     round.outcomes[position] = Some(outcome);
                 }
                 if round.accept(self, review, &mut composer, emit).is_break() {
-                    return;
+                    return Ok(());
                 }
             }
             let rest = pending.split_off(round.accepted);
@@ -105,19 +77,7 @@ impl PolicySet {
             debug_assert!(round.repaired || rest.is_empty());
             pending = if round.repaired { rest } else { Vec::new() };
         }
-    }
-
-    /// The outcome of a policy that got no verdict for a reason outside its
-    /// guest (queued past the deadline, still running at it): the host
-    /// builds these so that the webhook only owns the clock.
-    pub fn unfinished(&self, policy: usize, error: &EvalError, elapsed: Duration) -> Outcome {
-        Outcome {
-            policy,
-            elapsed,
-            effect: failure((&self.policies()[policy]).into(), error),
-            advice: Vec::new(),
-            overran: error.overran(),
-        }
+        Ok(())
     }
 
     /// `pending` split into groups that share an instance, each a list of
@@ -140,12 +100,28 @@ impl PolicySet {
     }
 }
 
+/// Until when, with what, and on which kind of thread guests run.
+#[derive(Clone, Copy)]
+pub struct Run<'c> {
+    /// The review's deadline: no guest runs past it.
+    pub deadline: Instant,
+    pub context: &'c dyn ClusterContext,
+    /// The calling thread must not hold a long guest: see
+    /// [`crate::Budget::hand_off`].
+    pub hand_off: bool,
+}
+
+/// A guest ran a whole tick on a thread that hands long guests off, or its
+/// policy is known to run long: evaluate the review again on a thread that
+/// may hold it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HandedOff;
+
 /// What every evaluation of one review shares.
 struct Judge<'j> {
     set: &'j PolicySet,
     may_patch: bool,
-    deadline: Instant,
-    context: &'j dyn ClusterContext,
+    run: Run<'j>,
 }
 
 impl Judge<'_> {
@@ -156,7 +132,7 @@ impl Judge<'_> {
         group: &[usize],
         pending: &[usize],
         input: &GuestInput<'_>,
-    ) -> Vec<(usize, Outcome)> {
+    ) -> Result<Vec<(usize, Outcome)>, HandedOff> {
         let policies: Vec<(usize, &Policy)> = group
             .iter()
             .map(|&position| (position, &self.set.policies()[pending[position]]))
@@ -165,13 +141,15 @@ impl Judge<'_> {
         let bundles = policies[0].1.module().abi() == AbiVersion::V2;
         if bundles
             && policies.len() > 1
-            && let Some(outcomes) = self.bundle(&policies, pending, request)
+            && let Some(outcomes) = self.bundle(&policies, pending, request)?
         {
-            return outcomes;
+            return Ok(outcomes);
         }
         policies
             .iter()
-            .map(|&(position, policy)| (position, self.alone(pending[position], policy, request)))
+            .map(|&(position, policy)| {
+                Ok((position, self.alone(pending[position], policy, request)?))
+            })
             .collect()
     }
 
@@ -182,24 +160,29 @@ impl Judge<'_> {
         policies: &[(usize, &Policy)],
         pending: &[usize],
         request: &[u8],
-    ) -> Option<Vec<(usize, Outcome)>> {
+    ) -> Result<Option<Vec<(usize, Outcome)>>, HandedOff> {
         let started = Instant::now();
-        if started >= self.deadline {
-            return None;
+        if started >= self.run.deadline {
+            return Ok(None);
         }
         // The bundle shares one CPU clock: the smallest member budget.
+        let Some(cpu) = policies.iter().map(|(_, p)| p.cpu_budget).min() else {
+            return Ok(None);
+        };
         let budget = Budget {
-            cpu: policies.iter().map(|(_, p)| p.timeout).min()?,
-            deadline: self.deadline,
+            cpu,
+            deadline: self.run.deadline,
             lane: Some(policies[0].1.lane()),
+            hand_off: self.run.hand_off,
         };
         let calls: Vec<RuleCall<'_>> = policies.iter().map(|(_, p)| p.call()).collect();
         let allow: Vec<&AllowList> = policies.iter().map(|(_, p)| &p.allow).collect();
         let module = policies[0].1.module();
-        match module.evaluate(&calls, request, budget, &allow, self.context) {
+        match module.evaluate(&calls, request, budget, &allow, self.run.context) {
+            Err(EvalError::HandedOff) => Err(HandedOff),
             Ok(verdicts) => {
                 let elapsed = started.elapsed();
-                Some(
+                Ok(Some(
                     policies
                         .iter()
                         .zip(verdicts)
@@ -208,7 +191,7 @@ impl Judge<'_> {
                             (position, self.outcome(index, policy, Ok(verdict), elapsed))
                         })
                         .collect(),
-                )
+                ))
             }
             Err(error) => {
                 let ids: Vec<&str> = policies.iter().map(|(_, p)| p.id.as_str()).collect();
@@ -218,20 +201,27 @@ impl Judge<'_> {
                     %error,
                     "bundle failed; evaluating each of its rules alone"
                 );
-                None
+                Ok(None)
             }
         }
     }
 
     /// One policy in an instance of its own, under its own CPU budget.
-    fn alone(&self, index: usize, policy: &Policy, request: &[u8]) -> Outcome {
+    fn alone(&self, index: usize, policy: &Policy, request: &[u8]) -> Result<Outcome, HandedOff> {
         let started = Instant::now();
-        let result = if started >= self.deadline {
+        let result = if started >= self.run.deadline {
             Err(EvalError::NotStarted)
         } else {
-            policy.evaluate(request, self.deadline, self.context)
+            let budget = Budget {
+                hand_off: self.run.hand_off,
+                ..policy.budget(self.run.deadline)
+            };
+            policy.evaluate_within(request, budget, self.run.context)
         };
-        self.outcome(index, policy, result, started.elapsed())
+        if matches!(result, Err(EvalError::HandedOff)) {
+            return Err(HandedOff);
+        }
+        Ok(self.outcome(index, policy, result, started.elapsed()))
     }
 
     fn outcome(

@@ -4,12 +4,13 @@
 //! distinct Wasm module compiled once (deduplicated by sha256, cached on
 //! disk), each policy's settings validated by its module, each `match:`
 //! compiled. A review body is parsed once ([`Review::parse`]: the envelope
-//! and routing fields, objects kept as raw spans); the set selects the
-//! policies it enters ([`matcher`]) and judges it ([`PolicySet::judge`], or
-//! [`PolicySet::evaluate`] streaming one [`Outcome`] per policy): every
-//! module's rules in one fresh, isolated instance under a CPU budget and a
-//! memory cap ([`sandbox`]), modes and failure policies applied, repairs
-//! composed in configuration order, and the [`Decision`] combined.
+//! and routing fields, objects kept as raw spans); a [`Judgement`] starts
+//! with the policies it enters ([`matcher`]), collects one [`Outcome`] per
+//! policy as each becomes final ([`PolicySet::evaluate`]: every module's
+//! rules in one fresh, isolated instance under a CPU budget and a memory cap
+//! ([`sandbox`]), modes and failure policies applied, repairs composed in
+//! configuration order) and ends in the [`Decision`]. The server and the
+//! offline commands ([`PolicySet::judge`]) share that one API.
 //!
 //! Stage by stage: [`Review`] → selection → [`Verdict`] (the guest's
 //! answer) → [`Outcome`] (what it means for the review) → [`Decision`] →
@@ -22,11 +23,14 @@
 //! build (what the fuzz targets exercise).
 
 pub mod config;
+pub mod duration;
 pub mod evaluation;
 pub mod input;
 mod json;
 #[cfg(feature = "sandbox")]
 mod judge;
+#[cfg(feature = "sandbox")]
+mod judgement;
 pub mod matcher;
 pub mod outcome;
 pub mod patch;
@@ -40,6 +44,10 @@ pub mod sandbox;
 pub use config::{BreakerConfig, Config, ConfigError, FailurePolicy, Mode, PolicyConfig};
 pub use evaluation::{AbiVersion, EvalError, FailureCause};
 pub use input::GuestInput;
+#[cfg(feature = "sandbox")]
+pub use judge::{HandedOff, Run};
+#[cfg(feature = "sandbox")]
+pub use judgement::Judgement;
 pub use matcher::{Endpoint, Matcher, RequestMeta};
 pub use outcome::{Decision, Effect, Outcome};
 #[cfg(feature = "sandbox")]

@@ -7,6 +7,7 @@ use tollgate_sdk::Operation;
 use crate::config::{LabelSelectorConfig, MatchConfig};
 use crate::json::{CowStr, Members};
 
+pub mod cel;
 mod fields;
 
 pub use fields::FieldPath;

@@ -40,7 +40,7 @@ pub struct Policy {
     pub mode: Mode,
     pub mutate: bool,
     pub failure_policy: FailurePolicy,
-    pub timeout: Duration,
+    pub cpu_budget: Duration,
     pub bulky_fields: bool,
     /// The most evaluations of this policy at once (`None`: the server's
     /// default share of the pool).
@@ -106,11 +106,27 @@ impl Policy {
         deadline: Instant,
         context: &dyn ClusterContext,
     ) -> Result<Verdict, EvalError> {
-        let budget = Budget {
-            cpu: self.timeout,
+        self.evaluate_within(request, self.budget(deadline), context)
+    }
+
+    /// One evaluation's budget: the policy's `timeout` of CPU time, no wall
+    /// time past `deadline`, turns taken in the policy's lane.
+    pub fn budget(&self, deadline: Instant) -> Budget {
+        Budget {
+            cpu: self.cpu_budget,
             deadline,
             lane: Some(self.lane),
-        };
+            hand_off: false,
+        }
+    }
+
+    /// [`Self::evaluate`] under `budget`.
+    pub fn evaluate_within(
+        &self,
+        request: &[u8],
+        budget: Budget,
+        context: &dyn ClusterContext,
+    ) -> Result<Verdict, EvalError> {
         let verdicts =
             self.module
                 .evaluate(&[self.call()], request, budget, &[&self.allow], context)?;
@@ -273,7 +289,7 @@ impl Policy {
             mode: pc.mode,
             mutate: pc.mutate,
             failure_policy: pc.failure_policy,
-            timeout: pc.timeout,
+            cpu_budget: pc.cpu_budget,
             bulky_fields: pc.bulky_fields,
             concurrency: pc.concurrency,
             breaker: pc.breaker,

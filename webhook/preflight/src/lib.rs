@@ -12,6 +12,8 @@
 //! `tollgate check`, `audit` and `test` are built on these; the test kit
 //! reuses [`served`] and [`review`] so tests judge the same input.
 
+#![forbid(unsafe_code)]
+
 #[cfg(feature = "chain")]
 pub mod chain;
 pub mod crd;

@@ -7,38 +7,14 @@
 //! `testdata/reviews`.
 
 use serde_json::{Value, json};
-use tollgate_sdk::Operation;
+pub use tollgate_sdk::Operation;
 
 use crate::crd::Crds;
-use crate::served::{gvk, namespaced, plural, served};
+use crate::served::{gvk, namespaced, served};
 
-/// The user of the captured reviews: a cluster admin.
-pub fn user_info() -> Value {
-    json!({"username": "admin", "uid": "1000", "groups": ["system:masters", "system:authenticated"]})
-}
+mod builder;
 
-/// An AdmissionRequest of `operation` on `new` (or `old`, for a DELETE),
-/// with objects exactly as given.
-pub fn request(operation: Operation, old: Option<&Value>, new: Option<&Value>, uid: &str) -> Value {
-    let subject = new.or(old).unwrap_or(&Value::Null);
-    let (group, version, kind) = gvk(subject);
-    let gvk = json!({"group": group, "version": version, "kind": kind});
-    let resource = json!({"group": group, "version": version, "resource": plural(kind)});
-    json!({
-        "uid": uid,
-        "kind": gvk,
-        "resource": resource,
-        "requestKind": gvk,
-        "requestResource": resource,
-        "name": subject["metadata"]["name"],
-        "namespace": subject["metadata"]["namespace"],
-        "operation": operation,
-        "userInfo": user_info(),
-        "object": new.cloned().unwrap_or(Value::Null),
-        "oldObject": old.cloned().unwrap_or(Value::Null),
-        "dryRun": false,
-    })
-}
+pub use builder::{RequestBuilder, user_info};
 
 /// `request` in an `admission.k8s.io/v1` AdmissionReview.
 pub fn review(request: Value) -> Value {
@@ -67,19 +43,14 @@ pub fn apply_with(manifest: &Value, existing: Option<&Value>, crds: &Crds) -> Va
             (Operation::Update, Some(old), "UpdateOptions")
         }
     };
-    let mut request = request(
-        operation,
-        old.as_ref(),
-        Some(&object),
-        &uid(operation, &object),
-    );
-    request["options"] = json!({"apiVersion": "meta.k8s.io/v1", "kind": options,
-                                "fieldManager": "kubectl-client-side-apply", "fieldValidation": "Strict"});
+    let mut request = RequestBuilder::new(operation, old.as_ref(), Some(&object))
+        .with_options(json!({"apiVersion": "meta.k8s.io/v1", "kind": options,
+               "fieldManager": "kubectl-client-side-apply", "fieldValidation": "Strict"}));
     if let Some(plural) = plural {
-        request["resource"]["resource"] = json!(plural);
-        request["requestResource"]["resource"] = json!(plural);
+        let (group, version, _) = gvk(&object);
+        request = request.with_resource(group, version, &plural);
     }
-    review(request)
+    request.review()
 }
 
 /// `manifest` as the API server receives it: served, defaulted by its
@@ -122,34 +93,6 @@ fn prepare_update(mut object: Value, old: &Value) -> Value {
         }
     }
     object
-}
-
-/// A uid per object, stable across runs so outputs can be compared.
-fn uid(operation: Operation, object: &Value) -> String {
-    let (group, _, kind) = gvk(object);
-    let meta = &object["metadata"];
-    let text = |v: &Value| v.as_str().unwrap_or("").to_owned();
-    let op = serde_json::to_value(operation).ok();
-    let op = op
-        .as_ref()
-        .and_then(Value::as_str)
-        .unwrap_or("")
-        .to_ascii_lowercase();
-    let parts = [
-        op,
-        group.to_owned(),
-        kind.to_ascii_lowercase(),
-        text(&meta["namespace"]),
-        text(&meta["name"]),
-    ];
-    format!(
-        "tollgate-{}",
-        parts
-            .into_iter()
-            .filter(|p| !p.is_empty())
-            .collect::<Vec<_>>()
-            .join("-")
-    )
 }
 
 #[cfg(test)]

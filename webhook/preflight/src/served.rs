@@ -10,6 +10,7 @@
 //! what a current cluster accepts and what the captures were taken with.
 
 use serde_json::{Map, Value, json};
+use tollgate_sdk::api::split_api_version;
 
 /// The object as the API server sends it after `kubectl apply`.
 pub fn served(doc: &Value) -> Value {
@@ -101,25 +102,12 @@ fn object_at<'v>(v: &'v mut Value, key: &str) -> &'v mut Map<String, Value> {
 
 /// `(group, version, kind)` of an object; core objects have the empty group.
 pub fn gvk(obj: &Value) -> (&str, &str, &str) {
-    let api = obj["apiVersion"].as_str().unwrap_or_default();
-    let (group, version) = api.split_once('/').unwrap_or(("", api));
+    let (group, version) = split_api_version(obj["apiVersion"].as_str().unwrap_or_default());
     (group, version, obj["kind"].as_str().unwrap_or_default())
 }
 
-/// The resource name of a kind (`NetworkPolicy` → `networkpolicies`,
-/// `Ingress` → `ingresses`), the API server's default pluralisation.
-pub fn plural(kind: &str) -> String {
-    let lower = kind.to_ascii_lowercase();
-    if let Some(stem) = lower.strip_suffix('y')
-        && !stem.ends_with(['a', 'e', 'i', 'o', 'u'])
-    {
-        return format!("{stem}ies");
-    }
-    if lower.ends_with('s') {
-        return format!("{lower}es");
-    }
-    format!("{lower}s")
-}
+/// The resource name of a kind (`NetworkPolicy` → `networkpolicies`).
+pub use tollgate_sdk::api::plural;
 
 /// Kinds that are not namespaced, of the groups manifests for this pack
 /// carry. Offline, that is all Tollgate can know; with a cluster, discovery
@@ -220,9 +208,6 @@ mod tests {
 
     #[test]
     fn names_and_scopes() {
-        assert_eq!(plural("NetworkPolicy"), "networkpolicies");
-        assert_eq!(plural("Ingress"), "ingresses");
-        assert_eq!(plural("Gateway"), "gateways");
         assert!(namespaced("apps", "DaemonSet"));
         assert!(!namespaced("", "Namespace"));
         assert!(!namespaced("crd.projectcalico.org", "IPPool"));

@@ -1,30 +1,29 @@
-//! Running the host's evaluation off the async runtime, on the clock.
+//! Where a review's guests run, on the clock.
 //!
-//! A guest may run until its CPU budget is spent, so the evaluation runs on
-//! a blocking thread (once the [`Queue`] admits it) and streams each policy's
-//! outcome back as soon as it is final. If the review's deadline passes
-//! first, the policies without an outcome get their failure outcomes (built
-//! by the host) and the review is answered on time; the evaluation stops at
-//! its next outcome.
+//! Most evaluations finish well inside one epoch tick, so a review is first
+//! evaluated right where its request is, on the async worker: no thread hop,
+//! no wake-up. A guest that runs a whole tick there (or whose policy is
+//! known to run long) is handed off: the review is evaluated again on a
+//! blocking thread, which streams each policy's outcome back as soon as it
+//! is final. If the review's deadline passes first, the policies without an
+//! outcome get their failure outcomes (built by the host) and the review is
+//! answered on time; the evaluation stops at its next outcome.
 
 use std::ops::ControlFlow;
 use std::sync::Arc;
-use std::time::Instant;
 
 use tokio::sync::{mpsc, watch};
 use tollgate_context::ClusterContext;
-use tollgate_host::{Endpoint, EvalError, Outcome, PolicySet};
+use tollgate_host::{Decision, Endpoint, EvalError, Judgement, Outcome, PolicySet, Run};
 
 use super::queue::{Queue, Ticket};
 use super::service::ReviewBody;
 
-/// The work for one review.
+/// What a review handed off to a blocking thread needs there.
 pub(super) struct Job {
     pub set: Arc<PolicySet>,
-    pub body: Arc<ReviewBody>,
+    pub body: ReviewBody,
     pub endpoint: Endpoint,
-    /// From `set.select`, in configuration order.
-    pub selected: Vec<usize>,
     pub deadline: tokio::time::Instant,
     pub context: Arc<dyn ClusterContext>,
 }
@@ -60,39 +59,42 @@ impl Cutoff {
     }
 }
 
-/// One outcome per selected policy, no later than the job's deadline (or
-/// the shutdown cutoff).
-pub(super) async fn run(mut job: Job, queue: &Queue, cutoff: &Cutoff) -> Vec<Outcome> {
-    let started = Instant::now();
+/// The decision on `judgement`'s review, no later than the job's deadline
+/// (or the shutdown cutoff).
+pub(super) async fn judge(
+    mut judgement: Judgement<'_>,
+    job: Job,
+    queue: &Queue,
+    cutoff: &Cutoff,
+) -> Decision {
     let cut = cutoff.reached();
     tokio::pin!(cut);
     let admitted = tokio::select! {
-        admitted = queue.admit(&job.set, &job.selected, job.deadline) => admitted,
-        _ = cut.as_mut() => {
-            let error = EvalError::ShuttingDown;
-            return job
-                .selected
-                .iter()
-                .map(|&index| job.set.unfinished(index, &error, started.elapsed()))
-                .collect();
-        }
+        admitted = queue.admit(judgement.set(), judgement.selected(), job.deadline) => admitted,
+        _ = cut.as_mut() => return judgement.decide(&EvalError::ShuttingDown),
     };
-    let set = job.set.clone();
-    let refused = admitted
-        .refused
-        .iter()
-        .map(|(index, error)| set.unfinished(*index, error, started.elapsed()));
-    let mut outcomes: Vec<Outcome> = refused.collect();
+    for (index, error) in &admitted.refused {
+        judgement.refuse(*index, error);
+    }
+    // Every policy has an outcome once evaluation completes: none is missing.
     let Some(ticket) = admitted.ticket else {
-        return outcomes;
+        return judgement.decide(&EvalError::Unfinished);
     };
-    job.selected = admitted.run;
-    let (selected, deadline) = (job.selected.clone(), job.deadline);
+    let here = judgement.evaluate_here(
+        job.body.review(),
+        &admitted.run,
+        job.deadline.into_std(),
+        &*job.context,
+        &mut |outcome| ticket.settle(outcome),
+    );
+    if here.is_ok() {
+        return judgement.decide(&EvalError::Unfinished);
+    }
     let (tx, mut rx) = mpsc::unbounded_channel();
-    tokio::task::spawn_blocking(move || job.evaluate(&tx, &ticket));
-    let mut done = Vec::with_capacity(selected.len());
+    let (run, deadline) = (admitted.run.clone(), job.deadline);
+    tokio::task::spawn_blocking(move || job.evaluate(&run, &tx, &ticket));
     let mut missing = EvalError::Unfinished;
-    while done.len() < selected.len() {
+    for _ in 0..admitted.run.len() {
         let received = tokio::select! {
             received = tokio::time::timeout_at(deadline, rx.recv()) => received,
             _ = cut.as_mut() => {
@@ -101,7 +103,7 @@ pub(super) async fn run(mut job: Job, queue: &Queue, cutoff: &Cutoff) -> Vec<Out
             }
         };
         match received {
-            Ok(Some(outcome)) => done.push(outcome),
+            Ok(Some(outcome)) => judgement.record(outcome),
             Ok(None) => {
                 missing = EvalError::Aborted;
                 break;
@@ -109,40 +111,25 @@ pub(super) async fn run(mut job: Job, queue: &Queue, cutoff: &Cutoff) -> Vec<Out
             Err(_elapsed) => break,
         }
     }
-    outcomes.extend(fill(&set, &selected, done, &missing, started));
-    outcomes
-}
-
-/// `done` plus a failure outcome (`error`) for each selected policy without one.
-fn fill(
-    set: &PolicySet,
-    selected: &[usize],
-    mut done: Vec<Outcome>,
-    error: &EvalError,
-    started: Instant,
-) -> Vec<Outcome> {
-    if done.len() < selected.len() {
-        let mut finished = vec![false; set.policies().len()];
-        done.iter().for_each(|o| finished[o.policy] = true);
-        for &index in selected.iter().filter(|&&i| !finished[i]) {
-            done.push(set.unfinished(index, error, started.elapsed()));
-        }
-    }
-    done
+    judgement.decide(&missing)
 }
 
 impl Job {
     /// Runs on the blocking thread, holding `ticket` until the last guest
     /// has returned; every outcome is reported to its policy's breaker.
-    fn evaluate(self, tx: &mpsc::UnboundedSender<Outcome>, ticket: &Ticket) {
+    fn evaluate(self, policies: &[usize], tx: &mpsc::UnboundedSender<Outcome>, ticket: &Ticket) {
         below_the_runtime();
-        let review = self.body.review();
-        self.set.evaluate(
-            review,
+        let run = Run {
+            deadline: self.deadline.into_std(),
+            context: &*self.context,
+            hand_off: false,
+        };
+        // Without hand-off, evaluation is never handed off.
+        let _ = self.set.evaluate(
+            self.body.review(),
             self.endpoint,
-            &self.selected,
-            self.deadline.into_std(),
-            &*self.context,
+            policies,
+            run,
             &mut |outcome| {
                 ticket.settle(&outcome);
                 match tx.send(outcome) {
@@ -156,26 +143,25 @@ impl Job {
 }
 
 /// The nice value of evaluating threads.
-#[cfg(target_os = "linux")]
-const EVALUATION_NICE: libc::c_int = 5;
+const EVALUATION_NICE: i32 = 5;
 
 /// Lowers the calling (blocking-pool) thread's scheduling priority, once:
 /// guests that spin on every core must not delay the async runtime, which
 /// answers reviews at their deadlines, accepts connections and serves
 /// `/healthz` (under 100 spinners answers came 0.8 s after `?timeout=`).
 /// Guests are still bounded by their own CPU budgets; this only decides
-/// who gets a core first.
+/// who gets a core first. On Linux the nice value is per thread (the
+/// "process" it names is the thread id).
 fn below_the_runtime() {
     #[cfg(target_os = "linux")]
     {
         thread_local!(static LOWERED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) });
         if !LOWERED.get() {
             LOWERED.set(true);
-            // SAFETY: plain syscalls on the calling thread; on Linux the
-            // nice value is per thread (the "process" is the thread id).
-            unsafe {
-                let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
-                libc::setpriority(libc::PRIO_PROCESS as _, tid, EVALUATION_NICE);
+            let thread = rustix::thread::gettid();
+            if let Err(error) = rustix::process::setpriority_process(Some(thread), EVALUATION_NICE)
+            {
+                tracing::debug!(%error, "could not lower an evaluation thread's priority");
             }
         }
     }

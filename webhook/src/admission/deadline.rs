@@ -6,6 +6,8 @@
 
 use std::time::Duration;
 
+use tollgate_host::duration;
+
 /// `?timeout=` could not be read.
 #[derive(Debug, thiserror::Error)]
 #[error("invalid timeout query parameter {0:?}: expected a duration such as 10s or 500ms")]
@@ -16,7 +18,7 @@ pub struct TimeoutError(pub String);
 /// 500 ms.
 pub fn review_budget(query: Option<&str>, default: Duration) -> Result<Duration, TimeoutError> {
     let timeout = match query.and_then(timeout_param) {
-        Some(text) => parse_duration(text).ok_or_else(|| TimeoutError(text.to_owned()))?,
+        Some(text) => duration::parse(text).map_err(|_| TimeoutError(text.to_owned()))?,
         None => default,
     };
     let margin = (timeout / 20).clamp(Duration::from_millis(10), Duration::from_millis(500));
@@ -29,64 +31,11 @@ fn timeout_param(query: &str) -> Option<&str> {
         .find_map(|pair| pair.strip_prefix("timeout="))
 }
 
-/// Parses a Go duration (`10s`, `500ms`, `1m30s`, `1.5s`; units h, m, s, ms,
-/// us/µs, ns). Also used for the command line's duration flags.
-pub fn parse_duration(text: &str) -> Option<Duration> {
-    let mut rest = text;
-    let mut total = 0f64;
-    if rest.is_empty() {
-        return None;
-    }
-    while !rest.is_empty() {
-        let number_len = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
-        let number: f64 = rest[..number_len].parse().ok()?;
-        rest = &rest[number_len..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let seconds_per_unit = match &rest[..unit_len] {
-            "h" => 3600.0,
-            "m" => 60.0,
-            "s" => 1.0,
-            "ms" => 1e-3,
-            "us" | "µs" => 1e-6,
-            "ns" => 1e-9,
-            _ => return None,
-        };
-        rest = &rest[unit_len..];
-        total += number * seconds_per_unit;
-    }
-    Duration::try_from_secs_f64(total).ok()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     const DEFAULT: Duration = Duration::from_secs(10);
-
-    #[test]
-    fn go_durations() {
-        for (text, millis) in [
-            ("10s", 10_000),
-            ("500ms", 500),
-            ("1m30s", 90_000),
-            ("1.5s", 1_500),
-            ("1h", 3_600_000),
-            ("250000us", 250),
-        ] {
-            assert_eq!(
-                parse_duration(text),
-                Some(Duration::from_millis(millis)),
-                "{text}"
-            );
-        }
-        for bad in ["", "10", "s", "ten", "10x", "-1s", "1..5s"] {
-            assert_eq!(parse_duration(bad), None, "{bad}");
-        }
-    }
 
     #[test]
     fn the_budget_keeps_a_margin() {

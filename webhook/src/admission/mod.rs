@@ -2,11 +2,13 @@
 //! answer, on time.
 //!
 //! The review is parsed once by the host ([`tollgate_host::Review::parse`]);
-//! [`service::Admission`] asks the serving set which policies it enters,
-//! waits for an evaluation slot ([`queue`]), has the host judge it on a
-//! blocking thread while keeping the clock ([`backstop`]), records every
-//! policy's outcome, and [`response`] encodes the decision. Judgement itself
-//! (modes, failure policies, bundles, patch composition) is the host's.
+//! [`service::Admission`] starts its [`tollgate_host::Judgement`] (the
+//! policies it enters), waits for an evaluation slot ([`queue`]), evaluates
+//! it where the request is and hands it to a blocking thread only if a guest
+//! runs long, while keeping the clock ([`backstop`]), records every policy's
+//! outcome, and [`response`] encodes the decision. Judgement itself
+//! (modes, failure policies, bundles, patch composition, the failure
+//! outcomes of policies without a verdict) is the host's.
 
 mod backstop;
 pub mod deadline;

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use arc_swap::{ArcSwap, Guard};
+use arc_swap::ArcSwap;
 use bytes::Bytes;
 use tollgate_context::ClusterContext;
 use tollgate_host::{Decision, Effect, Endpoint, Outcome, Parsed, PolicySet, Review, ReviewError};
@@ -16,7 +16,8 @@ use crate::metrics::{Metrics, mode_label};
 
 self_cell::self_cell!(
     /// A request body and its review, parsed once: the review borrows the
-    /// body, and both move to the blocking thread together.
+    /// body, and both move to a blocking thread together if the review's
+    /// guests run long.
     pub(super) struct ReviewBody {
         owner: Bytes,
         #[covariant]
@@ -119,25 +120,27 @@ impl Admission {
                 return Reply::Review(response::invalid(api_version, uid, &message));
             }
         };
-        let set = self.policies.load();
-        let selected = set.select(endpoint, review);
-        if selected.is_empty() {
+        let set = self.policies.load_full();
+        let judgement = set.start(endpoint, review);
+        if judgement.is_empty() {
             self.metrics.answered(endpoint, false, started.elapsed());
             tracing::debug!(uid = %review.uid, endpoint = endpoint.as_str(), "no policy matched");
-            return Reply::Review(response::allowed(review.api_version, &review.uid));
+            let decision = Decision::default();
+            return Reply::Review(response::decision(
+                review.api_version,
+                &review.uid,
+                &decision,
+            ));
         }
         let (api_version, uid) = (review.api_version, review.uid.to_string());
-        let set = Guard::into_inner(set);
-        let body = Arc::new(body);
         let job = Job {
             set: set.clone(),
             body,
             endpoint,
-            selected,
             deadline,
             context: self.context.clone(),
         };
-        let decision = Decision::new(backstop::run(job, &self.queue, &self.cutoff).await);
+        let decision = backstop::judge(judgement, job, &self.queue, &self.cutoff).await;
         for outcome in &decision.outcomes {
             self.record(endpoint, &uid, &set, outcome);
         }

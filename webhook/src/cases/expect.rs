@@ -235,7 +235,7 @@ fn contains(actual: &Value, expected: &Value, at: &str) -> Option<String> {
         return Some(format!("{at} is {actual}, expected a mapping"));
     };
     fields.iter().find_map(|(key, want)| {
-        let path = format!("{at}/{}", key.replace('~', "~0").replace('/', "~1"));
+        let path = format!("{at}/{}", jsonptr::Token::new(key.as_str()).encoded());
         match (actual.get(key), want) {
             (None | Some(Value::Null), Value::Null) => None,
             (Some(got), Value::Null) => Some(format!("{path} is {got}, expected it absent")),

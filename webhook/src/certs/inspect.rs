@@ -3,7 +3,6 @@
 use std::net::IpAddr;
 use std::time::{Duration, SystemTime};
 
-use base64::Engine;
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
 use x509_parser::extensions::GeneralName;
@@ -147,16 +146,10 @@ impl Cert {
     }
 }
 
-/// A certificate as PEM text.
+/// A certificate as PEM text (LF line endings, as rcgen writes them).
 pub fn to_pem(der: &[u8]) -> String {
-    let text = base64::engine::general_purpose::STANDARD.encode(der);
-    let mut pem = String::from("-----BEGIN CERTIFICATE-----\n");
-    for line in text.as_bytes().chunks(64) {
-        pem.push_str(std::str::from_utf8(line).expect("base64 is ASCII"));
-        pem.push('\n');
-    }
-    pem.push_str("-----END CERTIFICATE-----\n");
-    pem
+    let config = pem::EncodeConfig::new().set_line_ending(pem::LineEnding::LF);
+    pem::encode_config(&pem::Pem::new("CERTIFICATE", der), config)
 }
 
 /// The SubjectPublicKeyInfo (DER) of a PEM private key.

@@ -97,13 +97,8 @@ pub struct CertArgs {
     /// long the switched certificate must have been in the Secret before
     /// the old CA leaves the bundle (covers the API servers' and replicas'
     /// watch delays).
-    #[arg(long, default_value = "1m", value_parser = wait, requires = "self_managed_certs")]
+    #[arg(long, default_value = "1m", value_parser = tollgate_host::duration::parse, requires = "self_managed_certs")]
     pub cert_rotation_wait: Duration,
-}
-
-fn wait(text: &str) -> Result<Duration, String> {
-    crate::admission::deadline::parse_duration(text)
-        .ok_or_else(|| format!("{text:?} is not a duration such as 1m or 30s"))
 }
 
 impl CertArgs {

@@ -7,7 +7,6 @@
 //! self-managed mode) and the overlay `overlays/cert-manager`; `deploy/` in
 //! the repository is that output for the built-in pack (a test keeps it so).
 
-mod cel;
 mod client_ca;
 mod kustomize;
 pub(crate) mod objects;

@@ -24,9 +24,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{Value, json};
 use tollgate_host::config::{KindMatch, MatchConfig};
+use tollgate_host::matcher::cel;
 use tollgate_host::{FailurePolicy, PolicyConfig};
 
-use super::cel;
 use super::objects::{Install, labels};
 
 /// Which endpoint a configuration calls.
@@ -91,7 +91,7 @@ pub fn rules(m: &MatchConfig) -> Vec<Rule> {
         .map(|k| {
             let main = match k.kind.as_deref() {
                 None | Some("*") => "*".to_owned(),
-                Some(kind) => tollgate_context::rbac::plural(kind),
+                Some(kind) => tollgate_sdk::api::plural(kind),
             };
             let resource = match k.subresource.as_deref() {
                 None => main,
@@ -243,7 +243,7 @@ pub fn group_policies<'c>(policies: &[&'c PolicyConfig], endpoint: Endpoint) -> 
     for members in components.into_values() {
         // Every policy of a component may run on a request of the
         // fail-closed part; only fail-open ones on the other.
-        let budget = |ps: &[&PolicyConfig]| ps.iter().map(|p| p.timeout.as_secs_f64()).sum();
+        let budget = |ps: &[&PolicyConfig]| ps.iter().map(|p| p.cpu_budget.as_secs_f64()).sum();
         let whole: f64 = budget(&members);
         let (fail, ignore): (Vec<&PolicyConfig>, Vec<&PolicyConfig>) = members
             .into_iter()

@@ -7,7 +7,7 @@
 //! nothing exhausts the process (issue 10).
 
 use std::collections::HashMap;
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -239,11 +239,11 @@ impl Unread {
     }
 
     pub(super) fn pending(self) -> bool {
-        let mut bytes: libc::c_int = 0;
-        // SAFETY: the descriptor is open (see `of`); FIONREAD writes one
-        // c_int to the pointer.
-        let asked = unsafe { libc::ioctl(self.0, libc::FIONREAD, &mut bytes) };
-        asked == 0 && bytes > 0
+        // SAFETY: the descriptor stays open while this is asked (see `of`).
+        // The stream itself cannot be borrowed here: it has moved into the
+        // TLS stack, and holding a duplicate would double the descriptors.
+        let fd = unsafe { BorrowedFd::borrow_raw(self.0) };
+        rustix::io::ioctl_fionread(fd).is_ok_and(|bytes| bytes > 0)
     }
 }
 
@@ -388,25 +388,21 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Watched<S> {
 /// connections need as many descriptors; many distributions start
 /// processes at 1,024) and returns the soft limit now in force.
 pub fn raise_open_files_limit() -> Option<u64> {
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: `limit` is a valid, writable rlimit.
-    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
-        return None;
-    }
-    if limit.rlim_cur < limit.rlim_max {
-        let raised = libc::rlimit {
-            rlim_cur: limit.rlim_max,
-            rlim_max: limit.rlim_max,
+    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+    let limit = getrlimit(Resource::Nofile);
+    // `None` is unlimited (RLIM_INFINITY).
+    let current = limit.current.unwrap_or(u64::MAX);
+    let maximum = limit.maximum.unwrap_or(u64::MAX);
+    if current < maximum {
+        let raised = Rlimit {
+            current: limit.maximum,
+            maximum: limit.maximum,
         };
-        // SAFETY: `raised` is a valid rlimit within the hard limit.
-        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
-            return Some(raised.rlim_cur);
+        if setrlimit(Resource::Nofile, raised).is_ok() {
+            return Some(maximum);
         }
     }
-    Some(limit.rlim_cur)
+    Some(current)
 }
 
 #[cfg(test)]

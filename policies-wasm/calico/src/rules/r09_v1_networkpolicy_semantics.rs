@@ -7,7 +7,7 @@
 //! Namespaces and policies are read from the cluster; a failed lookup
 //! refuses the update (fail closed).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -88,7 +88,7 @@ fn check(
         &LookupQuery::list("networking.k8s.io/v1", "NetworkPolicy")
             .distinct(&["/metadata/namespace"]),
     )?;
-    let with_policies: BTreeSet<&str> = with_policies.parse_as::<&str>()?.into_iter().collect();
+    let with_policies = ascending(with_policies.parse_as::<&str>()?);
     let deny_shaped = cluster.lookup(
         &LookupQuery::list("networking.k8s.io/v1", "NetworkPolicy")
             .where_empty(&netpol::DEFAULT_DENY_EMPTY)
@@ -107,7 +107,7 @@ fn check(
             default_deny.push(name);
         }
     }
-    let isolated: BTreeSet<&str> = deny_shaped
+    let isolated: Vec<&str> = deny_shaped
         .into_iter()
         .filter_map(|(namespace, policy_types)| {
             // Selects every pod and allows no ingress (the host filtered):
@@ -119,16 +119,9 @@ fn check(
             netpol::is_default_deny_spec(&spec).then_some(namespace?)
         })
         .collect();
-    let default_deny_set: BTreeSet<&str> = default_deny.iter().copied().collect();
-    let to_clean: Vec<String> = with_policies
-        .difference(&default_deny_set)
-        .map(|ns| ns.to_string())
-        .collect();
-    let to_isolate: Vec<String> = default_deny
-        .iter()
-        .filter(|ns| !isolated.contains(*ns))
-        .map(|ns| ns.to_string())
-        .collect();
+    let (isolated, default_deny) = (ascending(isolated), ascending(default_deny));
+    let to_clean = minus(&with_policies, &default_deny);
+    let to_isolate = minus(&default_deny, &isolated);
     if to_clean.is_empty() && to_isolate.is_empty() {
         return Ok(Verdict::allow());
     }
@@ -152,6 +145,31 @@ fn check(
          Prepare them first (guide: \"Upgrading to v1 NetworkPolicy semantics\"): {}.",
         steps.join("; ")
     )))
+}
+
+/// `names` in ascending order, each once. Distinct answers already come
+/// that way (in their JSON text's order, which for names is theirs), so
+/// this only checks, in one pass; it sorts only what does not.
+fn ascending(mut names: Vec<&str>) -> Vec<&str> {
+    if !names.is_sorted_by(|a, b| a < b) {
+        names.sort_unstable();
+        names.dedup();
+    }
+    names
+}
+
+/// The names of `a` not in `b`, both [`ascending`]: one merge pass. A
+/// cluster may hold thousands of namespaces, and sets built of them cost
+/// R9 a fifth of its time in comparisons.
+fn minus(a: &[&str], b: &[&str]) -> Vec<String> {
+    let mut b = b.iter().peekable();
+    a.iter()
+        .filter(|name| {
+            while b.next_if(|other| *other < *name).is_some() {}
+            b.peek() != Some(name)
+        })
+        .map(|name| (*name).to_owned())
+        .collect()
 }
 
 fn node_crossing(s: &SemanticsSettings, old: &Object<'_>, new: &Object<'_>) -> Option<String> {
@@ -202,4 +220,25 @@ fn controller_crossing(
             s.controller_boundary
         )
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{ascending, minus};
+
+    #[test]
+    fn minus_merges_ascending_names() {
+        assert_eq!(minus(&["a", "b", "c", "d"], &["b", "d", "e"]), ["a", "c"]);
+        assert_eq!(minus(&["a"], &[]), ["a"]);
+        assert!(minus(&[], &["a"]).is_empty());
+        assert!(minus(&["a", "b"], &["a", "b"]).is_empty());
+    }
+
+    #[test]
+    fn ascending_sorts_and_dedups_only_when_needed() {
+        assert_eq!(ascending(vec!["a", "b"]), ["a", "b"]);
+        assert_eq!(ascending(vec!["b", "a", "b"]), ["a", "b"]);
+        // A namespace holding two default-deny policies is named twice.
+        assert_eq!(ascending(vec!["a", "a", "c"]), ["a", "c"]);
+    }
 }

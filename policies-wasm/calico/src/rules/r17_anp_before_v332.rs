@@ -113,7 +113,7 @@ fn created_anp(req: &Request<'_>) -> Option<&'static str> {
         return None;
     }
     let obj = req.object.as_ref()?;
-    let group = obj.api_version_str().split('/').next().unwrap_or_default();
+    let group = tollgate_sdk::api::api_group(obj.api_version_str());
     if group != "policy.networking.k8s.io" {
         return None;
     }

@@ -109,10 +109,7 @@ impl Retry {
 }
 
 fn gvk_of(ty: &ResourceType) -> GroupVersionKind {
-    let (group, version) = ty
-        .api_version
-        .split_once('/')
-        .unwrap_or(("", &ty.api_version));
+    let (group, version) = tollgate_sdk::api::split_api_version(&ty.api_version);
     GroupVersionKind::gvk(group, version, &ty.kind)
 }
 

@@ -18,7 +18,7 @@ fn full_policy_parses_with_every_field() {
   mode: warn
   mutate: true
   failurePolicy: ignore
-  timeout: 250ms
+  cpuBudget: 250ms
   settings: {replicas: 1}
   match:
     kinds: [{group: apps, kind: Deployment}]
@@ -40,7 +40,7 @@ fn full_policy_parses_with_every_field() {
     assert_eq!(p.mode, Mode::Warn);
     assert!(p.mutate && p.bulky_fields);
     assert_eq!(p.failure_policy, FailurePolicy::Ignore);
-    assert_eq!(p.timeout, Duration::from_millis(250));
+    assert_eq!(p.cpu_budget, Duration::from_millis(250));
     assert_eq!(p.settings_json(), br#"{"replicas":1}"#);
     assert_eq!(p.matches.kinds[0].group.as_deref(), Some("apps"));
     assert_eq!(
@@ -60,7 +60,7 @@ fn defaults_apply() {
     assert_eq!(p.rule_name(), "a");
     assert_eq!(p.mode, Mode::Enforce);
     assert_eq!(p.failure_policy, FailurePolicy::Fail);
-    assert_eq!(p.timeout, Duration::from_secs(1));
+    assert_eq!(p.cpu_budget, Duration::from_secs(1));
     assert!(!p.mutate && !p.bulky_fields);
     assert_eq!(p.settings_json(), b"{}");
     assert!(p.context.is_empty());
@@ -101,21 +101,17 @@ fn an_empty_whitespace_or_comment_only_file_is_an_error() {
     }
 }
 
+/// The grammar is Go's (`crate::duration`): compound durations load.
 #[test]
-fn durations() {
-    let ok = [
-        ("250ms", 250),
-        ("2s", 2000),
-        ("1.5s", 1500),
-        ("1m", 60_000),
-        ("0.5ms", 0),
-    ];
-    for (text, ms) in ok {
-        assert_eq!(parse_duration(text).unwrap().as_millis(), ms, "{text}");
-    }
-    for bad in ["", "5", "ms", "5h", "-1s", "1.2.3s", "s5"] {
-        assert!(parse_duration(bad).is_err(), "{bad} should fail");
-    }
+fn compound_durations_load() {
+    let config =
+        parse("- {id: a, module: a.wasm, cpuBudget: 1.5s, breaker: {coolDown: 1m30s}}").unwrap();
+    let policy = &config.policies[0];
+    assert_eq!(policy.cpu_budget, Duration::from_millis(1500));
+    assert_eq!(policy.breaker.cool_down, Duration::from_secs(90));
+    let (_, field, message) = invalid("- {id: a, module: a.wasm, cpuBudget: 1m30s}");
+    assert_eq!(field, "cpuBudget");
+    assert!(message.contains("outside"), "{message}");
 }
 
 #[test]
@@ -158,7 +154,8 @@ fn serde_errors_name_the_policy_and_field() {
         "{message}"
     );
 
-    let message = error("- {id: h, module: h.wasm, timeout: 5h}");
+    // `h` is a unit since the grammar is Go's; `d` is not.
+    let message = error("- {id: h, module: h.wasm, timeout: 5d}");
     assert!(
         message.contains("policy h") && message.contains("unknown unit"),
         "{message}"
@@ -191,16 +188,68 @@ fn empty_module_and_rule_are_refused() {
 }
 
 #[test]
-fn timeouts_must_be_positive_and_at_most_30s() {
+fn cpu_budgets_must_be_positive_and_at_most_30s() {
     assert_eq!(
-        invalid("- {id: a, module: a.wasm, timeout: 0ms}").1,
-        "timeout"
+        invalid("- {id: a, module: a.wasm, cpuBudget: 0ms}").1,
+        "cpuBudget"
     );
+    assert_eq!(
+        invalid("- {id: a, module: a.wasm, cpuBudget: 31s}").1,
+        "cpuBudget"
+    );
+    // The deprecated name is checked the same way.
     assert_eq!(
         invalid("- {id: a, module: a.wasm, timeout: 31s}").1,
-        "timeout"
+        "cpuBudget"
     );
-    assert!(parse("- {id: a, module: a.wasm, timeout: 30s}").is_ok());
+    assert!(parse("- {id: a, module: a.wasm, cpuBudget: 30s}").is_ok());
+}
+
+/// `timeout` was the name of `cpuBudget`: it still loads, with one warning
+/// per policy naming the file, the policy and the new name.
+#[test]
+fn the_old_timeout_name_loads_with_a_warning() {
+    let config = parse(
+        "- {id: old, module: a.wasm, timeout: 250ms}\n\
+         - {id: new, module: a.wasm, cpuBudget: 300ms}\n\
+         - {id: old2, module: a.wasm, timeout: 2s}\n",
+    )
+    .unwrap();
+    let budgets: Vec<_> = config.policies.iter().map(|p| p.cpu_budget).collect();
+    assert_eq!(
+        budgets,
+        [
+            Duration::from_millis(250),
+            Duration::from_millis(300),
+            Duration::from_secs(2)
+        ]
+    );
+    assert_eq!(
+        config.warnings,
+        [
+            "policies.yaml: policy old: `timeout` is deprecated, write `cpuBudget` (CPU time per evaluation)",
+            "policies.yaml: policy old2: `timeout` is deprecated, write `cpuBudget` (CPU time per evaluation)",
+        ]
+    );
+    assert!(
+        parse("- {id: a, module: a.wasm}")
+            .unwrap()
+            .warnings
+            .is_empty()
+    );
+}
+
+#[test]
+fn both_budget_names_are_refused() {
+    let message = error("- {id: a, module: a.wasm, timeout: 1s, cpuBudget: 1s}");
+    assert!(
+        message.starts_with("policies.yaml: policy a: "),
+        "{message}"
+    );
+    assert!(
+        message.contains("`cpuBudget`") && message.contains("`timeout`"),
+        "{message}"
+    );
 }
 
 #[test]

@@ -7,19 +7,15 @@ use std::time::Duration;
 /// CPU time consumed so far by the calling thread (`CLOCK_THREAD_CPUTIME_ID`).
 #[cfg(unix)]
 pub fn thread_cpu_time() -> Duration {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid, writable timespec; the clock id is a constant
-    // every supported Unix provides.
-    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    if rc != 0 {
-        // Cannot happen for this clock; fall back to "no CPU used", which
-        // leaves the wall-clock review deadline as the bound.
-        return Duration::ZERO;
-    }
-    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+    // This clock cannot fail (rustix's `clock_gettime` is infallible for
+    // the clocks every supported Unix provides).
+    let ts = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
+    // A CPU clock never reads negative; 0 would leave the wall-clock review
+    // deadline as the bound.
+    Duration::new(
+        u64::try_from(ts.tv_sec).unwrap_or(0),
+        u32::try_from(ts.tv_nsec).unwrap_or(0),
+    )
 }
 
 /// Without a thread CPU clock the budget degrades to the wall clock.

@@ -55,6 +55,8 @@ pub struct EvalState {
 enum Bound {
     Cpu,
     Wall,
+    /// A whole tick on a thread that hands long guests off.
+    Tick,
 }
 
 impl EvalState {
@@ -92,29 +94,35 @@ impl EvalState {
     /// At a tick. A guest that has run a whole tick of CPU time is a long
     /// one: its lane is marked long and it waits for a running slot. One
     /// that holds a slot lets another lane's waiting guest run, if one
-    /// waits, and waits for a turn again. False if the deadline passed
-    /// while waiting.
+    /// waits, and waits for a turn again. The bound hit instead: `Wall` if
+    /// the deadline passed while waiting, `Tick` if long guests are handed
+    /// off from this thread ([`Budget::hand_off`]).
     ///
     /// Short evaluations (most finish well inside one tick) never touch
     /// the run queue's lock: waiting for a slot and handing it on cost a
     /// thread wake-up each, a fifth of the throughput when every
     /// evaluation did.
-    fn take_turns(&mut self) -> bool {
+    fn take_turns(&mut self) -> Result<(), Bound> {
         let (deadline, lane) = (self.budget.deadline, self.budget.lane);
         let (Some(queue), Some(lane)) = (&self.run_queue, lane) else {
-            return true;
+            return Ok(());
         };
-        match &mut self.slot {
+        let granted = match &mut self.slot {
             Some(slot) => slot.share(deadline),
             // Ticks are wall time: a short guest descheduled across two of
             // them has not run a tick. Only CPU time makes a guest long.
             None if thread_cpu_time().saturating_sub(self.cpu_start) < self.tick => true,
             None => {
                 queue.mark(lane, true);
+                if self.budget.hand_off {
+                    // Waiting for a slot would park the async worker.
+                    return Err(Bound::Tick);
+                }
                 self.slot = queue.acquire(lane, deadline);
                 self.slot.is_some()
             }
-        }
+        };
+        if granted { Ok(()) } else { Err(Bound::Wall) }
     }
 
     /// Ticks until the callback must look again: every tick for a guest
@@ -254,6 +262,8 @@ pub fn unpack(packed: i64) -> (u32, u32) {
 pub struct Session<'a> {
     store: Store<EvalState>,
     instance: Instance,
+    /// Counts a guest stopped at a tick to be handed off.
+    handed_off: prometheus_client::metrics::counter::Counter,
     _borrows: PhantomData<&'a dyn ClusterContext>,
 }
 
@@ -271,6 +281,10 @@ impl<'a> Session<'a> {
         // A lane known to be long queues before it starts, so that a burst
         // of its reviews does not put every one of them on the CPUs.
         let slot = match budget.lane {
+            Some(lane) if shared.run_queue.is_long(lane) && budget.hand_off => {
+                shared.stats.handed_off.inc();
+                return Err(EvalError::HandedOff);
+            }
             Some(lane) if shared.run_queue.is_long(lane) => Some(
                 shared
                     .run_queue
@@ -317,10 +331,9 @@ impl<'a> Session<'a> {
         // one tick late.
         store.epoch_deadline_callback(move |mut ctx| {
             let state = ctx.data_mut();
-            let mut bound = state.exhausted(Instant::now());
-            if bound.is_none() && !state.take_turns() {
-                bound = Some(Bound::Wall);
-            }
+            let bound = state
+                .exhausted(Instant::now())
+                .or_else(|| state.take_turns().err());
             Ok(match bound {
                 Some(bound) => {
                     state.stopped = Some(bound);
@@ -335,6 +348,7 @@ impl<'a> Session<'a> {
         Ok(Self {
             store,
             instance,
+            handed_off: shared.stats.handed_off.clone(),
             _borrows: PhantomData,
         })
     }
@@ -431,7 +445,11 @@ impl<'a> Session<'a> {
     }
 
     fn error(&self, error: wasmtime::Error) -> EvalError {
-        classify(&self.store, error)
+        let error = classify(&self.store, error);
+        if matches!(error, EvalError::HandedOff) {
+            self.handed_off.inc();
+        }
+        error
     }
 }
 
@@ -473,6 +491,7 @@ fn classify(store: &Store<EvalState>, error: wasmtime::Error) -> EvalError {
         Some(Trap::Interrupt) => {
             return match state.stopped {
                 Some(Bound::Cpu) => EvalError::CpuBudget(state.budget.cpu),
+                Some(Bound::Tick) => EvalError::HandedOff,
                 Some(Bound::Wall) | None => EvalError::Unfinished,
             };
         }

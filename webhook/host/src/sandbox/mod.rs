@@ -114,6 +114,13 @@ pub struct Budget {
     /// once, outside the run queue (load-time calls, which must not wait
     /// behind spinning guests).
     pub lane: Option<Lane>,
+    /// The calling thread must not hold a long guest (the server's async
+    /// worker, which answers other reviews at their deadlines): a guest of
+    /// a lane known to be long does not start, and one that runs a whole
+    /// tick of CPU time is stopped, its lane marked long, both with
+    /// [`crate::EvalError::HandedOff`]. Most evaluations finish well inside
+    /// a tick, and then run where the request is, with no thread hop.
+    pub hand_off: bool,
 }
 
 impl Budget {
@@ -124,6 +131,7 @@ impl Budget {
             cpu,
             deadline: std::time::Instant::now() + cpu,
             lane: None,
+            hand_off: false,
         }
     }
 }

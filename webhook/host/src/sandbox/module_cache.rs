@@ -152,32 +152,14 @@ fn store(module: &Module, path: &Path, seal: impl FnOnce(&[u8]) -> Vec<u8>) -> s
         .recursive(true)
         .mode(0o700)
         .create(dir)?;
-    let (temp, mut file) = tempfile_in(dir)?;
-    let written = file
-        .write_all(&bytes)
-        .and_then(|()| file.sync_all())
-        .and_then(|()| std::fs::rename(&temp, path));
-    if written.is_err() {
-        let _ = std::fs::remove_file(&temp);
-    }
-    written
-}
-
-/// A fresh file next to the final entry (same filesystem, so the rename is
-/// atomic), named uniquely per process and write.
-fn tempfile_in(dir: &Path) -> std::io::Result<(PathBuf, std::fs::File)> {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    let path = dir.join(format!(
-        ".tmp-{}-{}",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    ));
-    let file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(&path)?;
-    Ok((path, file))
+    // A fresh file next to the final entry (same filesystem, so the rename
+    // is atomic; readers never see a partial entry). Dropped on an error,
+    // which removes it.
+    let mut file = tempfile::NamedTempFile::new_in(dir)?;
+    file.write_all(&bytes)?;
+    file.as_file().sync_all()?;
+    file.persist(path).map_err(|e| e.error)?;
+    Ok(())
 }
 
 /// A [`Hasher`] feeding SHA-256: stable across runs and Rust versions,

@@ -21,6 +21,11 @@ pub struct SandboxStats {
     /// Times a guest waited for a turn on a CPU (every running slot was
     /// taken, or it gave its slot to another policy's guest at a tick).
     pub cpu_waits: Counter,
+    /// Evaluations handed off from the thread that had the request: a
+    /// guest ran a whole tick there, or its policy was known to run long
+    /// ([`crate::Budget::hand_off`]). Each is evaluated again on an
+    /// evaluation thread.
+    pub handed_off: Counter,
     /// Cache entries that failed their authentication (never deserialised).
     pub cache_unauthenticated: Counter,
     /// Loads that skipped a cache directory another user can write.

@@ -1,8 +1,9 @@
 //! A policy's `match:` as a CEL expression for a webhook's
 //! `matchConditions`: the API server evaluates it before calling Tollgate,
 //! so the requests it lets through are exactly the ones the host-side
-//! [`tollgate_host::Matcher`] selects (same criteria, same order of
-//! fallbacks, same image rule).
+//! [`super::Matcher`] selects (same criteria, same order of
+//! fallbacks, same image rule). A test (`agreement`) evaluates both on the
+//! same requests, the CEL with a CEL interpreter.
 //!
 //! The API server evaluates match conditions on unstructured values, where
 //! a missing key is an error and an error applies the webhook's
@@ -12,9 +13,14 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use tollgate_host::config::{KindMatch, LabelSelectorConfig, MatchConfig};
-use tollgate_host::matcher::FieldPath;
 use tollgate_sdk::Operation;
+
+use crate::config::{KindMatch, MatchConfig};
+
+mod objects;
+
+pub use objects::image_regex;
+use objects::{changed, images, labels};
 
 /// `m` split into its guard (kinds and operations, which the webhook rules
 /// already approximate) and the rest (what narrows within those). A
@@ -245,112 +251,6 @@ pub fn operation_name(op: Operation) -> &'static str {
     }
 }
 
-fn labels(o: &str, s: &LabelSelectorConfig) -> String {
-    let present = format!("{o} != null && has({o}.metadata) && has({o}.metadata.labels)");
-    let l = format!("{o}.metadata.labels");
-    let has_key = |k: &str| format!("({present} && {} in {l})", quote(k));
-    let mut all: Vec<String> = s
-        .match_labels
-        .iter()
-        .map(|(k, v)| {
-            format!(
-                "({present} && {key} in {l} && {l}[{key}] == {value})",
-                key = quote(k),
-                value = quote(v)
-            )
-        })
-        .collect();
-    for e in &s.match_expressions {
-        let key = quote(&e.key);
-        let within = format!(
-            "({present} && {key} in {l} && {l}[{key}] in {})",
-            list(&e.values)
-        );
-        all.push(match e.operator.as_str() {
-            "In" => within,
-            "NotIn" => format!("!{within}"),
-            "Exists" => has_key(&e.key),
-            // `DoesNotExist`; the host refuses any other operator at load.
-            _ => format!("!{}", has_key(&e.key)),
-        });
-    }
-    every(all)
-}
-
-/// A field path is present in `o`, step by step (keys may hold `-`, so
-/// they are indexed, not selected).
-fn path_present(o: &str, keys: &[&str]) -> String {
-    let mut parts = vec![format!("{o} != null")];
-    let mut at = o.to_owned();
-    for key in keys {
-        parts.push(format!("{} in {at}", quote(key)));
-        at = format!("{at}[{}]", quote(key));
-    }
-    // The host treats an explicit null as absent.
-    parts.push(format!("{at} != null"));
-    format!("({})", parts.join(" && "))
-}
-
-/// `path` (a `changed:` entry, bracketed keys included) differs between
-/// `oldObject` and `object`.
-fn changed(path: &str) -> String {
-    // The host refuses a path it cannot parse before anything is generated.
-    let parsed = FieldPath::parse(path);
-    let keys: Vec<&str> = match &parsed {
-        Ok(p) => p.keys().iter().map(String::as_str).collect(),
-        Err(_) => path.split('.').collect(),
-    };
-    let index = |o: &str| {
-        keys.iter()
-            .fold(o.to_owned(), |at, k| format!("{at}[{}]", quote(k)))
-    };
-    let (old, new) = (
-        path_present("oldObject", &keys),
-        path_present("object", &keys),
-    );
-    format!(
-        "({old} != {new} || ({old} && {new} && {} != {}))",
-        index("oldObject"),
-        index("object")
-    )
-}
-
-fn images(o: &str, pattern: &str, containers: Containers) -> String {
-    let list = |at: &str, field: &str| {
-        format!(
-            "(has({at}.{field}) && {at}.{field}.exists(c, has(c.image) && c.image.matches({pattern})))"
-        )
-    };
-    let pod = |at: &str| any([list(at, "initContainers"), list(at, "containers")]);
-    let template = format!(
-        "(has({o}.spec.template) && has({o}.spec.template.spec) && {})",
-        pod(&format!("{o}.spec.template.spec"))
-    );
-    let places = match containers {
-        Containers::Template => template,
-        Containers::Pod => pod(&format!("{o}.spec")),
-        Containers::Both => any([template, pod(&format!("{o}.spec"))]),
-    };
-    format!("({o} != null && has({o}.spec) && {places})")
-}
-
-/// A regular expression (RE2, as a CEL raw string) that holds for an image
-/// reference exactly when [`tollgate_sdk::image::ImageRef::is`] holds for
-/// one of `repositories`: the first path segment is a registry when it
-/// looks like a host (letters, digits, `.` and `-`, with an optional
-/// numeric port); the repository path ends at the first `:` (tag) or `@`
-/// (digest) and must end in a repository on a segment boundary. (The host
-/// refuses repositories whose first segment is a registry, which could
-/// otherwise match here; and the SDK's trimming of surrounding whitespace
-/// is not repeated, since the API server refuses such image references.)
-pub fn image_regex(repositories: &[String]) -> String {
-    let alternatives: Vec<String> = repositories.iter().map(|r| r.replace('.', r"\.")).collect();
-    format!(
-        r"r'(?s)^(?:[A-Za-z0-9.-]+(?::[0-9]+)?/)?(?:[^:@]*/)?(?:{})(?:[:@].*)?$'",
-        alternatives.join("|")
-    )
-}
-
 /// A CEL list of string literals.
 fn list<S: AsRef<str>>(items: impl IntoIterator<Item = S>) -> String {
     let items: Vec<String> = items.into_iter().map(|i| quote(i.as_ref())).collect();
@@ -377,137 +277,6 @@ pub fn quote(text: &str) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use tollgate_sdk::image::ImageRef;
-
-    use super::*;
-
-    fn compiled(repositories: &[&str]) -> regex::Regex {
-        let owned: Vec<String> = repositories.iter().map(|r| (*r).to_owned()).collect();
-        let cel = image_regex(&owned);
-        let body = cel
-            .strip_prefix("r'")
-            .and_then(|s| s.strip_suffix('\''))
-            .unwrap();
-        regex::Regex::new(body).unwrap()
-    }
-
-    /// The regex and the SDK's image rule agree on every image in the
-    /// corpus and on the awkward references the SDK documents.
-    #[test]
-    fn image_regex_agrees_with_the_sdk() {
-        let mut images: Vec<String> = [
-            "calico/node",
-            "calico/node:v3.1.3",
-            "quay.io/calico/node:v2.6.5",
-            "docker.io/calico/node@sha256:abcd",
-            "localhost/calico/node",
-            "localhost:5000/calico/node",
-            "registry.example.com:443/mirror/calico/node:v3",
-            "my-org/calico/node:v1",
-            "a//calico/node",
-            "xcalico/node:v1",
-            "calico/node-exporter",
-            "calico/nodes",
-            "calico/node/extra",
-            "x:y/calico/node",
-            "calico:v1/node",
-            "quay.io/calico/ctl:{% include version component=\"calico/node\" %}",
-            "calico/node:tag/with/slashes",
-            "calico/node:\nv1",
-            "calico/node @sha256:x",
-            "calico/kube-controllers:v3.1.3",
-            "quay.io/calico/kube-policy-controller:v0.7.0",
-            "",
-            "node",
-        ]
-        .map(str::to_owned)
-        .to_vec();
-        images.extend(corpus_images());
-        // The API server refuses image references with surrounding
-        // whitespace (Go's and Rust's trim agree on what that is).
-        images.retain(|i| i.trim() == i);
-        for repositories in [
-            &["calico/node"][..],
-            &["calico/kube-policy-controller", "calico/kube-controllers"],
-            &["node"],
-            &["calico/cni"],
-        ] {
-            let re = compiled(repositories);
-            for image in &images {
-                let sdk = repositories.iter().any(|r| ImageRef::parse(image).is(r));
-                assert_eq!(re.is_match(image), sdk, "{repositories:?} on {image:?}");
-            }
-        }
-    }
-
-    /// Every `image:` value in the published manifests.
-    fn corpus_images() -> Vec<String> {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/corpus");
-        let mut out = Vec::new();
-        let mut stack = vec![dir];
-        while let Some(dir) = stack.pop() {
-            for entry in std::fs::read_dir(&dir).unwrap().flatten() {
-                let path = entry.path();
-                if path.is_dir() {
-                    stack.push(path);
-                } else if let Ok(text) = std::fs::read_to_string(&path) {
-                    out.extend(text.lines().filter_map(|l| {
-                        let value = l.trim().strip_prefix("image:")?.trim();
-                        Some(value.trim_matches('"').to_owned())
-                    }));
-                }
-            }
-        }
-        assert!(out.len() > 100, "corpus images: {}", out.len());
-        out
-    }
-
-    #[test]
-    fn a_bracketed_key_is_one_index() {
-        let cel = changed("metadata.labels[projectcalico.org/operator-node-migration]");
-        assert!(
-            cel.contains(
-                "oldObject['metadata']['labels']['projectcalico.org/operator-node-migration']"
-            ),
-            "{cel}"
-        );
-        assert!(
-            cel.contains(
-                "'projectcalico.org/operator-node-migration' in object['metadata']['labels']"
-            ),
-            "{cel}"
-        );
-        assert_eq!(
-            changed("spec.unschedulable"),
-            "((oldObject != null && 'spec' in oldObject && 'unschedulable' in oldObject['spec'] \
-             && oldObject['spec']['unschedulable'] != null) != (object != null && 'spec' in object \
-             && 'unschedulable' in object['spec'] && object['spec']['unschedulable'] != null) \
-             || ((oldObject != null && 'spec' in oldObject && 'unschedulable' in oldObject['spec'] \
-             && oldObject['spec']['unschedulable'] != null) && (object != null && 'spec' in object \
-             && 'unschedulable' in object['spec'] && object['spec']['unschedulable'] != null) \
-             && oldObject['spec']['unschedulable'] != object['spec']['unschedulable']))"
-        );
-    }
-
-    #[test]
-    fn quoting() {
-        assert_eq!(quote("a'b\\c\n"), r"'a\'b\\c\n'");
-        assert_eq!(list(["x", "y"]), "['x', 'y']");
-    }
-
-    #[test]
-    fn subject_follows_the_operations() {
-        use Operation::*;
-        assert_eq!(
-            Subject::of(&[Create, Update], Subject::ByOperation),
-            Subject::Object
-        );
-        assert_eq!(Subject::of(&[Delete], Subject::Object), Subject::OldObject);
-        assert_eq!(Subject::of(&[], Subject::OldObject), Subject::OldObject);
-        assert_eq!(
-            Subject::of(&[Create, Delete], Subject::Object),
-            Subject::ByOperation
-        );
-    }
-}
+mod agreement;
+#[cfg(test)]
+mod tests;
