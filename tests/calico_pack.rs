@@ -20,7 +20,7 @@ use support::corpus::{
     served, stored, update, with_image, with_replicas,
 };
 use support::snapshot::serve_snapshot;
-use support::verdict::Verdict;
+use support::verdict::Answer;
 use support::{Server, apply_patch};
 
 const TPR_API: &str = "projectcalico.org/v1";
@@ -154,13 +154,13 @@ fn prepared_cluster() -> Vec<Value> {
 }
 
 /// Sends `review` (uid set to `case`) to `/validate`.
-async fn check(server: &Server, case: &str, mut review: Value) -> Verdict {
+async fn check(server: &Server, case: &str, mut review: Value) -> Answer {
     review["request"]["uid"] = json!(case);
     server.verdict(case, VALIDATE, &review).await
 }
 
 /// Replays a captured review, keeping the uid the API server gave it.
-async fn replay(server: &Server, file: &str) -> Verdict {
+async fn replay(server: &Server, file: &str) -> Answer {
     let (path, review) = captured(file);
     server.verdict(file, &path, &review).await
 }

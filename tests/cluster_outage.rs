@@ -25,7 +25,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use support::cluster::Cluster;
 use support::corpus::{create, doc, served};
-use support::verdict::Verdict;
+use support::verdict::Answer;
 use support::{Launch, Server};
 use tollgate_e2e as support;
 
@@ -112,7 +112,7 @@ impl Seen {
     }
 
     fn of(request: &Value, answer: &Value) -> Self {
-        let verdict = Verdict::of("the controller Deployment's CREATE", request, answer);
+        let verdict = Answer::of("the controller Deployment's CREATE", request, answer);
         let Some((_, message)) = verdict.denials.iter().find(|(id, _)| id == R4) else {
             return Self::Allowed;
         };

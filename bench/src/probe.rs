@@ -18,7 +18,7 @@ const TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The answer to one review.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Verdict {
+pub struct Answer {
     pub allowed: bool,
     /// `status.message` of a denial.
     pub message: Option<String>,
@@ -27,7 +27,7 @@ pub struct Verdict {
 }
 
 #[derive(Deserialize)]
-struct Answer {
+struct Envelope {
     response: Response,
 }
 
@@ -50,7 +50,7 @@ struct Status {
 }
 
 /// Posts the target's review once and reads the verdict.
-pub async fn verdict(target: &Target) -> anyhow::Result<Verdict> {
+pub async fn verdict(target: &Target) -> anyhow::Result<Answer> {
     let (status, body) = target
         .endpoint
         .request_once(Method::POST, &target.path, target.body.clone(), TIMEOUT)
@@ -58,14 +58,14 @@ pub async fn verdict(target: &Target) -> anyhow::Result<Verdict> {
     parse_verdict(status, &body, &target.uid)
 }
 
-fn parse_verdict(status: StatusCode, body: &[u8], uid: &str) -> anyhow::Result<Verdict> {
+fn parse_verdict(status: StatusCode, body: &[u8], uid: &str) -> anyhow::Result<Answer> {
     if status != StatusCode::OK {
         bail!(
             "answered {status}: {}",
             String::from_utf8_lossy(body).trim()
         );
     }
-    let answer: Answer = serde_json::from_slice(body).with_context(|| {
+    let answer: Envelope = serde_json::from_slice(body).with_context(|| {
         format!(
             "answer is not an AdmissionReview: {}",
             String::from_utf8_lossy(body)
@@ -75,7 +75,7 @@ fn parse_verdict(status: StatusCode, body: &[u8], uid: &str) -> anyhow::Result<V
     if r.uid != uid {
         bail!("answer carries uid {:?}, not the review's {uid:?}", r.uid);
     }
-    Ok(Verdict {
+    Ok(Answer {
         allowed: r.allowed,
         message: r.status.and_then(|s| s.message),
         warnings: r.warnings.len(),
@@ -164,7 +164,7 @@ mod tests {
         let v = parse_verdict(StatusCode::OK, denied, "u").unwrap();
         assert_eq!(
             v,
-            Verdict {
+            Answer {
                 allowed: false,
                 message: Some("no".into()),
                 warnings: 0,

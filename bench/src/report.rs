@@ -4,18 +4,18 @@
 use std::fmt::Write as _;
 
 use crate::measure::{Settings, Spread, Summary};
-use crate::probe::{Verdict, Work};
+use crate::probe::{Answer, Work};
 use crate::procfs;
 
 /// One of the targets and what was measured against it.
 #[derive(Debug, Clone)]
-pub struct Outcome {
+pub struct TargetCheck {
     pub what: String,
     pub measured: String,
     pub met: bool,
 }
 
-impl Outcome {
+impl TargetCheck {
     /// `value` (printed as `shown`) must be at least `bound`.
     pub fn at_least(what: String, value: f64, bound: f64, shown: String) -> Self {
         Self {
@@ -68,7 +68,7 @@ pub fn scenario_title(label: &str, title: &str) {
     println!("\n{label} {title}");
 }
 
-pub fn verdict_line(server: &str, verdict: &Verdict, work: Option<&Work>) {
+pub fn verdict_line(server: &str, verdict: &Answer, work: Option<&Work>) {
     let mut line = format!(
         "  {server}: {}",
         if verdict.allowed { "allowed" } else { "denied" }
@@ -210,7 +210,7 @@ pub fn mib(kib: u64) -> f64 {
     kib as f64 / 1024.0
 }
 
-pub fn outcomes(outcomes: &[Outcome]) {
+pub fn outcomes(outcomes: &[TargetCheck]) {
     if let Some(load) = procfs::load_average() {
         println!("\nload average after the run: {load:.2}");
     }
@@ -270,10 +270,10 @@ mod tests {
 
     #[test]
     fn bounds_and_spreads() {
-        assert!(Outcome::at_least("t".into(), 2.0, 2.0, "2.00x".into()).met);
-        assert!(!Outcome::at_least("t".into(), 1.9, 2.0, "1.90x".into()).met);
-        assert!(Outcome::at_most("t".into(), 5.0, 5.0, "5 ms".into()).met);
-        assert!(!Outcome::at_most("t".into(), 5.1, 5.0, "5.1 ms".into()).met);
+        assert!(TargetCheck::at_least("t".into(), 2.0, 2.0, "2.00x".into()).met);
+        assert!(!TargetCheck::at_least("t".into(), 1.9, 2.0, "1.90x".into()).met);
+        assert!(TargetCheck::at_most("t".into(), 5.0, 5.0, "5 ms".into()).met);
+        assert!(!TargetCheck::at_most("t".into(), 5.1, 5.0, "5.1 ms".into()).met);
         let tight = Spread {
             median: 0.5,
             min: 0.499,

@@ -13,7 +13,7 @@ use crate::load::Target;
 use crate::measure::{self, Contender, Settings, Summary};
 use crate::probe::{self, Work};
 use crate::procfs;
-use crate::report::{self, Outcome};
+use crate::report::{self, TargetCheck};
 use crate::servers::{self, Launcher, Server, TollgateConfig};
 use crate::snapshot;
 
@@ -318,7 +318,7 @@ async fn drive(
     floor: &Server,
     against: Option<&Against>,
     settings: Settings,
-) -> anyhow::Result<(Vec<Outcome>, Vec<Summary>)> {
+) -> anyhow::Result<(Vec<TargetCheck>, Vec<Summary>)> {
     let tollgate = launcher
         .start_tollgate(&scenario.config, &launcher.shared_cache())
         .await?;
@@ -401,7 +401,7 @@ fn judge(
     case: &Case,
     allowed: bool,
     summaries: &[Summary],
-) -> Vec<Outcome> {
+) -> Vec<TargetCheck> {
     let Some(t) = summaries.iter().find(|s| s.name == "tollgate") else {
         return Vec::new();
     };
@@ -416,7 +416,7 @@ fn judge(
     let mut out = Vec::new();
     if let Some(expected) = case.expect_allowed {
         let word = |a: bool| if a { "allowed" } else { "denied" };
-        out.push(Outcome {
+        out.push(TargetCheck {
             what: what(&format!("answered {}", word(expected))),
             measured: word(allowed).into(),
             met: allowed == expected,
@@ -424,7 +424,7 @@ fn judge(
     }
     let targets = &scenario.targets;
     if let (Some(bound), Some(r)) = (targets.rate_vs_floor, &t.vs_floor) {
-        out.push(Outcome::at_least(
+        out.push(TargetCheck::at_least(
             what(&format!("throughput >= {bound:.1}x the floor")),
             r.rate.median,
             bound,
@@ -432,7 +432,7 @@ fn judge(
         ));
     }
     if let (Some(bound), Some(r)) = (targets.p99_vs_floor, &t.vs_floor) {
-        out.push(Outcome::at_most(
+        out.push(TargetCheck::at_most(
             what(&format!("p99 <= {bound:.1}x the floor's")),
             r.p99.median,
             bound,
@@ -441,7 +441,7 @@ fn judge(
     }
     if let Some(bound) = targets.p99_ms {
         let ms = t.p99 / 1000.0;
-        out.push(Outcome::at_most(
+        out.push(TargetCheck::at_most(
             what(&format!("p99 <= {bound} ms")),
             ms,
             bound,
@@ -450,7 +450,7 @@ fn judge(
     }
     if let (Some(bound), Some(m)) = (targets.rss_mib, t.memory) {
         let rss = report::mib(m.rss_kib);
-        out.push(Outcome::at_most(
+        out.push(TargetCheck::at_most(
             what(&format!("resident memory after it <= {bound} MiB")),
             rss,
             bound,
@@ -458,7 +458,7 @@ fn judge(
         ));
     }
     if t.errors.total() > 0 {
-        out.push(Outcome {
+        out.push(TargetCheck {
             what: what("no errors"),
             measured: format!("{} errors", t.errors.total()),
             met: false,
@@ -470,7 +470,7 @@ fn judge(
 /// (d): process start to the first 200 from `/readyz`, with an empty
 /// `--cache-dir` (every module compiled) and a warm one (compiled modules
 /// loaded), alternating; the development certificate already exists.
-async fn start_to_ready(launcher: &Launcher, rounds: usize) -> anyhow::Result<Vec<Outcome>> {
+async fn start_to_ready(launcher: &Launcher, rounds: usize) -> anyhow::Result<Vec<TargetCheck>> {
     report::scenario_title(
         "(d)",
         "start to ready: process start to the first 200 from /readyz (floor: to its first answer)",
@@ -527,13 +527,13 @@ async fn start_to_ready(launcher: &Launcher, rounds: usize) -> anyhow::Result<Ve
     let rss = measure::median(ready_rss);
     println!("  tollgate resident memory when ready (default pack, warm): {rss:.1} MiB");
     Ok(vec![
-        Outcome::at_most(
+        TargetCheck::at_most(
             "(d) ready <= 1 s, warm cache".into(),
             warm_ms,
             1000.0,
             format!("{:.2} s", warm_ms / 1e3),
         ),
-        Outcome::at_most(
+        TargetCheck::at_most(
             "(d) ready <= 3 s, cold cache".into(),
             cold_ms,
             3000.0,

@@ -25,7 +25,7 @@ pub fn builtin_ids() -> &'static [String] {
 
 /// One answer, checked to echo the request's uid and apiVersion.
 #[derive(Debug)]
-pub struct Verdict {
+pub struct Answer {
     /// What the case was, for failure messages.
     pub case: String,
     pub allowed: bool,
@@ -38,7 +38,7 @@ pub struct Verdict {
     pub response: Value,
 }
 
-impl Verdict {
+impl Answer {
     pub fn of(case: &str, request: &Value, answer: &Value) -> Self {
         let response = response(request, answer).clone();
         let allowed = response["allowed"]
@@ -163,8 +163,8 @@ fn split_message(message: &str) -> Vec<(String, String)> {
 
 impl Server {
     /// POSTs `request` to `path` and takes the answer apart.
-    pub async fn verdict(&self, case: &str, path: &str, request: &Value) -> Verdict {
+    pub async fn verdict(&self, case: &str, path: &str, request: &Value) -> Answer {
         let answer = self.review(path, request).await;
-        Verdict::of(case, request, &answer)
+        Answer::of(case, request, &answer)
     }
 }

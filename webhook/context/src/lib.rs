@@ -8,19 +8,19 @@
 //! on the request path.
 //!
 //! The `cluster` feature (default) brings the watch backend, its metrics and
-//! [`rbac`]; without it only the offline parts build.
+//! [`read_access`]; without it only the offline parts build.
 
 #![forbid(unsafe_code)]
 
 pub mod allow;
 mod answers;
-mod lean;
 #[cfg(feature = "cluster")]
-pub mod metrics;
+pub mod cache_metrics;
+mod lean;
 pub mod overlay;
 pub mod plan;
 #[cfg(feature = "cluster")]
-pub mod rbac;
+pub mod read_access;
 pub mod snapshot;
 // Offline, nothing updates a store in place: those methods serve the watch
 // caches only.
@@ -31,7 +31,7 @@ pub mod watch;
 
 pub use allow::{AllowList, Grant, ResourceType, resource_types};
 #[cfg(feature = "cluster")]
-pub use metrics::ContextMetrics;
+pub use cache_metrics::ContextMetrics;
 pub use overlay::OverlayContext;
 pub use plan::{Selection, TypePlan, WatchPlan, watch_plan};
 pub use snapshot::{SnapshotContext, SnapshotError};

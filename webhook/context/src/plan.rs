@@ -4,7 +4,7 @@
 //! it (one per granted namespace and name, with the grant's labels as a
 //! selector) and the parts of each object any of them reads. A cluster of
 //! 20,000 Pods then costs the handful of calico-node Pods the rules read,
-//! and the ClusterRole becomes Roles in the namespaces read ([`crate::rbac`]).
+//! and the ClusterRole becomes Roles in the namespaces read ([`crate::read_access`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 

@@ -27,7 +27,7 @@ use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
 use self::cache::TypeCache;
-use crate::metrics::ContextMetrics;
+use crate::cache_metrics::ContextMetrics;
 use crate::plan::{WatchPlan, whole_types};
 use crate::store::ByType;
 use crate::{Answer, ClusterContext, LookupError, LookupQuery, ResourceType, TypePlan};

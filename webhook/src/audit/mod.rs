@@ -52,14 +52,14 @@ pub enum Format {
 
 /// What a policy's findings on one object come to in a report.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Outcome {
+pub enum ReportResult {
     Fail,
     Error,
     Warn,
     Pass,
 }
 
-impl Outcome {
+impl ReportResult {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Fail => "fail",
@@ -89,7 +89,7 @@ impl Outcome {
 pub struct PolicyResult {
     pub policy: String,
     pub rule: String,
-    pub outcome: Outcome,
+    pub outcome: ReportResult,
     pub findings: Vec<Finding>,
 }
 
@@ -125,7 +125,7 @@ fn audit(args: &AuditArgs, out: &mut dyn Write) -> Result<bool, Unusable> {
     let clean = audited
         .iter()
         .flat_map(|a| &a.results)
-        .all(|r| r.outcome > Outcome::Error);
+        .all(|r| r.outcome > ReportResult::Error);
     match args.output {
         Format::Table => print_table(out, &audited, &cluster),
         Format::Json => print_json(out, &audited, &cluster),
@@ -185,7 +185,7 @@ pub fn audit_all(policies: &PolicySet, cluster: &Cluster) -> Result<Vec<Audited>
                 PolicyResult {
                     policy: policy.id.clone(),
                     rule: policy.rule().to_owned(),
-                    outcome: Outcome::of(&own),
+                    outcome: ReportResult::of(&own),
                     findings: own.into_iter().cloned().collect(),
                 }
             })

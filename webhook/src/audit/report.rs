@@ -147,10 +147,10 @@ pub fn write_yaml(out: &mut dyn Write, reports: &[Report]) -> io::Result<()> {
 mod tests {
     use tollgate_preflight::Finding;
 
-    use super::super::Outcome;
+    use super::super::ReportResult;
     use super::*;
 
-    fn audited(namespace: Option<&str>, name: &str, outcomes: &[Outcome]) -> Audited {
+    fn audited(namespace: Option<&str>, name: &str, outcomes: &[ReportResult]) -> Audited {
         let mut object =
             json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name}});
         if let Some(ns) = namespace {
@@ -164,7 +164,7 @@ mod tests {
                 rule: format!("r{i}"),
                 outcome,
                 findings: match outcome {
-                    Outcome::Pass => vec![],
+                    ReportResult::Pass => vec![],
                     _ => vec![Finding {
                         policy: format!("p{i}"),
                         endpoint: "validate",
@@ -181,9 +181,9 @@ mod tests {
     #[test]
     fn one_report_per_namespace_and_one_for_the_cluster() {
         let all = [
-            audited(Some("web"), "a", &[Outcome::Pass, Outcome::Fail]),
-            audited(None, "b", &[Outcome::Warn]),
-            audited(Some("kube-system"), "c", &[Outcome::Pass]),
+            audited(Some("web"), "a", &[ReportResult::Pass, ReportResult::Fail]),
+            audited(None, "b", &[ReportResult::Warn]),
+            audited(Some("kube-system"), "c", &[ReportResult::Pass]),
         ];
         let reports = reports(&all, 10, 7);
         let names: Vec<String> = reports.iter().map(Report::name).collect();
@@ -211,7 +211,11 @@ mod tests {
     fn a_full_report_keeps_the_worst_results_and_counts_all() {
         let all: Vec<Audited> = (0..5)
             .map(|i| {
-                let outcome = if i == 3 { Outcome::Fail } else { Outcome::Pass };
+                let outcome = if i == 3 {
+                    ReportResult::Fail
+                } else {
+                    ReportResult::Pass
+                };
                 audited(Some("web"), &format!("d{i}"), &[outcome])
             })
             .collect();

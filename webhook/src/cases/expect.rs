@@ -6,7 +6,7 @@
 use serde_json::Value;
 use tollgate_host::{Decision, Effect as HostEffect, Outcome};
 
-use super::file::{Effect, Expect, Verdict};
+use super::file::{CaseVerdict, Effect, Expect};
 
 /// One judged review, as the expectations read it.
 pub struct Judged<'a> {
@@ -32,40 +32,40 @@ pub fn effect(outcome: &Outcome) -> Effect {
 
 impl Judged<'_> {
     /// The review's verdict: the strongest of its policies' effects.
-    pub fn verdict(&self) -> Verdict {
+    pub fn verdict(&self) -> CaseVerdict {
         let strongest = self.decision.outcomes.iter().map(|o| match effect(o) {
-            Effect::Failure => Verdict::Failure,
-            Effect::Deny => Verdict::Deny,
-            Effect::Patch => Verdict::Patch,
-            Effect::Warn => Verdict::Warn,
-            Effect::Audit => Verdict::Audit,
-            Effect::Allow | Effect::Unselected => Verdict::Allow,
+            Effect::Failure => CaseVerdict::Failure,
+            Effect::Deny => CaseVerdict::Deny,
+            Effect::Patch => CaseVerdict::Patch,
+            Effect::Warn => CaseVerdict::Warn,
+            Effect::Audit => CaseVerdict::Audit,
+            Effect::Allow | Effect::Unselected => CaseVerdict::Allow,
         });
-        let verdict = strongest.min().unwrap_or(Verdict::Allow);
+        let verdict = strongest.min().unwrap_or(CaseVerdict::Allow);
         if self.decision.denial.is_some() {
-            verdict.min(Verdict::Deny)
+            verdict.min(CaseVerdict::Deny)
         } else {
             verdict
         }
     }
 
     /// The messages `message:` is looked for in: those of the verdict.
-    fn messages(&self, verdict: Verdict) -> Vec<&str> {
+    fn messages(&self, verdict: CaseVerdict) -> Vec<&str> {
         let d = self.decision;
         match verdict {
-            Verdict::Deny => d.denial.as_deref().into_iter().collect(),
-            Verdict::Warn => d.warnings.iter().map(String::as_str).collect(),
-            Verdict::Failure | Verdict::Audit => d
+            CaseVerdict::Deny => d.denial.as_deref().into_iter().collect(),
+            CaseVerdict::Warn => d.warnings.iter().map(String::as_str).collect(),
+            CaseVerdict::Failure | CaseVerdict::Audit => d
                 .outcomes
                 .iter()
                 .filter(|o| match o.effect {
-                    HostEffect::Failure { .. } => verdict == Verdict::Failure,
-                    HostEffect::Audit(_) => verdict == Verdict::Audit,
+                    HostEffect::Failure { .. } => verdict == CaseVerdict::Failure,
+                    HostEffect::Audit(_) => verdict == CaseVerdict::Audit,
                     _ => false,
                 })
                 .filter_map(Outcome::reason)
                 .collect(),
-            Verdict::Patch | Verdict::Allow => Vec::new(),
+            CaseVerdict::Patch | CaseVerdict::Allow => Vec::new(),
         }
     }
 
@@ -87,7 +87,7 @@ impl Judged<'_> {
         if !messages.is_empty() {
             text.push_str(&format!(": {}", messages.join(" | ")));
         }
-        if verdict != Verdict::Warn && !self.decision.warnings.is_empty() {
+        if verdict != CaseVerdict::Warn && !self.decision.warnings.is_empty() {
             text.push_str(&format!(
                 "; warnings: {}",
                 self.decision.warnings.join(" | ")
@@ -285,9 +285,9 @@ mod tests {
             outcome(0, HostEffect::Allow, &["r1: pre-pull"]),
             outcome(1, HostEffect::Audit("r2: bad".into()), &[]),
         ]);
-        assert_eq!(judged(&warn).verdict(), Verdict::Warn);
+        assert_eq!(judged(&warn).verdict(), CaseVerdict::Warn);
         let audit = Decision::new(vec![outcome(1, HostEffect::Audit("r2: bad".into()), &[])]);
-        assert_eq!(judged(&audit).verdict(), Verdict::Audit);
+        assert_eq!(judged(&audit).verdict(), CaseVerdict::Audit);
         let failure = Decision::new(vec![
             outcome(0, HostEffect::Deny("r1: no".into()), &[]),
             outcome(
@@ -300,8 +300,11 @@ mod tests {
                 &[],
             ),
         ]);
-        assert_eq!(judged(&failure).verdict(), Verdict::Failure);
-        assert_eq!(judged(&Decision::new(Vec::new())).verdict(), Verdict::Allow);
+        assert_eq!(judged(&failure).verdict(), CaseVerdict::Failure);
+        assert_eq!(
+            judged(&Decision::new(Vec::new())).verdict(),
+            CaseVerdict::Allow
+        );
     }
 
     #[test]
@@ -356,7 +359,7 @@ mod tests {
         let ops = vec![PatchOp::replace("/spec/replicas", json!(1))];
         let patched = Decision::new(vec![outcome(0, HostEffect::Patch(ops), &[])]);
         let j = judged(&patched);
-        assert_eq!(j.verdict(), Verdict::Patch);
+        assert_eq!(j.verdict(), CaseVerdict::Patch);
         let ok = expect(
             "{patched: {spec: {replicas: 1, strategy: null}}, patch: [{op: replace, path: /spec/replicas, value: 1}]}",
         );

@@ -77,7 +77,7 @@ pub struct Expect {
     #[serde(default)]
     pub allowed: Option<bool>,
     #[serde(default)]
-    pub verdict: Option<Verdict>,
+    pub verdict: Option<CaseVerdict>,
     #[serde(default)]
     pub message: Option<String>,
     #[serde(default)]
@@ -110,7 +110,7 @@ impl Expect {
 /// warnings, a violation only recorded (audit), nothing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Verdict {
+pub enum CaseVerdict {
     Failure,
     Deny,
     Patch,
@@ -119,7 +119,7 @@ pub enum Verdict {
     Allow,
 }
 
-impl Verdict {
+impl CaseVerdict {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Failure => "failure",
@@ -132,7 +132,7 @@ impl Verdict {
     }
 }
 
-/// What one policy did: a [`Verdict`] of its own, or not entering the
+/// What one policy did: a [`CaseVerdict`] of its own, or not entering the
 /// review at all.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -197,7 +197,7 @@ mod tests {
         assert_eq!(lines, [3, 6]);
         let b = &file.cases[1].value;
         assert_eq!(b.request["uid"], "x");
-        assert_eq!(b.expect.verdict, Some(Verdict::Deny));
+        assert_eq!(b.expect.verdict, Some(CaseVerdict::Deny));
         assert_eq!(b.expect.outcomes.as_ref().unwrap()["p"], Effect::Unselected);
     }
 

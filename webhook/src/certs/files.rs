@@ -8,9 +8,9 @@ use std::time::Duration;
 use rustls::sign::CertifiedKey;
 
 use super::record_expiry;
+use crate::file_watch::FileWatch;
 use crate::metrics::Metrics;
 use crate::server::tls::{PairError, ServingCert, certified_key};
-use crate::watch::FileWatch;
 
 /// A PEM certificate chain and its private key in files.
 #[derive(Debug, Clone)]

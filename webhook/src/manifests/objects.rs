@@ -346,10 +346,10 @@ impl Install {
 /// The read-only roles the watch caches need for `plan`, bound to the
 /// service account `name` in `namespace`: a ClusterRole for what is read
 /// across namespaces, a Role and RoleBinding in each namespace read on its
-/// own (see `tollgate_context::rbac::ContextRules`). `tollgate rbac` prints
+/// own (see `tollgate_context::read_access::ContextRules`). `tollgate rbac` prints
 /// these, `tollgate manifests` installs them.
 pub fn context_rbac(name: &str, namespace: &str, plan: &WatchPlan) -> Vec<Value> {
-    let rules = tollgate_context::rbac::context_rules(plan);
+    let rules = tollgate_context::read_access::context_rules(plan);
     let subjects = json!([{"kind": "ServiceAccount", "name": name, "namespace": namespace}]);
     let rbac = "rbac.authorization.k8s.io/v1";
     let mut out = Vec::new();

@@ -8,8 +8,8 @@ use tollgate_host::{Config, LoadError, PolicySet, Sandbox, module_files};
 
 use super::ClusterSource;
 use crate::builtin::{BUILTINS, DEFAULT_POLICIES};
+use crate::file_watch::FileWatch;
 use crate::metrics::Metrics;
-use crate::watch::FileWatch;
 
 /// The policy configuration to serve.
 #[derive(Debug, Clone)]

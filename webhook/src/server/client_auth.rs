@@ -24,8 +24,8 @@ use rustls::{
     SignatureScheme,
 };
 
+use crate::file_watch::FileWatch;
 use crate::metrics::ClientRefused;
-use crate::watch::FileWatch;
 
 /// Why a client CA file cannot be used.
 #[derive(Debug, thiserror::Error)]

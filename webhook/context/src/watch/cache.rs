@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
 
-use crate::metrics::TypeMetrics;
+use crate::cache_metrics::TypeMetrics;
 use crate::store::{ObjectKey, StoredObject, TypeStore};
 use crate::{Answer, LookupError, LookupQuery, ResourceType, TypePlan};
 
@@ -297,7 +297,7 @@ mod tests {
 
     use super::*;
     use crate::Selection;
-    use crate::metrics::ContextMetrics;
+    use crate::cache_metrics::ContextMetrics;
 
     fn pod_type() -> ResourceType {
         ResourceType::new("v1", "Pod")
