@@ -1,7 +1,7 @@
 //! The admission contract (SPEC §2.1) through the real binary, with the
 //! probing test guests as policies.
 
-use tollgate_e2e as support;
+use tollgate_tests as support;
 
 use serde_json::{Value, json};
 use support::{Launch, Server, apply_patch, object, patch_of, response, review, review_with};

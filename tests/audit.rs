@@ -10,7 +10,7 @@ use std::process::{Command, Output};
 
 use serde::Deserialize;
 use serde_json::Value;
-use tollgate_e2e as support;
+use tollgate_tests as support;
 
 fn testdata(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -2,7 +2,7 @@
 //! an AdmissionReview gets a 4xx with a one-line reason; slow clients are
 //! cut off.
 
-use tollgate_e2e as support;
+use tollgate_tests as support;
 
 use std::time::{Duration, Instant};
 

@@ -12,7 +12,7 @@
 //!   namespaces prepared, nodes cordoned with Ready pods;
 //! - migrated-by-job: TPR data not copied, but the migration Job succeeded.
 
-use tollgate_e2e as support;
+use tollgate_tests as support;
 
 use serde_json::{Value, json};
 use support::corpus::{

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 use serde_json::Value;
-use tollgate_e2e as support;
+use tollgate_tests as support;
 
 /// The replay of an input as `kubectl apply -f` applies it.
 mod check_replay;

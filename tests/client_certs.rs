@@ -4,7 +4,7 @@
 //! refused and counted, and `--probe-listen` answers probes and metrics in
 //! plain HTTP without a certificate.
 
-use tollgate_e2e as support;
+use tollgate_tests as support;
 
 use std::path::Path;
 use std::time::Duration;

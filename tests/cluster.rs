@@ -1,7 +1,7 @@
 //! Tollgate against a real kube-apiserver (see `support::cluster`): what a
 //! cluster does to it, byte for byte.
 //!
-//! `cargo test -p tollgate-e2e --test cluster -- --ignored` with
+//! `cargo test -p tollgate-tests --test cluster -- --ignored` with
 //! `KUBE_APISERVER` and `ETCD` set (the workplace's `tools/kube/install` prints
 //! them); `.ci/run` always runs this suite.
 
@@ -10,7 +10,7 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use support::Launch;
 use support::cluster::Cluster;
-use tollgate_e2e as support;
+use tollgate_tests as support;
 
 #[test]
 #[ignore = "needs KUBE_APISERVER and ETCD"]

@@ -8,7 +8,7 @@
 //! the RBAC of `/work/helpers/NAMES.md` (narrowed by resourceNames even for
 //! list and watch), as a client certificate of the same user name.
 //!
-//! `cargo test -p tollgate-e2e --test cluster_certs -- --ignored` with
+//! `cargo test -p tollgate-tests --test cluster_certs -- --ignored` with
 //! `KUBE_APISERVER` and `ETCD` set.
 
 use std::collections::BTreeSet;
@@ -21,7 +21,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use support::cluster::Cluster;
 use support::{Launch, Server, eventually, insecure_client, presented_certificate};
-use tollgate_e2e as support;
+use tollgate_tests as support;
 
 const SERVICE_ACCOUNT: &str = "system:serviceaccount:tollgate:tollgate";
 const SECRET: &str = "/api/v1/namespaces/tollgate/secrets/tollgate-tls";

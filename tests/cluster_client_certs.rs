@@ -3,7 +3,7 @@
 //! `--admission-control-config-file` (as `deploy/README.md` shows), gets
 //! its reviews judged; a client without that certificate is refused.
 //!
-//! `cargo test -p tollgate-e2e --test cluster_client_certs -- --ignored`
+//! `cargo test -p tollgate-tests --test cluster_client_certs -- --ignored`
 //! with `KUBE_APISERVER` and `ETCD` set.
 
 use std::path::Path;
@@ -13,7 +13,7 @@ use base64::Engine;
 use serde_json::json;
 use support::Launch;
 use support::cluster::{Cluster, TestCa};
-use tollgate_e2e as support;
+use tollgate_tests as support;
 
 const POLICIES: &str = r#"
 - id: secret-denier

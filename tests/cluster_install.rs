@@ -8,7 +8,7 @@
 //! since there is no kube-proxy here. What reaches Tollgate is counted in
 //! its `/metrics`.
 //!
-//! `cargo test -p tollgate-e2e --test cluster_install -- --ignored` with
+//! `cargo test -p tollgate-tests --test cluster_install -- --ignored` with
 //! `KUBE_APISERVER` and `ETCD` set; `.ci/run` always runs it.
 
 use std::path::Path;
@@ -19,7 +19,7 @@ use reqwest::StatusCode;
 use support::cluster::Cluster;
 use support::kubectl::tollgate_manifests;
 use support::{Launch, Server};
-use tollgate_e2e as support;
+use tollgate_tests as support;
 
 /// Tollgate serving the built-in pack for `cluster`, its lookups from the
 /// cluster's watch caches.

@@ -16,16 +16,16 @@
 //! returns, so a step that depends on an earlier write retries (bounded),
 //! undoing a premature success (`support::guarded::Guarded`).
 //!
-//! `cargo test -p tollgate-e2e --test cluster_operator -- --ignored` with
+//! `cargo test -p tollgate-tests --test cluster_operator -- --ignored` with
 //! `KUBE_APISERVER` and `ETCD` set; `.ci/run` always runs it.
 
 use serde_json::{Value, json};
 use support::cluster::Cluster;
 use support::guarded::{Guarded, words};
-use tollgate_e2e as support;
 use tollgate_testkit::modern::{
     OPERATOR_NAMESPACE, modern, modern_doc, modern_path, operator_install,
 };
+use tollgate_tests as support;
 
 /// The manifest install and first operator (Calico v3.31.7, operator v1.40.15).
 const OLD: &str = "v3.31.7";

@@ -15,7 +15,7 @@
 //! Reviews go straight to Tollgate's `/validate` (no webhook registration):
 //! the API server is the thing that fails here, and a webhook call needs it.
 //!
-//! `cargo test -p tollgate-e2e --test cluster_outage -- --ignored` with
+//! `cargo test -p tollgate-tests --test cluster_outage -- --ignored` with
 //! `KUBE_APISERVER` and `ETCD` set; `.ci/run` always runs it.
 
 use std::future::Future;
@@ -27,7 +27,7 @@ use support::cluster::Cluster;
 use support::corpus::{create, doc, served};
 use support::verdict::Answer;
 use support::{Launch, Server};
-use tollgate_e2e as support;
+use tollgate_tests as support;
 
 /// `--max-context-staleness`, as passed (also the default).
 const STALENESS: Duration = Duration::from_secs(10);

@@ -4,7 +4,7 @@
 //! watch caches `serve` uses; the PolicyReports an audit prints are accepted
 //! by the API server with the Policy WG's CRDs installed.
 //!
-//! `cargo test -p tollgate-e2e --test cluster_preflight -- --ignored` with
+//! `cargo test -p tollgate-tests --test cluster_preflight -- --ignored` with
 //! `KUBE_APISERVER` and `ETCD` set; `.ci/run` always runs it.
 
 use std::path::{Path, PathBuf};
@@ -13,8 +13,8 @@ use std::process::{Command, Output};
 use serde_json::{Value, json};
 use support::cluster::Cluster;
 use support::corpus::served;
-use tollgate_e2e as support;
 use tollgate_testkit::corpus::{manifest, read_docs};
+use tollgate_tests as support;
 
 fn testdata(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -9,7 +9,7 @@
 //! Namespaces cluster-wide, so they are not unrelated. Nodes and
 //! NetworkPolicies are read by rules too and are left out here.
 //!
-//! `cargo test -p tollgate-e2e --test cluster_scale -- --ignored --nocapture`
+//! `cargo test -p tollgate-tests --test cluster_scale -- --ignored --nocapture`
 //! with `KUBE_APISERVER` and `ETCD` set.
 
 use std::collections::BTreeMap;
@@ -20,7 +20,7 @@ use serde_json::Value;
 use support::cluster::Cluster;
 use support::populate::{self, CALICO_NODES, Fill, Review};
 use support::{Launch, Server};
-use tollgate_e2e as support;
+use tollgate_tests as support;
 
 /// Pods, Deployments and ReplicaSets no rule is about.
 const UNRELATED: Fill = Fill {

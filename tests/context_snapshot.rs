@@ -3,7 +3,7 @@
 //! snapshot directories built from the corpus, a bad snapshot refusing to
 //! serve, and the `context` allow-list enforced by the server.
 
-use tollgate_e2e as support;
+use tollgate_tests as support;
 
 use serde_json::{Value, json};
 use support::Launch;

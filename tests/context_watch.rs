@@ -3,7 +3,7 @@
 //! kube-rs client): readiness waits for the caches, verdicts follow watch
 //! events, and an API group the cluster does not serve is "no objects".
 
-use tollgate_e2e as support;
+use tollgate_tests as support;
 
 use std::time::Duration;
 

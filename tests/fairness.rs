@@ -3,7 +3,7 @@
 //! of the instances, and a policy's `timeout` is CPU time, so healthy
 //! policies keep their real verdicts and their budgets while spinners run.
 
-use tollgate_e2e as support;
+use tollgate_tests as support;
 
 use std::time::{Duration, Instant};
 
@@ -28,7 +28,7 @@ fn captured_as(file: &str, uid: &str) -> Value {
 async fn a_20s_spinner_under_300_node_reviews_leaves_daemonset_verdicts_intact() {
     let pack = include_str!("../policies-wasm/calico/policies.yaml");
     let policies = format!(
-        "{pack}\n- id: node-spin\n  module: guests.wasm\n  rule: spin\n  timeout: 20s\n  match: {{kinds: [{{kind: Node}}]}}\n"
+        "{pack}\n- id: node-spin\n  module: guests.wasm\n  rule: spin\n  cpuBudget: 20s\n  match: {{kinds: [{{kind: Node}}]}}\n"
     );
     let server = Launch::new().policies(&policies).start();
     let client = server.client();
@@ -111,11 +111,11 @@ async fn a_fast_rule_keeps_its_250ms_cpu_budget_while_1s_spinners_run() {
 - id: ok
   module: guests.wasm
   rule: allow
-  timeout: 250ms
+  cpuBudget: 250ms
   match: {kinds: [{kind: ConfigMap}]}
 - id: spin
   module: guests.wasm
-  timeout: 1s
+  cpuBudget: 1s
   breaker: {enabled: false}
   match: {kinds: [{kind: Spin}]}
 "#;

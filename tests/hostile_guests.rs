@@ -2,7 +2,7 @@
 //! panics, returns garbage or points out of bounds yields its policy's
 //! failure verdict within its deadline, and never disturbs other reviews.
 
-use tollgate_e2e as support;
+use tollgate_tests as support;
 
 use std::time::{Duration, Instant};
 
@@ -16,11 +16,11 @@ const POLICIES: &str = r#"
   match: {kinds: [{kind: ConfigMap}]}
 - id: spin
   module: guests.wasm
-  timeout: 300ms
+  cpuBudget: 300ms
   match: {kinds: [{kind: Spin}]}
 - id: grow
   module: guests.wasm
-  timeout: 2s
+  cpuBudget: 2s
   match: {kinds: [{kind: Grow}]}
 - id: panic
   module: guests.wasm
@@ -34,13 +34,13 @@ const POLICIES: &str = r#"
 - id: spin-open
   module: guests.wasm
   rule: spin
-  timeout: 300ms
+  cpuBudget: 300ms
   failurePolicy: ignore
   match: {kinds: [{kind: SpinOpen}]}
 - id: spin-long
   module: guests.wasm
   rule: spin
-  timeout: 20s
+  cpuBudget: 20s
   match: {kinds: [{kind: SpinLong}]}
 - id: counter
   module: guests.wasm

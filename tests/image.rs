@@ -12,7 +12,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use tollgate_e2e as support;
+use tollgate_tests as support;
 
 const STORAGE: &str = "--storage-driver=vfs";
 

@@ -5,7 +5,7 @@
 //! limit is counted in /metrics, and a shutdown grace shorter than an
 //! evaluation still answers the review in flight.
 
-use tollgate_e2e as support;
+use tollgate_tests as support;
 
 use std::time::{Duration, Instant};
 
@@ -22,7 +22,7 @@ const POLICIES: &str = r#"
 - id: slow
   module: guests.wasm
   rule: spin
-  timeout: 20s
+  cpuBudget: 20s
   match: {kinds: [{kind: Slow}]}
 "#;
 

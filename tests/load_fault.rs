@@ -18,7 +18,7 @@
 //! memory stayed bounded; slow clients were cut off; the process exited 0
 //! after answering everything it accepted.
 
-use tollgate_e2e as support;
+use tollgate_tests as support;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -36,7 +36,7 @@ const HOSTILE: &str = r#"
 - id: spinner
   module: guests.wasm
   rule: spin
-  timeout: 300ms
+  cpuBudget: 300ms
   concurrency: 4
   match: {kinds: [{kind: Spin}]}
 - id: grower
@@ -59,7 +59,7 @@ const HOSTILE: &str = r#"
 - id: lingerer
   module: guests.wasm
   rule: spin
-  timeout: 2s
+  cpuBudget: 2s
   concurrency: 8
   breaker: {enabled: false}
   match: {kinds: [{kind: Linger}]}

@@ -3,7 +3,7 @@
 //! code was loaded for another module and the server refused to start)
 //! starts, compiles the modules again and judges as before.
 
-use tollgate_e2e as support;
+use tollgate_tests as support;
 
 use std::path::PathBuf;
 

@@ -11,7 +11,7 @@ use std::process::{Command, Output};
 
 use serde_json::json;
 use support::{Launch, response};
-use tollgate_e2e as support;
+use tollgate_tests as support;
 
 fn run(what: &str, command: &mut Command) -> Output {
     let output = command.output().unwrap_or_else(|e| panic!("{what}: {e}"));

@@ -7,7 +7,7 @@
 //! 1,500 connections each in the middle of a 20 KB review keep resident
 //! memory under 128 MiB.
 
-use tollgate_e2e as support;
+use tollgate_tests as support;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -28,7 +28,7 @@ const POLICIES: &str = r#"
 - id: spinner
   module: guests.wasm
   rule: spin
-  timeout: 20s
+  cpuBudget: 20s
   match: {kinds: [{kind: Slow}]}
 "#;
 

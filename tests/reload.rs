@@ -2,7 +2,7 @@
 //! up without a restart; a configuration or module that fails to load is
 //! reported and the previous set keeps serving.
 
-use tollgate_e2e as support;
+use tollgate_tests as support;
 
 use std::path::Path;
 use std::time::Duration;

@@ -2,7 +2,7 @@
 //! Calico upgrade steps (`testdata/reviews`) against the zero-flag
 //! default (the built-in pack): each gets a well-formed answer in time.
 
-use tollgate_e2e as support;
+use tollgate_tests as support;
 
 use std::time::{Duration, Instant};
 

@@ -2,7 +2,7 @@
 //! TLS versions and ALPN, certificate reload, health, readiness, metrics,
 //! graceful shutdown.
 
-use tollgate_e2e as support;
+use tollgate_tests as support;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -260,7 +260,7 @@ async fn certificate_and_key_are_re_read_when_the_files_change() {
 
 #[tokio::test]
 async fn sigterm_answers_in_flight_reviews_then_exits() {
-    let policies = "- id: slow\n  module: guests.wasm\n  rule: spin\n  timeout: 1s\n  match: {kinds: [{kind: Slow}]}\n";
+    let policies = "- id: slow\n  module: guests.wasm\n  rule: spin\n  cpuBudget: 1s\n  match: {kinds: [{kind: Slow}]}\n";
     let mut server = Launch::new().policies(policies).start();
     let client = server.client();
     let url = server.url("/validate?timeout=3s");
@@ -309,7 +309,7 @@ async fn sigterm_answers_in_flight_reviews_then_exits() {
 /// here.)
 #[tokio::test]
 async fn a_spinning_guest_is_stopped_at_its_cpu_budget_not_the_review_deadline() {
-    let policies = "- id: slow\n  module: guests.wasm\n  rule: spin\n  timeout: 100ms\n  breaker: {enabled: false}\n  match: {kinds: [{kind: Slow}]}\n";
+    let policies = "- id: slow\n  module: guests.wasm\n  rule: spin\n  cpuBudget: 100ms\n  breaker: {enabled: false}\n  match: {kinds: [{kind: Slow}]}\n";
     let server = Launch::new().policies(policies).start();
     let request = review(
         "budget-1",
@@ -519,7 +519,7 @@ struct Tally {
 
 #[tokio::test]
 async fn sigterm_under_load_answers_every_accepted_review_then_exits_0() {
-    let policies = "- id: slow\n  module: guests.wasm\n  rule: spin\n  timeout: 2s\n  match: {kinds: [{kind: Slow}]}\n\
+    let policies = "- id: slow\n  module: guests.wasm\n  rule: spin\n  cpuBudget: 2s\n  match: {kinds: [{kind: Slow}]}\n\
                     - id: fast\n  module: guests.wasm\n  rule: allow\n  match: {kinds: [{kind: ConfigMap}]}\n";
     let mut server = Launch::new()
         .policies(policies)

@@ -28,7 +28,10 @@ use clap::Parser;
 
 fn main() -> anyhow::Result<()> {
     let cli = cli::Cli::parse();
-    raise_open_files_limit();
+    // A thousand connections need as many descriptors (the soft limit is
+    // often 1,024). Best effort: at the old limit the large scenarios
+    // report their errors.
+    tollgate_tests::raise_open_files_limit();
     match cli.command {
         Some(cli::Command::Floor(args)) => floor::serve(&args),
         // One thread drives the load, so the servers keep the other cores.
@@ -37,19 +40,4 @@ fn main() -> anyhow::Result<()> {
             .build()?
             .block_on(scenarios::run(cli.run)),
     }
-}
-
-/// A thousand connections need as many descriptors (the soft limit is
-/// often 1,024): raise it to the hard limit.
-fn raise_open_files_limit() {
-    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
-    let hard = getrlimit(Resource::Nofile).maximum;
-    // Best effort: at the old limit the large scenarios report their errors.
-    let _ = setrlimit(
-        Resource::Nofile,
-        Rlimit {
-            current: hard,
-            maximum: hard,
-        },
-    );
 }

@@ -15,6 +15,7 @@ use std::path::Path;
 
 use anyhow::Context;
 use serde_json::{Value, json};
+use tollgate_sdk::api::LAST_APPLIED;
 
 pub const NAMESPACES: usize = 3_000;
 pub const POLICIES: usize = 10_000;
@@ -29,7 +30,6 @@ const APP_POLICIES: [&str; 4] = [
 ];
 
 const ISOLATION: &str = "net.beta.kubernetes.io/network-policy";
-const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
 
 /// Writes `namespaces.json` and `networkpolicies.json` under `dir`.
 pub fn write(dir: &Path) -> anyhow::Result<()> {
@@ -156,6 +156,10 @@ fn app_policy(ns: &str, name: &str) -> Value {
         }),
     )
 }
+
+#[cfg(test)]
+#[path = "snapshot_r9_tests.rs"]
+mod r9_tests;
 
 #[cfg(test)]
 mod tests {

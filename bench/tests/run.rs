@@ -5,7 +5,7 @@
 
 use std::process::{Command, Output};
 
-use tollgate_e2e::tollgate_bin;
+use tollgate_tests::tollgate_bin;
 
 fn bench(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_tollgate-bench"))
@@ -147,7 +147,7 @@ fn bad_input_is_refused_clearly() {
 #[test]
 fn against_measures_another_engine_on_the_same_bodies() {
     // Another Tollgate stands in for "the user's current engine".
-    let other = tollgate_e2e::Launch::new().shared_module_cache().start();
+    let other = tollgate_tests::Launch::new().shared_module_cache().start();
     let dir = tempfile::tempdir().unwrap();
     let ca = dir.path().join("other-ca.pem");
     std::fs::write(&ca, other.ca_pem()).unwrap();

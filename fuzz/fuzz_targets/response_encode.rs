@@ -88,7 +88,12 @@ fuzz_target!(|input: Input| {
         answer,
     } = input;
     let (bytes, denial, warnings, patch) = match answer {
-        Answer::Allowed => (response::allowed(&api_version, &uid), None, vec![], vec![]),
+        Answer::Allowed => (
+            response::decision(&api_version, &uid, &Decision::default()),
+            None,
+            vec![],
+            vec![],
+        ),
         Answer::Invalid(message) => (
             response::invalid(&api_version, &uid, &message),
             Some((response::INVALID_REQUEST, message)),

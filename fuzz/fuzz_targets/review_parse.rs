@@ -2,13 +2,15 @@
 //! whatever the decoder takes for a review, `Value` reads the same way (same
 //! uid, request span equal to `request`), and a body `Value` calls a valid
 //! review is never refused outright (the decoder may only answer it with a
-//! 400-in-the-review, for the shape it refuses: duplicate keys, deep nesting).
+//! 400-in-the-review, for the shape it refuses: duplicate keys, deep nesting),
+//! and the stripped input its shape check cuts is `strip_request`'s.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
+use tollgate_host::input::strip_request;
 use tollgate_host::review::API_VERSIONS;
-use tollgate_host::{Parsed, Review};
+use tollgate_host::{GuestInput, Parsed, Review};
 
 fuzz_target!(|body: &[u8]| {
     let parsed = Review::parse(body);
@@ -40,6 +42,13 @@ fuzz_target!(|body: &[u8]| {
             let span: Value =
                 serde_json::from_str(review.request()).expect("the request span is JSON");
             assert_eq!(&span, request, "the request span is not `request`");
+            // The cuts the shape check found strip the request exactly as
+            // the standalone pass does.
+            assert_eq!(
+                GuestInput::of(&review).bytes(false),
+                strip_request(review.request()).as_slice(),
+                "the shape check's cuts differ from strip_request"
+            );
             match review.object() {
                 Some(object) => {
                     let object: Value = serde_json::from_str(object.get()).unwrap();

@@ -103,3 +103,112 @@ pub fn calico_data(api_version: &str, kind: &str, name: &str) -> Value {
     }
     v
 }
+
+/// Namespaces and NetworkPolicies in every state R9 tells apart, none of
+/// them prepared the plain way: ten namespaces whose policies would become
+/// active and ten DefaultDeny namespaces without a default-deny policy (more
+/// than a message lists), annotations of odd values and escapes, policies
+/// shaped like a default-deny whose policyTypes do or do not isolate
+/// ingress, a policy in a namespace that does not exist, and names beyond
+/// ASCII. Names start with `r9-` (the bench's large cluster has none).
+pub fn r9_variety() -> Vec<Value> {
+    const ISOLATION: &str = "net.beta.kubernetes.io/network-policy";
+    let annotated = |name: &str, annotation: Value| {
+        let mut ns = namespace(name, false);
+        ns["metadata"]["annotations"] = json!({ ISOLATION: annotation });
+        ns
+    };
+    let deny_shaped = |ns: &str, name: &str, spec: Value| network_policy(ns, name, spec);
+    let app = |ns: &str| {
+        network_policy(
+            ns,
+            "allow-web",
+            json!({"podSelector": {"matchLabels": {"app": "web"}}, "ingress": [{}]}),
+        )
+    };
+    let mut out = Vec::new();
+    for i in 0..10 {
+        let clean = format!("r9-clean-{i:02}");
+        out.extend([namespace(&clean, false), app(&clean)]);
+        out.push(namespace(&format!("r9-isolate-{i:02}"), true));
+    }
+    out.extend([
+        // Not JSON: not DefaultDeny, so its default-deny policy is a policy
+        // that would become active.
+        annotated("r9-ann-plain", json!("DefaultDeny")),
+        default_deny_policy("r9-ann-plain"),
+        // An escape inside the annotation's JSON: DefaultDeny.
+        annotated(
+            "r9-ann-escaped",
+            json!(r#"{"ingress":{"isolation":"Default\u0044eny"}}"#),
+        ),
+        annotated(
+            "r9-ann-spaced",
+            json!(r#"{ "ingress": { "isolation": "DefaultDeny" } }"#),
+        ),
+        default_deny_policy("r9-ann-spaced"),
+        annotated("r9-ann-none", json!(r#"{"ingress":{"isolation":"None"}}"#)),
+        app("r9-ann-none"),
+        annotated("r9-ann-empty", json!("")),
+        app("r9-ann-empty"),
+        annotated("r9-ann-number", json!(5)),
+        annotated(
+            "r9-ann-object",
+            json!({"ingress": {"isolation": "DefaultDeny"}}),
+        ),
+        app("r9-ann-object"),
+        // Default-deny-shaped policies in DefaultDeny namespaces.
+        namespace("r9-types-egress", true),
+        deny_shaped(
+            "r9-types-egress",
+            "deny",
+            json!({"podSelector": {}, "policyTypes": ["Egress"]}),
+        ),
+        namespace("r9-types-both", true),
+        deny_shaped(
+            "r9-types-both",
+            "deny",
+            json!({"podSelector": {}, "policyTypes": ["Egress", "Ingress"]}),
+        ),
+        namespace("r9-types-absent", true),
+        deny_shaped("r9-types-absent", "deny", json!({"podSelector": {}})),
+        namespace("r9-types-null", true),
+        deny_shaped(
+            "r9-types-null",
+            "deny",
+            json!({"podSelector": {}, "policyTypes": null}),
+        ),
+        namespace("r9-types-empty", true),
+        deny_shaped(
+            "r9-types-empty",
+            "deny",
+            json!({"podSelector": {}, "policyTypes": []}),
+        ),
+        namespace("r9-selector-null", true),
+        deny_shaped(
+            "r9-selector-null",
+            "deny",
+            json!({"podSelector": null, "ingress": []}),
+        ),
+        namespace("r9-allows-some", true),
+        deny_shaped(
+            "r9-allows-some",
+            "deny",
+            json!({"podSelector": {}, "ingress": [{}]}),
+        ),
+        namespace("r9-two-denies", true),
+        default_deny_policy("r9-two-denies"),
+        deny_shaped(
+            "r9-two-denies",
+            "deny-again",
+            json!({"podSelector": {"matchLabels": {}}}),
+        ),
+        // A policy whose namespace is not stored.
+        app("r9-ghost"),
+        // Beyond ASCII, where JSON text order and name order agree.
+        namespace("r9-ünï", true),
+        namespace("r9-zed", false),
+        app("r9-zed"),
+    ]);
+    out
+}

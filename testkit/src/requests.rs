@@ -73,8 +73,7 @@ pub use tollgate_preflight::served::gvk;
 /// The resource name of a kind (`NetworkPolicy` → `networkpolicies`).
 pub use tollgate_preflight::served::plural;
 
-/// The annotation `kubectl apply` stores the whole previous object in.
-pub const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+pub use tollgate_sdk::api::LAST_APPLIED;
 
 /// What the host's request stripping means, spelled with
 /// `serde_json::Value`: `managedFields` and the last-applied annotation

@@ -10,11 +10,13 @@
 //! type and the API server's LIST and WATCH requests while it started; the
 //! verdicts of a mix of Calico reviews must be the same in both.
 //!
-//! The objects and reviews come from `tollgate_e2e::populate`, which the
+//! The objects and reviews come from `tollgate_tests::populate`, which the
 //! CI test `tests/cluster_scale.rs` uses at a smaller size.
 //!
 //! `cargo build --release -p tollgate -p tollgate-bench &&
 //!  target/release/large_cluster` (it runs the `tollgate` next to itself).
+
+#![forbid(unsafe_code)]
 
 #[path = "../procfs.rs"]
 #[allow(dead_code)] // The bench's reader; only `memory` is needed here.
@@ -30,8 +32,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail, ensure};
 use clap::Parser;
 use serde_json::Value;
-use tollgate_e2e::cluster::Cluster;
-use tollgate_e2e::populate::{self, Fill, Review};
+use tollgate_tests::cluster::Cluster;
+use tollgate_tests::populate::{self, Fill, Review};
 
 /// Issue 20's targets for the large cluster.
 const RSS_TARGET_MIB: f64 = 64.0;
@@ -267,7 +269,7 @@ impl Tollgate {
             base: format!("https://127.0.0.1:{port}"),
             log,
             // Its own development certificate, on loopback.
-            client: tollgate_e2e::insecure_client(),
+            client: tollgate_tests::insecure_client(),
             ready: Duration::ZERO,
         };
         loop {

@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use tollgate_e2e::populate::{self, Fill, Review};
+use tollgate_tests::populate::{self, Fill, Review};
 
 use crate::{Args, READY_TARGET, RSS_TARGET_MIB, Run};
 

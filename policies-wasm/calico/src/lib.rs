@@ -6,6 +6,8 @@
 //! line is the [`tollgate_sdk::export_rules!`] below. The pack's default
 //! configuration is `policies.yaml` next to this crate.
 
+#![forbid(unsafe_code)]
+
 pub mod controllers;
 pub mod dataplane;
 pub mod identify;
@@ -16,8 +18,10 @@ pub mod patch;
 pub mod pods;
 pub mod rules;
 pub mod text;
+pub mod unprepared;
 pub mod upgrade;
 pub mod versions;
+mod writes;
 
 use rules::*;
 

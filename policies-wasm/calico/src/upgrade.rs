@@ -13,7 +13,7 @@ use tollgate_sdk::version::Version;
 
 use crate::identify::Identity;
 use crate::operator::OperatorIdentity;
-use crate::rules::updated;
+use crate::writes::updated;
 
 /// How the new release arrives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -8,6 +8,10 @@
 //! dependencies (host crates that talk to a cluster use kube-core's
 //! `GroupVersionKind` / `ApiResource` on top of it).
 
+/// The annotation `kubectl apply` stores the whole previous object in: a
+/// copy no rule reads, left out of what guests and caches hold.
+pub const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
 /// Resource names (plurals) the API server uses for kinds that are not the
 /// regular English plural of the lowercased kind, and for the kinds the
 /// Calico pack reads (so they never depend on the fallback).

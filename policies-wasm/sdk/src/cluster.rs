@@ -129,12 +129,7 @@ impl MemoryCluster {
 
 impl Cluster for MemoryCluster {
     fn lookup(&self, query: &LookupQuery) -> Result<Objects, LookupError> {
-        let selected = self.objects.iter().filter(|o| {
-            o["apiVersion"].as_str() == Some(query.api_version.as_str())
-                && o["kind"].as_str() == Some(query.kind.as_str())
-                && query.selects(o)
-        });
-        let json = serde_json::to_vec(&query.answer(selected))
+        let json = serde_json::to_vec(&query.answer_among(&self.objects))
             .map_err(|e| LookupError::Malformed(e.to_string()))?;
         Ok(Objects::from_json(json))
     }
@@ -157,7 +152,7 @@ impl Cluster for HostCluster {
         // obtained from `tollgate_alloc`, which this instance never frees.
         let answer = unsafe {
             let packed = lookup(q.as_ptr(), q.len());
-            crate::export::take_packed(packed)
+            crate::packed::take_packed(packed)
         };
         // The host frames objects exactly so: take the array without a
         // validating pass over what may be megabytes (parsing it validates).

@@ -3,6 +3,8 @@
 
 #[cfg(target_arch = "wasm32")]
 use crate::module::Rules;
+#[cfg(target_arch = "wasm32")]
+use crate::packed::pack;
 
 /// Exports rules from a policy crate.
 ///
@@ -139,25 +141,6 @@ pub fn alloc(len: i32) -> i32 {
     // Each evaluation is a fresh instance: handed-out memory is never freed.
     std::mem::forget(buf);
     ptr as i32
-}
-
-/// Leaks `bytes` and packs their address and length for the host.
-#[cfg(target_arch = "wasm32")]
-fn pack(bytes: Vec<u8>) -> i64 {
-    let bytes = bytes.leak();
-    (((bytes.as_ptr() as u64) << 32) | bytes.len() as u64) as i64
-}
-
-/// # Safety
-/// `packed` must describe memory this instance handed out and never frees.
-#[cfg(target_arch = "wasm32")]
-pub unsafe fn take_packed(packed: u64) -> &'static [u8] {
-    let (ptr, len) = ((packed >> 32) as usize, (packed & 0xffff_ffff) as usize);
-    if len == 0 {
-        return &[];
-    }
-    // SAFETY: per the function's contract.
-    unsafe { std::slice::from_raw_parts(ptr as *const u8, len) }
 }
 
 /// # Safety

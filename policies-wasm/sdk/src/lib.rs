@@ -105,6 +105,7 @@ mod export;
 pub mod image;
 pub mod log;
 mod module;
+mod packed;
 mod query;
 mod request;
 mod settings;

@@ -2,7 +2,7 @@
 //! one definition of what it selects and what its answer holds, which every
 //! backend (the host's store, the SDK's `MemoryCluster`) uses.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -50,6 +50,21 @@ pub struct LookupQuery {
     /// thousand names, not the policies.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub distinct: Vec<String>,
+    /// Keeps only objects in which each of these JSON Pointers names one of
+    /// its values (compared as JSON; `null` also stands for a pointer that
+    /// names nothing, as in a `distinct` tuple). A rule classifies the few
+    /// `distinct` values of a member itself, then asks for the objects of
+    /// the classes it wants.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub one_of: BTreeMap<String, Vec<Value>>,
+    /// Leaves out of the answer every element the answer to this query also
+    /// holds (compared as JSON; see [`LookupQuery::answer_among`]). With
+    /// `distinct` on both sides it is a set difference the host computes
+    /// and keeps until the objects of either type change: "annotated
+    /// namespaces without a default-deny policy" reaches the guest as the
+    /// few names it is, not as thousands on each side.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub except: Option<Box<LookupQuery>>,
 }
 
 impl LookupQuery {
@@ -115,10 +130,68 @@ impl LookupQuery {
         }
     }
 
+    /// Keeps only objects where `pointer` names one of `values` (see
+    /// [`LookupQuery::one_of`]).
+    pub fn where_one_of(mut self, pointer: &str, values: impl IntoIterator<Item = Value>) -> Self {
+        self.one_of
+            .insert(pointer.to_owned(), values.into_iter().collect());
+        self
+    }
+
+    /// Leaves out what `other` answers (see [`LookupQuery::except`]).
+    pub fn except(self, other: LookupQuery) -> Self {
+        Self {
+            except: Some(Box::new(other)),
+            ..self
+        }
+    }
+
+    /// This query without its `except`: what it leaves out from.
+    pub fn without_except(&self) -> Self {
+        Self {
+            except: None,
+            ..self.clone()
+        }
+    }
+
     /// Whether answering needs each object's content, not only the index of
     /// namespace, name and labels every backend keeps.
     pub fn reads_content(&self) -> bool {
-        !self.empty.is_empty() || !self.non_empty.is_empty() || !self.distinct.is_empty()
+        !self.empty.is_empty()
+            || !self.non_empty.is_empty()
+            || !self.distinct.is_empty()
+            || !self.one_of.is_empty()
+    }
+
+    /// The answer to this query, `except` included, over `objects` of any
+    /// types (in the backend's order): the definition of `except` that the
+    /// host's backends agree with (tested there).
+    pub fn answer_among(&self, objects: &[Value]) -> Value {
+        let selected = objects.iter().filter(|o| {
+            o["apiVersion"].as_str() == Some(self.api_version.as_str())
+                && o["kind"].as_str() == Some(self.kind.as_str())
+                && self.selects(o)
+        });
+        let answer = self.answer(selected);
+        let Some(except) = &self.except else {
+            return answer;
+        };
+        match (answer, except.answer_among(objects)) {
+            (Value::Array(answer), Value::Array(left_out)) => {
+                Value::Array(Self::except_answer(answer, &left_out))
+            }
+            (answer, _) => answer,
+        }
+    }
+
+    /// The elements of `answer` that `left_out` does not hold, in their
+    /// order: an answer with `except`, given the answers of its two parts.
+    pub fn except_answer(answer: Vec<Value>, left_out: &[Value]) -> Vec<Value> {
+        let left_out: HashSet<&Value> = left_out.iter().collect();
+        answer
+            .into_iter()
+            .filter(|v| !left_out.contains(v))
+            .collect()
     }
 
     /// The answer to this query over the objects it selects (in the
@@ -208,6 +281,10 @@ impl LookupQuery {
                 .non_empty
                 .iter()
                 .all(|p| !is_empty_value(object.pointer(p)))
+            && self
+                .one_of
+                .iter()
+                .all(|(p, values)| values.contains(object.pointer(p).unwrap_or(&Value::Null)))
     }
 
     /// The part of [`LookupQuery::selects`] that namespace, name and labels
@@ -258,152 +335,5 @@ fn pointer_keys(pointer: &str) -> Option<Vec<jsonptr::Token<'_>>> {
 }
 
 #[cfg(test)]
-mod tests {
-    use serde_json::json;
-
-    use super::LookupQuery;
-
-    fn policy() -> serde_json::Value {
-        json!({
-            "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
-            "metadata": {"name": "p", "namespace": "a", "uid": "u", "labels": {"x": "1"},
-                         "annotations": {"net.beta.kubernetes.io/network-policy": "dd", "a/b": "s"}},
-            "spec": {"podSelector": {}, "policyTypes": ["Ingress"], "ingress": [{"from": []}]},
-        })
-    }
-
-    #[test]
-    fn no_fields_is_the_whole_object() {
-        let q = LookupQuery::list("networking.k8s.io/v1", "NetworkPolicy");
-        assert_eq!(q.project(&policy()), policy());
-    }
-
-    #[test]
-    fn fields_keep_identity_and_the_named_members() {
-        let q = LookupQuery::list("networking.k8s.io/v1", "NetworkPolicy").with_fields(&[
-            "/spec/podSelector",
-            "/spec/ingress/0/from",
-            "/metadata/annotations/a~1b",
-            "/spec/missing",
-            "/metadata/name/deeper",
-            "",
-            "no-slash",
-        ]);
-        assert_eq!(
-            q.project(&policy()),
-            json!({
-                "metadata": {"name": "p", "namespace": "a", "annotations": {"a/b": "s"}},
-                "spec": {"podSelector": {}, "ingress": [{"from": []}]},
-            })
-        );
-    }
-
-    #[test]
-    fn overlapping_pointers_keep_the_wider_member() {
-        let q = LookupQuery::list("v1", "Namespace").with_fields(&["/spec", "/spec/podSelector"]);
-        assert_eq!(q.project(&policy())["spec"], policy()["spec"]);
-        let q = LookupQuery::list("v1", "Namespace").with_fields(&["/spec/podSelector", "/spec"]);
-        assert_eq!(q.project(&policy())["spec"], policy()["spec"]);
-    }
-
-    #[test]
-    fn fields_travel_on_the_wire_only_when_set() {
-        let q = LookupQuery::list("v1", "Namespace");
-        assert!(!serde_json::to_string(&q).unwrap().contains("fields"));
-        let q = q.with_fields(&["/metadata/annotations"]);
-        let text = serde_json::to_string(&q).unwrap();
-        assert!(
-            text.contains(r#""fields":["/metadata/annotations"]"#),
-            "{text}"
-        );
-        assert_eq!(serde_json::from_str::<LookupQuery>(&text).unwrap(), q);
-    }
-
-    #[test]
-    fn content_filters_keep_objects_of_a_shape() {
-        let deny = json!({"metadata": {"name": "d"}, "spec": {"podSelector": {"matchLabels": {}}}});
-        let open = json!({"metadata": {"name": "o"}, "spec": {"podSelector": {}, "ingress": [{}]}});
-        let some = json!({"metadata": {"name": "s"}, "spec": {"podSelector": {"matchLabels": {"a": "b"}}}});
-        let q = LookupQuery::list("networking.k8s.io/v1", "NetworkPolicy")
-            .where_empty(&["/spec/podSelector", "/spec/ingress"]);
-        assert!(q.selects(&deny));
-        assert!(!q.selects(&open));
-        assert!(!q.selects(&some));
-        let q = LookupQuery::list("networking.k8s.io/v1", "NetworkPolicy")
-            .where_non_empty(&["/spec/ingress"]);
-        assert!(!q.selects(&deny));
-        assert!(q.selects(&open));
-    }
-
-    #[test]
-    fn emptiness() {
-        use super::is_empty_value;
-        for empty in [
-            json!(null),
-            json!(""),
-            json!([]),
-            json!({}),
-            json!({"a": {"b": []}}),
-        ] {
-            assert!(is_empty_value(Some(&empty)), "{empty}");
-        }
-        for full in [
-            json!(false),
-            json!(0),
-            json!("x"),
-            json!([{}]),
-            json!({"a": 0}),
-        ] {
-            assert!(!is_empty_value(Some(&full)), "{full}");
-        }
-        assert!(is_empty_value(None));
-    }
-
-    #[test]
-    fn distinct_answers_each_value_once_in_text_order() {
-        let objects = [
-            json!({"metadata": {"name": "p", "namespace": "b"}}),
-            json!({"metadata": {"name": "q", "namespace": "a"}}),
-            json!({"metadata": {"name": "r", "namespace": "b"}}),
-            json!({"metadata": {"name": "cluster-scoped"}}),
-        ];
-        let q = LookupQuery::list("networking.k8s.io/v1", "NetworkPolicy")
-            .distinct(&["/metadata/namespace"]);
-        assert!(q.reads_content());
-        assert_eq!(q.answer(&objects), json!(["a", "b"]));
-        let q = LookupQuery::list("networking.k8s.io/v1", "NetworkPolicy")
-            .distinct(&["/metadata/namespace", "/metadata/name"]);
-        assert_eq!(
-            q.answer(&objects),
-            json!([["a", "q"], ["b", "p"], ["b", "r"], [null, "cluster-scoped"]])
-        );
-        let q = LookupQuery::list("networking.k8s.io/v1", "NetworkPolicy")
-            .distinct(&["/metadata/namespace", "/spec"]);
-        assert_eq!(
-            q.answer(&objects),
-            json!([["a", null], ["b", null], [null, null]])
-        );
-        let q = LookupQuery::list("networking.k8s.io/v1", "NetworkPolicy");
-        assert!(!q.reads_content());
-        assert_eq!(q.answer(&objects[..1]), json!([objects[0]]));
-    }
-
-    #[test]
-    fn filters_and_distinct_travel_on_the_wire_only_when_set() {
-        let q = LookupQuery::list("v1", "Namespace");
-        let text = serde_json::to_string(&q).unwrap();
-        for member in ["empty", "nonEmpty", "distinct"] {
-            assert!(!text.contains(member), "{text}");
-        }
-        let q = q
-            .where_empty(&["/a"])
-            .where_non_empty(&["/b"])
-            .distinct(&["/metadata/name"]);
-        let text = serde_json::to_string(&q).unwrap();
-        assert!(
-            text.contains(r#""empty":["/a"],"nonEmpty":["/b"],"distinct":["/metadata/name"]"#),
-            "{text}"
-        );
-        assert_eq!(serde_json::from_str::<LookupQuery>(&text).unwrap(), q);
-    }
-}
+#[path = "query_tests.rs"]
+mod tests;

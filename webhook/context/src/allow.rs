@@ -139,6 +139,7 @@ fn read_pointers(query: &LookupQuery) -> impl Iterator<Item = &str> {
     ]
     .into_iter()
     .flatten()
+    .chain(query.one_of.keys())
     .map(String::as_str)
 }
 
@@ -148,6 +149,9 @@ pub(crate) fn is_under(pointer: &str, parent: &str) -> bool {
         .strip_prefix(parent)
         .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
 }
+
+/// The most `except` queries one lookup may nest (R9 nests one).
+pub const MAX_NESTED_EXCEPT: usize = 4;
 
 /// A policy's allow-list. Empty means the policy reads nothing.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -166,17 +170,29 @@ impl AllowList {
 
     /// Ok when some grant covers the query; otherwise the refusal to send the
     /// guest (and log).
+    /// The query's `except` reads too, so each query of the chain must be
+    /// covered; the refusal names the first that is not. A chain longer
+    /// than [`MAX_NESTED_EXCEPT`] is refused.
     pub fn check(&self, query: &LookupQuery) -> Result<(), LookupError> {
-        if self.grants.iter().any(|g| g.covers(query)) {
-            Ok(())
-        } else {
-            Err(LookupError::NotAllowed {
-                policy: self.policy.clone(),
-                api_version: query.api_version.clone(),
-                kind: query.kind.clone(),
-                namespace: query.namespace.clone(),
-            })
+        let nested = std::iter::successors(query.except.as_deref(), |q| q.except.as_deref());
+        if nested.count() > MAX_NESTED_EXCEPT {
+            return Err(LookupError::TooNested {
+                max: MAX_NESTED_EXCEPT,
+            });
         }
+        let mut next = Some(query);
+        while let Some(query) = next {
+            if !self.grants.iter().any(|g| g.covers(query)) {
+                return Err(LookupError::NotAllowed {
+                    policy: self.policy.clone(),
+                    api_version: query.api_version.clone(),
+                    kind: query.kind.clone(),
+                    namespace: query.namespace.clone(),
+                });
+            }
+            next = query.except.as_deref();
+        }
+        Ok(())
     }
 
     /// The resource types this list grants.
@@ -198,6 +214,8 @@ pub fn resource_types<'a>(
 
 #[cfg(test)]
 mod tests {
+    use serde_json::Value;
+
     use super::*;
 
     fn grant(api_version: &str, kind: &str, namespaces: Option<&[&str]>) -> Grant {
@@ -286,6 +304,52 @@ mod tests {
         ] {
             assert!(list.check(&refused).is_err(), "{refused:?}");
         }
+    }
+
+    /// `oneOf` reads the members it names; `except` reads another query,
+    /// which needs a grant of its own.
+    #[test]
+    fn one_of_and_except_read_what_they_name() {
+        let yaml = "[{apiVersion: v1, kind: Namespace, fields: []},
+                     {apiVersion: n/v1, kind: Policy, fields: [/spec/types]}]";
+        let list = AllowList::new("p", serde_yaml_ng::from_str(yaml).unwrap());
+        let names = LookupQuery::list("v1", "Namespace").distinct(&["/metadata/name"]);
+        let policies = LookupQuery::list("n/v1", "Policy").distinct(&["/metadata/namespace"]);
+        let typed = policies.clone().where_one_of("/spec/types", [Value::Null]);
+        for allowed in [
+            names.clone().where_one_of("/metadata/annotations/a", []),
+            names.clone().except(typed.clone()),
+            typed.clone().except(names.clone().except(policies.clone())),
+        ] {
+            assert!(list.check(&allowed).is_ok(), "{allowed:?}");
+        }
+        let refused = |q: &LookupQuery| list.check(q).unwrap_err().to_string();
+        assert_eq!(
+            refused(&names.clone().where_one_of("/spec/finalizers", [])),
+            "policy p may not read v1 Namespace"
+        );
+        assert_eq!(
+            refused(
+                &names
+                    .clone()
+                    .except(policies.where_one_of("/spec/other", []))
+            ),
+            "policy p may not read n/v1 Policy"
+        );
+        assert_eq!(
+            refused(
+                &names
+                    .clone()
+                    .except(LookupQuery::list("v1", "Pod").distinct(&["/metadata/name"]))
+            ),
+            "policy p may not read v1 Pod"
+        );
+        let deep = (0..MAX_NESTED_EXCEPT).fold(names.clone(), |q, _| names.clone().except(q));
+        assert!(list.check(&deep).is_ok());
+        assert_eq!(
+            refused(&names.clone().except(deep)),
+            "a lookup may nest at most 4 `except` queries"
+        );
     }
 
     #[test]

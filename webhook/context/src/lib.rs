@@ -16,6 +16,7 @@ pub mod allow;
 mod answers;
 #[cfg(feature = "cluster")]
 pub mod cache_metrics;
+mod except;
 mod lean;
 pub mod overlay;
 pub mod plan;
@@ -55,6 +56,10 @@ pub enum LookupError {
         kind: String,
         namespace: Option<String>,
     },
+    /// The query nests more `except` queries than a lookup may: each is a
+    /// read of its own, and the host's work on one lookup stays bounded.
+    #[error("a lookup may nest at most {max} `except` queries")]
+    TooNested { max: usize },
     /// The backend cannot answer (for instance a cache that has not synced).
     #[error("cluster context unavailable: {0}")]
     Unavailable(String),
@@ -86,6 +91,14 @@ pub trait ClusterContext: Send + Sync {
 /// is given.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct EmptyContext;
+
+impl EmptyContext {
+    /// The empty cluster as evaluations take it (shared, `'static`): for
+    /// reviews that look nothing up, and for tests.
+    pub fn shared() -> std::sync::Arc<dyn ClusterContext> {
+        std::sync::Arc::new(EmptyContext)
+    }
+}
 
 impl ClusterContext for EmptyContext {
     fn lookup(&self, _: &LookupQuery) -> Result<Answer, LookupError> {

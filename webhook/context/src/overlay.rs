@@ -11,33 +11,36 @@
 //! allow-list is checked by the host before any backend is asked.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, PoisonError, RwLock};
 
 use serde_json::Value;
 
+use crate::except::subtract;
 use crate::{Answer, ClusterContext, LookupError, LookupQuery, ResourceType};
 
 /// `(namespace, name)`, ordered as the stores order answers: cluster-scoped
 /// objects first, then by namespace and name.
 type Key = (Option<String>, String);
 
-/// `base` with objects applied over it.
-pub struct OverlayContext<'b> {
-    base: &'b dyn ClusterContext,
-    applied: HashMap<ResourceType, BTreeMap<Key, Value>>,
+/// `base` with objects applied over it. Shared with the evaluations that
+/// read it (an `Arc`), and applied to between them.
+pub struct OverlayContext {
+    base: Arc<dyn ClusterContext>,
+    applied: RwLock<HashMap<ResourceType, BTreeMap<Key, Value>>>,
 }
 
-impl<'b> OverlayContext<'b> {
-    pub fn new(base: &'b dyn ClusterContext) -> Self {
+impl OverlayContext {
+    pub fn new(base: Arc<dyn ClusterContext>) -> Self {
         Self {
             base,
-            applied: HashMap::new(),
+            applied: RwLock::default(),
         }
     }
 
     /// Stores `object` as the cluster holds it after an apply, replacing the
     /// one of the same type, namespace and name. Objects without apiVersion,
     /// kind or name are not stored (the API server would refuse them).
-    pub fn apply(&mut self, object: Value) {
+    pub fn apply(&self, object: Value) {
         let text = |v: &Value| v.as_str().map(str::to_owned);
         let (Some(api_version), Some(kind), Some(name)) = (
             text(&object["apiVersion"]),
@@ -48,6 +51,8 @@ impl<'b> OverlayContext<'b> {
         };
         let namespace = text(&object["metadata"]["namespace"]);
         self.applied
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
             .entry(ResourceType { api_version, kind })
             .or_default()
             .insert((namespace, name), object);
@@ -97,13 +102,22 @@ fn key(object: &Value) -> Option<Key> {
     Some((namespace, meta["name"].as_str()?.to_owned()))
 }
 
-impl ClusterContext for OverlayContext<'_> {
+impl ClusterContext for OverlayContext {
     fn lookup(&self, query: &LookupQuery) -> Result<Answer, LookupError> {
+        // Either part may meet applied objects: each is answered layered,
+        // then the difference is made here (`check` judges a few objects,
+        // so nothing is kept).
+        if let Some(except) = &query.except {
+            let answer = self.lookup(&query.without_except())?;
+            let left_out = self.lookup(except)?;
+            return subtract(&answer, &left_out).map(Answer::from);
+        }
         let ty = ResourceType {
             api_version: query.api_version.clone(),
             kind: query.kind.clone(),
         };
-        match self.applied.get(&ty) {
+        let applied = self.applied.read().unwrap_or_else(PoisonError::into_inner);
+        match applied.get(&ty) {
             None => self.base.lookup(query),
             Some(applied) => {
                 let answer = self.layered(query, applied)?;

@@ -2,6 +2,7 @@
 //! objects of v3.32.1 applied over it.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use serde_json::{Value, json};
 use tollgate_testkit::modern::{manifest_install, modern_doc};
@@ -41,8 +42,8 @@ const DS: &str = "apps/v1";
 
 #[test]
 fn an_applied_object_replaces_the_base_one() {
-    let base = snapshot(&manifest_install("v3.31.0", "calico.yaml"));
-    let mut overlay = OverlayContext::new(&base);
+    let base = Arc::new(snapshot(&manifest_install("v3.31.0", "calico.yaml")));
+    let overlay = OverlayContext::new(base.clone());
     let get = LookupQuery::get(DS, "DaemonSet", Some("kube-system"), "calico-node");
     assert_eq!(
         images(&ask(&overlay, &get)),
@@ -59,16 +60,16 @@ fn an_applied_object_replaces_the_base_one() {
         ["quay.io/calico/node:v3.32.1"]
     );
     // The base is untouched, and other types pass through.
-    assert_eq!(images(&ask(&base, &get)), ["quay.io/calico/node:v3.31.0"]);
+    assert_eq!(images(&ask(&*base, &get)), ["quay.io/calico/node:v3.31.0"]);
     let cm = LookupQuery::list("v1", "ConfigMap").in_namespace("kube-system");
-    assert_eq!(ask(&overlay, &cm), ask(&base, &cm));
+    assert_eq!(ask(&overlay, &cm), ask(&*base, &cm));
 }
 
 #[test]
 fn filters_projections_and_distinct_mean_what_they_mean_in_the_store() {
     let objects = manifest_install("v3.31.0", "calico.yaml");
-    let base = snapshot(&objects);
-    let mut overlay = OverlayContext::new(&EmptyContext);
+    let base = Arc::new(snapshot(&objects));
+    let overlay = OverlayContext::new(Arc::new(EmptyContext));
     for object in &objects {
         overlay.apply(object.clone());
     }
@@ -89,14 +90,14 @@ fn filters_projections_and_distinct_mean_what_they_mean_in_the_store() {
         LookupQuery::list("v1", "ConfigMap").where_empty(&["/data/typha_service_name"]),
     ];
     for query in &queries {
-        assert_eq!(ask(&overlay, query), ask(&base, query), "{query:?}");
+        assert_eq!(ask(&overlay, query), ask(&*base, query), "{query:?}");
     }
 }
 
 #[test]
 fn a_replaced_object_leaves_distinct_answers() {
-    let base = snapshot(&manifest_install("v3.31.0", "calico.yaml"));
-    let mut overlay = OverlayContext::new(&base);
+    let base = Arc::new(snapshot(&manifest_install("v3.31.0", "calico.yaml")));
+    let overlay = OverlayContext::new(base.clone());
     let query = LookupQuery::list(DS, "DaemonSet").distinct(&["/spec/template/spec/containers"]);
     let before = ask(&overlay, &query).to_string();
     assert!(before.contains("node:v3.31.0"), "{before}");
@@ -114,8 +115,8 @@ fn a_replaced_object_leaves_distinct_answers() {
 
 #[test]
 fn a_new_type_and_a_new_namespace_appear() {
-    let base = snapshot(&manifest_install("v3.31.0", "calico.yaml"));
-    let mut overlay = OverlayContext::new(&base);
+    let base = Arc::new(snapshot(&manifest_install("v3.31.0", "calico.yaml")));
+    let overlay = OverlayContext::new(base.clone());
     let mut moved = node("v3.32.1");
     moved["metadata"]["namespace"] = json!("calico-system");
     overlay.apply(moved);
@@ -150,7 +151,7 @@ impl ClusterContext for Broken {
 
 #[test]
 fn a_base_failure_is_the_overlays_failure() {
-    let mut overlay = OverlayContext::new(&Broken);
+    let overlay = OverlayContext::new(Arc::new(Broken));
     overlay.apply(node("v3.32.1"));
     let err = overlay
         .lookup(&LookupQuery::list(DS, "DaemonSet"))
@@ -161,4 +162,32 @@ fn a_base_failure_is_the_overlays_failure() {
         .lookup(&LookupQuery::list("v1", "ConfigMap"))
         .unwrap();
     assert_eq!(&*cm, b"{}");
+}
+
+/// `except` meets applied objects on either side, and the snapshot under
+/// the overlay answers it as the SDK defines it.
+#[test]
+fn except_sees_applied_objects_of_both_types() {
+    let ns =
+        |name: &str| json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}});
+    let policy = |ns: &str| {
+        json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+               "metadata": {"name": "p", "namespace": ns}, "spec": {}})
+    };
+    let objects = [ns("a"), ns("b"), policy("b"), policy("c")];
+    let base = Arc::new(snapshot(&objects));
+    let names = LookupQuery::list("v1", "Namespace").distinct(&["/metadata/name"]);
+    let holding = LookupQuery::list("networking.k8s.io/v1", "NetworkPolicy")
+        .distinct(&["/metadata/namespace"]);
+    let without = names.clone().except(holding.clone());
+    let orphans = holding.clone().except(names.clone());
+    assert_eq!(ask(&*base, &without), without.answer_among(&objects));
+    assert_eq!(ask(&*base, &without), json!(["a"]));
+    assert_eq!(ask(&*base, &orphans), json!(["c"]));
+    let overlay = OverlayContext::new(base.clone());
+    overlay.apply(policy("a"));
+    assert_eq!(ask(&overlay, &without), json!([]));
+    overlay.apply(ns("c"));
+    assert_eq!(ask(&overlay, &orphans), json!([]));
+    assert_eq!(ask(&overlay, &holding.except(names)), json!([]));
 }

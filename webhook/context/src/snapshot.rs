@@ -149,10 +149,18 @@ impl SnapshotContext {
 
 impl ClusterContext for SnapshotContext {
     fn lookup(&self, query: &LookupQuery) -> Result<Answer, LookupError> {
-        Ok(self
-            .types
-            .get(&query.api_version, &query.kind)
-            .map_or_else(|| Answer::from(&b"[]"[..]), |store| store.select(query)))
+        let left_out = query
+            .except
+            .as_deref()
+            .map(|q| self.lookup(q))
+            .transpose()?;
+        let Some(store) = self.types.get(&query.api_version, &query.kind) else {
+            return Ok(Answer::from(&b"[]"[..]));
+        };
+        match &left_out {
+            Some(left_out) => store.select_after(query, left_out),
+            None => Ok(store.select(query)),
+        }
     }
 }
 

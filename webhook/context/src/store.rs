@@ -16,11 +16,9 @@ use std::sync::{Mutex, OnceLock, PoisonError};
 use serde_json::{Map, Value};
 
 use crate::answers::AnswerCache;
-use crate::{Answer, LookupQuery, ResourceType};
-
-/// The annotation `kubectl apply` writes: a full copy of the object that no
-/// rule reads.
-const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+use crate::except::subtract;
+use crate::{Answer, LookupError, LookupQuery, ResourceType};
+use tollgate_sdk::api::LAST_APPLIED;
 
 /// Why an object cannot be stored.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -246,11 +244,30 @@ impl TypeStore {
         }
     }
 
-    /// The answer to `query` (its apiVersion and kind are the caller's
-    /// business): a JSON array of the objects it selects, projected, or of
-    /// their distinct values.
+    /// The answer to `query` (its apiVersion and kind, and its `except`,
+    /// are the caller's business: see [`TypeStore::select_after`]): a JSON
+    /// array of the objects it selects, projected, or of their distinct
+    /// values.
     pub fn select(&self, query: &LookupQuery) -> Answer {
-        self.answers.get_or_compute(query, || self.compute(query))
+        self.answers
+            .get_or_compute(query, None, || self.compute(query))
+    }
+
+    /// The answer to `query`, which has `except`, given `left_out`, the
+    /// answer to its `except` (asked of its own type's store first): kept
+    /// until this type changes or `left_out` is no longer that store's
+    /// answer.
+    pub fn select_after(
+        &self,
+        query: &LookupQuery,
+        left_out: &Answer,
+    ) -> Result<Answer, LookupError> {
+        if let Some(answer) = self.answers.get(query, Some(left_out)) {
+            return Ok(answer);
+        }
+        let answer = self.select(&query.without_except());
+        self.answers
+            .try_get_or_compute(query, Some(left_out), || subtract(&answer, left_out))
     }
 
     fn compute(&self, query: &LookupQuery) -> Vec<u8> {
@@ -390,6 +407,8 @@ impl<V> ByType<V> {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use serde_json::json;
 
     use super::*;
@@ -485,6 +504,12 @@ mod tests {
                             .where_empty(&["/spec/n"])
                             .distinct(&["/metadata/name"]),
                     );
+                    out.push(
+                        q.clone()
+                            .where_one_of("/metadata/labels/tier", [json!("1"), json!(null)])
+                            .distinct(&["/metadata/name"]),
+                    );
+                    out.push(q.clone().where_one_of("/metadata/labels/tier", [json!(1)]));
                 }
             }
         }
@@ -548,6 +573,79 @@ mod tests {
         assert!(non_empty > 20, "the queries exercise real matches");
         assert!(distinct > 5, "and several distinct values");
         assert_eq!(store.field_sets.lock().unwrap().len(), PROJECTION_SLOTS);
+    }
+
+    /// An answer with `except` is the SDK's, and is made again when the
+    /// objects of either type change, never served from before.
+    #[test]
+    fn except_answers_follow_both_types() {
+        let (pods, namespaces) = (pod_type(), ResourceType::new("v1", "Namespace"));
+        let mut pod_store = TypeStore::default();
+        let mut ns_store = TypeStore::default();
+        let mut all = Vec::new();
+        for ns in ["a", "b", "c"] {
+            add(
+                &mut ns_store,
+                &namespaces,
+                json!({"metadata": {"name": ns}}),
+                &mut all,
+            );
+        }
+        let pod_key = add(
+            &mut pod_store,
+            &pods,
+            json!({"metadata": {"name": "p", "namespace": "b"}}),
+            &mut all,
+        );
+        let names = LookupQuery::list("v1", "Namespace").distinct(&["/metadata/name"]);
+        let holding = LookupQuery::list("v1", "Pod").distinct(&["/metadata/namespace"]);
+        let empty = names.clone().except(holding.clone());
+        let answer = |ns_store: &TypeStore, pod_store: &TypeStore, all: &[Value]| {
+            let left_out = pod_store.select(&holding);
+            let got = ns_store.select_after(&empty, &left_out).unwrap();
+            let got: Value = serde_json::from_slice(&got).unwrap();
+            assert_eq!(got, empty.answer_among(all));
+            got
+        };
+        assert_eq!(answer(&ns_store, &pod_store, &all), json!(["a", "c"]));
+        // Kept: the same allocation while neither type changes.
+        let left_out = pod_store.select(&holding);
+        let first = ns_store.select_after(&empty, &left_out).unwrap();
+        let again = ns_store.select_after(&empty, &left_out).unwrap();
+        assert!(Arc::ptr_eq(&first, &again));
+        // The other type changes: a pod in `a`.
+        add(
+            &mut pod_store,
+            &pods,
+            json!({"metadata": {"name": "q", "namespace": "a"}}),
+            &mut all,
+        );
+        assert_eq!(answer(&ns_store, &pod_store, &all), json!(["c"]));
+        // This type changes: namespace `d`.
+        add(
+            &mut ns_store,
+            &namespaces,
+            json!({"metadata": {"name": "d"}}),
+            &mut all,
+        );
+        assert_eq!(answer(&ns_store, &pod_store, &all), json!(["c", "d"]));
+        // A removal on the other side.
+        pod_store.remove(&pod_key);
+        all.retain(|o| o["metadata"]["name"] != "p");
+        assert_eq!(answer(&ns_store, &pod_store, &all), json!(["b", "c", "d"]));
+    }
+
+    /// Stores `object` in `store` and adds it, as stored, to `all`.
+    fn add(
+        store: &mut TypeStore,
+        ty: &ResourceType,
+        object: Value,
+        all: &mut Vec<Value>,
+    ) -> ObjectKey {
+        let (key, obj) = StoredObject::new(ty, object).unwrap();
+        all.push(serde_json::from_str::<Value>(obj.json()).unwrap());
+        store.insert(key.clone(), obj);
+        key
     }
 
     /// A replaced object answers its new content, never a projection or an

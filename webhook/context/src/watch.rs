@@ -239,18 +239,30 @@ impl WatchContext {
     }
 }
 
-impl ClusterContext for WatchContext {
-    fn lookup(&self, query: &LookupQuery) -> Result<Answer, LookupError> {
-        let started = Instant::now();
+impl WatchContext {
+    /// The answer to `query`: its `except` first, with no lock held (a
+    /// read lock taken twice on one thread can deadlock behind a writer).
+    fn answer(&self, query: &LookupQuery) -> Result<Answer, LookupError> {
+        let left_out = query
+            .except
+            .as_deref()
+            .map(|q| self.answer(q))
+            .transpose()?;
         let caches = self.caches.read().unwrap_or_else(PoisonError::into_inner);
-        let answer = match caches.get(&query.api_version, &query.kind) {
-            Some(cache) => cache.select(query),
+        match caches.get(&query.api_version, &query.kind) {
+            Some(cache) => cache.select(query, left_out.as_ref()),
             None => Err(LookupError::Unavailable(format!(
                 "no cache for {} {}: no loaded policy lists it in `context`",
                 query.api_version, query.kind
             ))),
-        };
-        drop(caches);
+        }
+    }
+}
+
+impl ClusterContext for WatchContext {
+    fn lookup(&self, query: &LookupQuery) -> Result<Answer, LookupError> {
+        let started = Instant::now();
+        let answer = self.answer(query);
         self.metrics.observe_lookup(started.elapsed());
         answer
     }

@@ -606,3 +606,42 @@ async fn planned_watches_hold_only_what_the_grants_cover() {
         [json!({"kubernetes.io/metadata.name": "kube-system"})]
     );
 }
+
+/// An answer with `except` follows the events of both types: kept while
+/// neither changes, made again when either does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn except_answers_follow_events_of_both_types() {
+    let server = FakeApiServer::start().await;
+    server_types(&server);
+    for ns in ["a", "b", "c"] {
+        server.apply("v1", "namespaces", namespace(ns));
+    }
+    server.apply(NP, "networkpolicies", policy("b", "p", json!({})));
+    let ctx = WatchContext::start(
+        server.client(),
+        [ty("v1", "Namespace"), ty(NP, "NetworkPolicy")],
+        ContextMetrics::register(&mut Registry::default()),
+    );
+    ready(&ctx).await;
+    let names = LookupQuery::list("v1", "Namespace").distinct(&["/metadata/name"]);
+    let holding = LookupQuery::list(NP, "NetworkPolicy").distinct(&["/metadata/namespace"]);
+    let without = names.except(holding);
+    assert_eq!(lookup(&ctx, &without), [json!("a"), json!("c")]);
+    let kept = ctx.lookup(&without).unwrap();
+    assert!(std::sync::Arc::ptr_eq(
+        &kept,
+        &ctx.lookup(&without).unwrap()
+    ));
+    // The other type changes.
+    server.apply(NP, "networkpolicies", policy("a", "p", json!({})));
+    eventually(|| lookup(&ctx, &without) == [json!("c")]).await;
+    // This type changes.
+    server.apply("v1", "namespaces", namespace("d"));
+    eventually(|| lookup(&ctx, &without) == [json!("c"), json!("d")]).await;
+    server.delete(NP, "networkpolicies", Some("b"), "p");
+    eventually(|| lookup(&ctx, &without) == [json!("b"), json!("c"), json!("d")]).await;
+    // A type no cache holds fails the whole query.
+    let unknown = LookupQuery::list("v1", "Namespace")
+        .except(LookupQuery::list("v1", "Secret").distinct(&["/metadata/namespace"]));
+    assert!(ctx.lookup(&unknown).is_err());
+}

@@ -78,7 +78,7 @@ fn eval_bench(stripped: &[u8]) {
             measure(|| {
                 let deadline = Instant::now() + Duration::from_secs(1);
                 let verdict = policy
-                    .evaluate(bytes, deadline, &EmptyContext)
+                    .evaluate(bytes, deadline, &EmptyContext::shared())
                     .expect("verdict");
                 assert!(verdict.allowed);
             }),
@@ -112,7 +112,12 @@ fn bundle_bench() {
             &format!("judge the review, 6 policies of {module}"),
             measure(|| {
                 let deadline = Instant::now() + Duration::from_secs(1);
-                let decision = set.judge(&review, Endpoint::Validate, deadline, &EmptyContext);
+                let decision = set.judge(
+                    &review,
+                    Endpoint::Validate,
+                    deadline,
+                    &EmptyContext::shared(),
+                );
                 assert!(decision.allowed() && decision.outcomes.len() == 6);
             }),
         );

@@ -1,12 +1,13 @@
 //! The request document handed to guests (see ABI.md "Request").
 
 use std::borrow::Cow;
+use std::ops::Range;
 use std::sync::OnceLock;
 
-use crate::json::{CutPlan, Member, cut_members};
+use crate::json::{cut_members, without};
+use crate::review::Strip;
 
-/// The annotation `kubectl apply` stores the whole previous object in.
-pub const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+pub use tollgate_sdk::api::LAST_APPLIED;
 
 /// The admission `request` of one review as guests get it, prepared once and
 /// shared by every policy that evaluates it: the stripped form (no
@@ -16,14 +17,28 @@ pub const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration
 pub struct GuestInput<'a> {
     raw: Cow<'a, str>,
     stripped: OnceLock<Vec<u8>>,
+    /// Where the stripped form cuts `raw`, when the review parser found it.
+    cuts: Option<&'a [Range<usize>]>,
 }
 
 impl<'a> GuestInput<'a> {
-    /// `request` is a JSON object (the review parser's request span).
+    /// `request` is a JSON object (a request rebuilt around a repaired
+    /// object); its stripped form is found on first use.
     pub fn new(request: impl Into<Cow<'a, str>>) -> Self {
         Self {
             raw: request.into(),
             stripped: OnceLock::new(),
+            cuts: None,
+        }
+    }
+
+    /// The input of `review` as parsed: its shape check already found what
+    /// the stripped form leaves out, so stripping is one copy.
+    pub fn of(review: &'a crate::Review<'_>) -> Self {
+        Self {
+            raw: Cow::Borrowed(review.request()),
+            stripped: OnceLock::new(),
+            cuts: Some(review.strip_cuts()),
         }
     }
 
@@ -32,7 +47,10 @@ impl<'a> GuestInput<'a> {
         if bulky_fields {
             self.raw.as_bytes()
         } else {
-            self.stripped.get_or_init(|| strip_request(&self.raw))
+            self.stripped.get_or_init(|| match self.cuts {
+                Some(cuts) => without(&self.raw, cuts),
+                None => strip_request(&self.raw),
+            })
         }
     }
 }
@@ -45,28 +63,6 @@ impl<'a> GuestInput<'a> {
 pub fn strip_request(text: &str) -> Vec<u8> {
     // The request is valid JSON, so the walk cannot fail; keep it whole if it does.
     cut_members(text, Strip::Request).unwrap_or_else(|_| text.as_bytes().to_vec())
-}
-
-/// Where [`strip_request`] is in the request, level by level.
-#[derive(Clone, Copy)]
-enum Strip {
-    Request,
-    Object,
-    Metadata,
-    Annotations,
-}
-
-impl CutPlan for Strip {
-    fn member(self, key: &str) -> Member<Self> {
-        match (self, key) {
-            (Strip::Request, "object" | "oldObject") => Member::Descend(Strip::Object),
-            (Strip::Object, "metadata") => Member::Descend(Strip::Metadata),
-            (Strip::Metadata, "managedFields") => Member::Cut,
-            (Strip::Metadata, "annotations") => Member::Descend(Strip::Annotations),
-            (Strip::Annotations, LAST_APPLIED) => Member::Cut,
-            _ => Member::Keep,
-        }
-    }
 }
 
 #[cfg(test)]

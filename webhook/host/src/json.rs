@@ -108,10 +108,7 @@ pub(crate) trait CutPlan: Copy {
 /// which records the byte ranges to drop, and the rest is copied once.
 /// Values of an unexpected type where the plan descends are kept as they are.
 pub(crate) fn cut_members(text: &str, plan: impl CutPlan) -> Result<Vec<u8>, serde_json::Error> {
-    let mut cuts = Cuts {
-        text,
-        ranges: Vec::new(),
-    };
+    let mut cuts = Cuts::new(text);
     let mut de = serde_json::Deserializer::from_str(text);
     Walk {
         plan,
@@ -123,18 +120,25 @@ pub(crate) fn cut_members(text: &str, plan: impl CutPlan) -> Result<Vec<u8>, ser
 }
 
 /// Byte ranges of `text` to drop, in document order.
-struct Cuts<'t> {
+pub(crate) struct Cuts<'t> {
     text: &'t str,
     ranges: Vec<Range<usize>>,
 }
 
 impl<'t> Cuts<'t> {
+    pub(crate) fn new(text: &'t str) -> Self {
+        Self {
+            text,
+            ranges: Vec::new(),
+        }
+    }
+
     /// Where `part`, a slice borrowed from `text`, starts in it.
-    fn offset(&self, part: &'t str) -> usize {
+    pub(crate) fn offset(&self, part: &'t str) -> usize {
         offset_in(self.text, part)
     }
 
-    fn end_of(&self, part: &'t str) -> usize {
+    pub(crate) fn end_of(&self, part: &'t str) -> usize {
         self.offset(part) + part.len()
     }
 
@@ -155,18 +159,27 @@ impl<'t> Cuts<'t> {
         self.ranges.push(range);
     }
 
-    fn apply(self) -> Vec<u8> {
-        let bytes = self.text.as_bytes();
-        let dropped: usize = self.ranges.iter().map(|r| r.len()).sum();
-        let mut out = Vec::with_capacity(bytes.len() - dropped);
-        let mut at = 0;
-        for range in self.ranges {
-            out.extend_from_slice(&bytes[at..range.start]);
-            at = range.end;
-        }
-        out.extend_from_slice(&bytes[at..]);
-        out
+    pub(crate) fn into_ranges(self) -> Vec<Range<usize>> {
+        self.ranges
     }
+
+    fn apply(self) -> Vec<u8> {
+        without(self.text, &self.ranges)
+    }
+}
+
+/// `text` without the byte `ranges` (ascending, disjoint), copied once.
+pub(crate) fn without(text: &str, ranges: &[Range<usize>]) -> Vec<u8> {
+    let bytes = text.as_bytes();
+    let dropped: usize = ranges.iter().map(|r| r.len()).sum();
+    let mut out = Vec::with_capacity(bytes.len() - dropped);
+    let mut at = 0;
+    for range in ranges {
+        out.extend_from_slice(&bytes[at..range.start]);
+        at = range.end;
+    }
+    out.extend_from_slice(&bytes[at..]);
+    out
 }
 
 /// Turns the members cut from one object into ranges that leave valid JSON.
@@ -175,13 +188,13 @@ impl<'t> Cuts<'t> {
 /// key, so that key takes the first one's place and indentation); if every
 /// member goes, the braces stay with the whitespace that was inside them.
 #[derive(Default)]
-struct ObjectCuts {
+pub(crate) struct ObjectCuts {
     leading: Option<Range<usize>>,
     kept_one: bool,
 }
 
 impl ObjectCuts {
-    fn cut(&mut self, cuts: &mut Cuts<'_>, key_start: usize, value_end: usize) {
+    pub(crate) fn cut(&mut self, cuts: &mut Cuts<'_>, key_start: usize, value_end: usize) {
         if self.kept_one {
             cuts.push(cuts.end_of_previous_value(key_start)..value_end);
         } else {
@@ -189,14 +202,14 @@ impl ObjectCuts {
         }
     }
 
-    fn keep(&mut self, cuts: &mut Cuts<'_>, key_start: usize) {
+    pub(crate) fn keep(&mut self, cuts: &mut Cuts<'_>, key_start: usize) {
         if let Some(run) = self.leading.take() {
             cuts.push(run.start..key_start);
         }
         self.kept_one = true;
     }
 
-    fn finish(self, cuts: &mut Cuts<'_>) {
+    pub(crate) fn finish(self, cuts: &mut Cuts<'_>) {
         if let Some(run) = self.leading {
             cuts.push(run);
         }

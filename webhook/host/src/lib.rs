@@ -22,37 +22,37 @@
 //! formats, matching, configuration and the decoding of guest output still
 //! build (what the fuzz targets exercise).
 
+#![deny(unsafe_code)]
+
 pub mod config;
+pub mod decision;
 pub mod duration;
 pub mod evaluation;
 pub mod input;
 mod json;
-#[cfg(feature = "sandbox")]
-mod judge;
-#[cfg(feature = "sandbox")]
-mod judgement;
 pub mod matcher;
 pub mod outcome;
 pub mod patch;
 #[cfg(feature = "sandbox")]
 pub mod policy;
+#[cfg(feature = "sandbox")]
+pub mod policy_set;
 pub mod response;
 pub mod review;
 #[cfg(feature = "sandbox")]
 pub mod sandbox;
 
 pub use config::{BreakerConfig, Config, ConfigError, FailurePolicy, Mode, PolicyConfig};
+pub use decision::Decision;
 pub use evaluation::{AbiVersion, EvalError, FailureCause};
 pub use input::GuestInput;
+pub use matcher::{Endpoint, Matcher};
+pub use outcome::{Effect, Outcome};
 #[cfg(feature = "sandbox")]
-pub use judge::{HandedOff, Run};
+pub use policy::{LoadError, Policy, module_files};
 #[cfg(feature = "sandbox")]
-pub use judgement::Judgement;
-pub use matcher::{Endpoint, Matcher, RequestMeta};
-pub use outcome::{Decision, Effect, Outcome};
-#[cfg(feature = "sandbox")]
-pub use policy::{LoadError, Policy, PolicySet, module_files};
-pub use review::{Parsed, Review, ReviewError};
+pub use policy_set::{HandedOff, Judgement, PolicySet, Run};
+pub use review::{Parsed, RequestMeta, Review, ReviewError};
 #[cfg(feature = "sandbox")]
 pub use sandbox::{Budget, EngineError, Sandbox, SandboxLimits, SandboxStats};
 pub use tollgate_sdk::Verdict;

@@ -6,6 +6,7 @@ use tollgate_sdk::Operation;
 
 use crate::config::{LabelSelectorConfig, MatchConfig};
 use crate::json::{CowStr, Members};
+use crate::review::RequestMeta;
 
 pub mod cel;
 mod fields;
@@ -28,22 +29,6 @@ impl Endpoint {
             Self::Mutate => "mutate",
         }
     }
-}
-
-/// What matching needs from a request, borrowed from the parsed review. The
-/// objects stay raw: labels are only parsed when some policy's match has a
-/// label selector.
-#[derive(Debug, Clone, Copy)]
-pub struct RequestMeta<'a> {
-    pub group: &'a str,
-    pub version: &'a str,
-    pub kind: &'a str,
-    pub sub_resource: Option<&'a str>,
-    pub operation: Operation,
-    pub namespace: Option<&'a str>,
-    pub name: Option<&'a str>,
-    pub object: Option<&'a RawValue>,
-    pub old_object: Option<&'a RawValue>,
 }
 
 /// A policy's `match:` compiled for fast checks. Absent criteria hold.

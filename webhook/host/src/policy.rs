@@ -1,18 +1,20 @@
-//! Loaded policies and the immutable set that serves reviews.
+//! A loaded policy ([`Policy`]): its module bound, its settings checked,
+//! its `match:` compiled, and where its module comes from. The set of them
+//! that serves reviews is [`crate::PolicySet`].
 
-use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tollgate_context::{AllowList, ClusterContext, Grant, ResourceType};
+use tollgate_context::{AllowList, ClusterContext};
 use tollgate_sdk::Verdict;
 
 use crate::config::{BreakerConfig, Config, ConfigError, FailurePolicy, Mode, PolicyConfig};
 use crate::evaluation::EvalError;
-use crate::matcher::{Endpoint, Matcher, RequestMeta};
+use crate::matcher::{Endpoint, Matcher};
 use crate::outcome::PolicyView;
-use crate::sandbox::{Budget, CompiledModule, EngineError, Lane, RuleCall, Sandbox};
+use crate::review::RequestMeta;
+use crate::sandbox::{Budget, CompiledModule, EngineError, Lane, Lookups, RuleCall};
 
 /// The prefix naming a module embedded in the binary.
 pub const BUILTIN_PREFIX: &str = "builtin:";
@@ -46,7 +48,7 @@ pub struct Policy {
     /// default share of the pool).
     pub concurrency: Option<u32>,
     pub breaker: BreakerConfig,
-    pub allow: AllowList,
+    pub allow: Arc<AllowList>,
     /// The run-queue lane of its evaluations (its id, hashed once).
     lane: Lane,
     rule: String,
@@ -97,19 +99,19 @@ impl Policy {
     }
 
     /// Evaluates this policy alone, in a fresh instance of its own, with
-    /// its `timeout` of CPU time and no wall time past `deadline` (the
+    /// its `cpuBudget` of CPU time and no wall time past `deadline` (the
     /// review's). `request` is the guest input
     /// ([`crate::GuestInput::bytes`]).
     pub fn evaluate(
         &self,
         request: &[u8],
         deadline: Instant,
-        context: &dyn ClusterContext,
+        context: &Arc<dyn ClusterContext>,
     ) -> Result<Verdict, EvalError> {
         self.evaluate_within(request, self.budget(deadline), context)
     }
 
-    /// One evaluation's budget: the policy's `timeout` of CPU time, no wall
+    /// One evaluation's budget: the policy's `cpuBudget` of CPU time, no wall
     /// time past `deadline`, turns taken in the policy's lane.
     pub fn budget(&self, deadline: Instant) -> Budget {
         Budget {
@@ -125,11 +127,15 @@ impl Policy {
         &self,
         request: &[u8],
         budget: Budget,
-        context: &dyn ClusterContext,
+        context: &Arc<dyn ClusterContext>,
     ) -> Result<Verdict, EvalError> {
-        let verdicts =
-            self.module
-                .evaluate(&[self.call()], request, budget, &[&self.allow], context)?;
+        let lookups = Lookups {
+            allow: vec![self.allow.clone()],
+            context: context.clone(),
+        };
+        let verdicts = self
+            .module
+            .evaluate(&[self.call()], request, budget, lookups)?;
         verdicts
             .into_iter()
             .next()
@@ -148,102 +154,10 @@ impl<'a> From<&'a Policy> for PolicyView<'a> {
     }
 }
 
-/// An immutable, loaded configuration. Reloads build a new set and swap it in
-/// whole, so a review is always evaluated by one consistent set.
-pub struct PolicySet {
-    policies: Vec<Policy>,
-    module_paths: Vec<PathBuf>,
-}
-
-/// Where `builtin:NAME` modules come from (the binary embeds them).
-pub type Builtins<'a> = &'a [(&'a str, &'a [u8])];
-
-impl PolicySet {
-    /// Compiles (or fetches from cache) every module, validates every
-    /// policy's settings with its module, and builds the matchers.
-    /// `base_dir` resolves relative module paths.
-    pub fn load(
-        config: &Config,
-        sandbox: &Sandbox,
-        builtins: Builtins<'_>,
-        base_dir: &Path,
-    ) -> Result<Self, LoadError> {
-        config.validate()?;
-        // Each distinct module source is read and loaded once per set.
-        let mut loaded: HashMap<&str, Arc<CompiledModule>> = HashMap::new();
-        let mut module_paths = Vec::new();
-        let mut policies = Vec::with_capacity(config.policies.len());
-        for pc in &config.policies {
-            let module_error = |message: String| LoadError::Module {
-                policy: pc.id.clone(),
-                module: pc.module.clone(),
-                message,
-            };
-            let module = match loaded.get(pc.module.as_str()) {
-                Some(module) => module.clone(),
-                None => {
-                    let wasm = match module_source(&pc.module, base_dir) {
-                        ModuleSource::Builtin(name) => std::borrow::Cow::Borrowed(
-                            builtin(builtins, name).map_err(&module_error)?,
-                        ),
-                        ModuleSource::File(path) => {
-                            let bytes = std::fs::read(&path).map_err(|e| {
-                                module_error(format!("cannot read {}: {e}", path.display()))
-                            })?;
-                            module_paths.push(path);
-                            std::borrow::Cow::Owned(bytes)
-                        }
-                    };
-                    let module = sandbox
-                        .load_module(&wasm)
-                        .map_err(|e| module_error(e.to_string()))?;
-                    loaded.insert(&pc.module, module.clone());
-                    module
-                }
-            };
-            policies.push(Policy::load(pc, module, &module_error)?);
-        }
-        Ok(Self {
-            policies,
-            module_paths,
-        })
-    }
-
-    /// All policies, in configuration order.
-    pub fn policies(&self) -> &[Policy] {
-        &self.policies
-    }
-
-    /// The policy with this id.
-    pub fn get(&self, id: &str) -> Option<&Policy> {
-        self.policies.iter().find(|p| p.id == id)
-    }
-
-    /// The module files this set was loaded from (not built-ins): what a
-    /// hot reload watches besides the configuration file.
-    pub fn module_paths(&self) -> &[PathBuf] {
-        &self.module_paths
-    }
-
-    /// Every policy's `context:` grants (the union of the allow-lists), for
-    /// the watch caches and the RBAC they need.
-    pub fn grants(&self) -> impl Iterator<Item = &Grant> {
-        self.policies.iter().flat_map(|p| p.allow.grants.iter())
-    }
-
-    /// The distinct resource types some policy may read.
-    pub fn resource_types(&self) -> BTreeSet<ResourceType> {
-        self.policies
-            .iter()
-            .flat_map(|p| p.allow.resource_types())
-            .collect()
-    }
-}
-
 impl Policy {
     /// Binds one configured policy to its loaded module: the rule must
     /// exist (and be mutating if `mutate: true`) and accept the settings.
-    fn load(
+    pub(crate) fn load(
         pc: &PolicyConfig,
         module: Arc<CompiledModule>,
         module_error: &dyn Fn(String) -> LoadError,
@@ -293,7 +207,7 @@ impl Policy {
             bulky_fields: pc.bulky_fields,
             concurrency: pc.concurrency,
             breaker: pc.breaker,
-            allow: AllowList::new(pc.id.clone(), pc.context.clone()),
+            allow: Arc::new(AllowList::new(pc.id.clone(), pc.context.clone())),
             lane: Lane::of(&pc.id),
             rule: rule.to_owned(),
             settings,
@@ -303,7 +217,11 @@ impl Policy {
     }
 }
 
-enum ModuleSource<'a> {
+/// Where `builtin:NAME` modules come from (the binary embeds them).
+pub type Builtins<'a> = &'a [(&'a str, &'a [u8])];
+
+/// Where one policy's module comes from.
+pub(crate) enum ModuleSource<'a> {
     Builtin(&'a str),
     File(PathBuf),
 }
@@ -322,14 +240,14 @@ pub fn module_files(config: &Config, base_dir: &Path) -> Vec<PathBuf> {
         .collect()
 }
 
-fn module_source<'a>(module: &'a str, base_dir: &Path) -> ModuleSource<'a> {
+pub(crate) fn module_source<'a>(module: &'a str, base_dir: &Path) -> ModuleSource<'a> {
     match module.strip_prefix(BUILTIN_PREFIX) {
         Some(name) => ModuleSource::Builtin(name),
         None => ModuleSource::File(base_dir.join(module)),
     }
 }
 
-fn builtin<'b>(builtins: Builtins<'b>, name: &str) -> Result<&'b [u8], String> {
+pub(crate) fn builtin<'b>(builtins: Builtins<'b>, name: &str) -> Result<&'b [u8], String> {
     builtins
         .iter()
         .find(|(n, _)| *n == name)

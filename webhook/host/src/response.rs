@@ -45,11 +45,6 @@ struct StatusOut<'a> {
     message: &'a str,
 }
 
-/// The answer to a review no policy entered.
-pub fn allowed(api_version: &str, uid: &str) -> Vec<u8> {
-    encode(api_version, uid, None, &[], None)
-}
-
 /// The answer carrying a judged review's decision.
 pub fn decision(api_version: &str, uid: &str, decision: &Decision) -> Vec<u8> {
     let denial = decision.denial.as_deref().map(|m| (DENIED, m));
@@ -119,7 +114,7 @@ mod tests {
     #[test]
     fn an_allowed_answer_is_minimal() {
         assert_eq!(
-            answer(allowed(V1BETA1, "u-1")),
+            answer(decision(V1BETA1, "u-1", &Decision::default())),
             json!({"apiVersion": "admission.k8s.io/v1beta1", "kind": "AdmissionReview",
                    "response": {"uid": "u-1", "allowed": true}})
         );

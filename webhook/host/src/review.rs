@@ -7,6 +7,7 @@
 //! and a matched one hands guests the request span as it arrived.
 
 use std::borrow::Cow;
+use std::ops::Range;
 
 use serde::Deserialize;
 use serde::de::Error as _;
@@ -15,14 +16,31 @@ use serde_json::value::RawValue;
 use tollgate_sdk::{GroupVersionKind, Operation};
 
 use crate::json::{CowStr, RawMembers, WS, offset_in, unquote};
-use crate::matcher::RequestMeta;
 
 mod shape;
+mod strip;
 pub use shape::MAX_DEPTH;
+pub(crate) use strip::Strip;
 
 /// The admission API versions Tollgate answers in.
 pub const API_VERSIONS: [&str; 2] = ["admission.k8s.io/v1", "admission.k8s.io/v1beta1"];
 const KIND: &str = "AdmissionReview";
+
+/// What matching ([`crate::matcher`]) needs from a request, borrowed from
+/// the parsed review ([`Review::meta`]). The objects stay raw: labels are
+/// only parsed when some policy's match has a label selector.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestMeta<'a> {
+    pub group: &'a str,
+    pub version: &'a str,
+    pub kind: &'a str,
+    pub sub_resource: Option<&'a str>,
+    pub operation: Operation,
+    pub namespace: Option<&'a str>,
+    pub name: Option<&'a str>,
+    pub object: Option<&'a RawValue>,
+    pub old_object: Option<&'a RawValue>,
+}
 
 /// A review whose envelope and request are valid, borrowing the body.
 #[derive(Debug)]
@@ -41,6 +59,9 @@ pub struct Review<'a> {
     request: &'a str,
     /// Its members, raw, in document order.
     members: Vec<(&'a RawValue, &'a RawValue)>,
+    /// Where the guests' stripped input cuts `request` (found by the shape
+    /// check, which reads it anyway).
+    strip: Vec<Range<usize>>,
 }
 
 /// Why a body cannot be answered with an AdmissionReview at all (HTTP 400).
@@ -72,6 +93,9 @@ pub struct RequestError {
 }
 
 /// The outcome of parsing a body.
+// One per request, matched at once and kept beside its body: a box would
+// add an allocation to every review for no memory saved.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum Parsed<'a> {
     Review(Review<'a>),
@@ -151,15 +175,17 @@ impl<'a> Review<'a> {
                     source: serde_json::Error::duplicate_field(field),
                 });
             }
-            shape::check(request_span(text, &members)).map_err(|source| RequestError {
-                field: "request",
-                source,
-            })?;
+            let strip =
+                shape::check(request_span(text, &members)).map_err(|source| RequestError {
+                    field: "request",
+                    source,
+                })?;
             let operation = operation.ok_or_else(|| RequestError {
                 field: "operation",
                 source: serde_json::Error::missing_field("operation"),
             })?;
             Ok((
+                strip,
                 field::<GroupVersionKind<'a>>("kind", kind)?.unwrap_or_default(),
                 optional_str("subResource", sub_resource)?,
                 field::<Operation>("operation", Some(operation))?.unwrap_or_default(),
@@ -167,7 +193,7 @@ impl<'a> Review<'a> {
                 optional_str("name", name)?,
             ))
         })();
-        let (kind, sub_resource, operation, namespace, name) = match head {
+        let (strip, kind, sub_resource, operation, namespace, name) = match head {
             Ok(head) => head,
             Err(error) => {
                 return Ok(Parsed::InvalidRequest {
@@ -189,6 +215,7 @@ impl<'a> Review<'a> {
             old_object: old_object.filter(|o| o.get() != "null"),
             request: request_span(text, &members),
             members,
+            strip,
         }))
     }
 
@@ -213,6 +240,11 @@ impl<'a> Review<'a> {
 
     /// The `request` member exactly as sent (what guests get, stripped of
     /// bulky fields unless a policy asks for them).
+    /// Where the guests' stripped input cuts [`Self::request`].
+    pub(crate) fn strip_cuts(&self) -> &[Range<usize>] {
+        &self.strip
+    }
+
     pub fn request(&self) -> &'a str {
         self.request
     }

@@ -30,8 +30,8 @@ fn a_fast_rule_keeps_its_cpu_budget_while_spinners_hog_the_cores() {
     let sandbox = common::sandbox();
     // 20 ms of CPU is a hundred times what the rule needs, yet a thread
     // that waits for a core can easily spend 20 ms of wall time.
-    let allow = single(&sandbox, "allow", "  timeout: 20ms\n");
-    let spin = single(&sandbox, "spin", "  timeout: 400ms\n");
+    let allow = single(&sandbox, "allow", "  cpuBudget: 20ms\n");
+    let spin = single(&sandbox, "spin", "  cpuBudget: 400ms\n");
     std::thread::scope(|s| {
         let until = Instant::now() + Duration::from_millis(700);
         hog_cores(s, until);
@@ -61,7 +61,7 @@ fn a_fast_rule_keeps_its_cpu_budget_while_spinners_hog_the_cores() {
 #[test]
 fn a_spinner_starved_of_cpu_is_still_stopped_at_the_review_deadline() {
     let sandbox = common::sandbox();
-    let spin = single(&sandbox, "spin", "  timeout: 10s\n");
+    let spin = single(&sandbox, "spin", "  cpuBudget: 10s\n");
     let started = Instant::now();
     let err = eval(&spin, Duration::from_millis(100)).unwrap_err();
     assert!(matches!(err, EvalError::Unfinished), "{err:?}");
@@ -75,7 +75,7 @@ fn the_cpu_budget_counts_only_the_evaluations_own_thread() {
     // CPU time of the spinner at the budget: it stops at its budget, which
     // took at least that long in wall time.
     let sandbox = common::sandbox();
-    let spin = single(&sandbox, "spin", "  timeout: 100ms\n");
+    let spin = single(&sandbox, "spin", "  cpuBudget: 100ms\n");
     std::thread::scope(|s| {
         hog_cores(s, Instant::now() + Duration::from_millis(600));
         let started = Instant::now();
@@ -98,7 +98,7 @@ fn an_exhausted_instance_pool_is_its_own_cause() {
         ..SandboxLimits::default()
     })
     .unwrap();
-    let yaml = "- id: spin\n  module: builtin:guests\n  timeout: 2s\n\
+    let yaml = "- id: spin\n  module: builtin:guests\n  cpuBudget: 2s\n\
                 - id: allow\n  module: builtin:guests\n";
     let config = Config::from_yaml(yaml, "test.yaml").unwrap();
     let set = PolicySet::load(&config, &sandbox, common::BUILTINS, Path::new(".")).unwrap();
@@ -106,11 +106,13 @@ fn an_exhausted_instance_pool_is_its_own_cause() {
     let pool = 1 + 4;
     std::thread::scope(|s| {
         let spinners: Vec<_> = (0..pool)
-            .map(|_| s.spawn(|| spin.evaluate(REQUEST, Instant::now() + SECOND, &EmptyContext)))
+            .map(|_| {
+                s.spawn(|| spin.evaluate(REQUEST, Instant::now() + SECOND, &EmptyContext::shared()))
+            })
             .collect();
         std::thread::sleep(Duration::from_millis(300));
         let err = allow
-            .evaluate(REQUEST, Instant::now() + SECOND, &EmptyContext)
+            .evaluate(REQUEST, Instant::now() + SECOND, &EmptyContext::shared())
             .unwrap_err();
         assert!(matches!(err, EvalError::Pool(_)), "{err:?}");
         assert_eq!(err.cause(), FailureCause::Pool);

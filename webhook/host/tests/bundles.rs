@@ -34,7 +34,12 @@ fn judge(
     let body = body(&request_of("apps", "Deployment", "CREATE", Some(object)));
     let review = review(&body);
     let before = sandbox.stats().instances.get();
-    let decision = set.judge(&review, endpoint, Instant::now() + within, &EmptyContext);
+    let decision = set.judge(
+        &review,
+        endpoint,
+        Instant::now() + within,
+        &EmptyContext::shared(),
+    );
     (decision, sandbox.stats().instances.get() - before)
 }
 
@@ -93,7 +98,7 @@ fn bundle_with(hostile: &str, timeout: &str) -> (PolicySet, Decision, u64, Durat
                 "hostile",
                 "guests-v2",
                 hostile,
-                &format!("  timeout: {timeout}\n"),
+                &format!("  cpuBudget: {timeout}\n"),
             ),
             policy("good-count", "guests-v2", "counter", ""),
             policy("good-allow", "guests-v2", "allow", ""),
@@ -172,8 +177,8 @@ fn a_bundle_runs_under_its_earliest_deadline_and_its_rules_under_their_own() {
     let set = load(
         &sandbox,
         &[
-            policy("quick", "guests-v2", "allow", "  timeout: 50ms\n"),
-            policy("slow", "guests-v2", "spin", "  timeout: 300ms\n"),
+            policy("quick", "guests-v2", "allow", "  cpuBudget: 50ms\n"),
+            policy("slow", "guests-v2", "spin", "  cpuBudget: 300ms\n"),
         ],
     );
     let started = Instant::now();

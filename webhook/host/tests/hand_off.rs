@@ -47,14 +47,23 @@ fn short_guests_are_judged_here_as_judge_judges_them() {
     let selected = judgement.selected().to_vec();
     let mut settled = Vec::new();
     judgement
-        .evaluate_here(&review, &selected, deadline, &EmptyContext, &mut |o| {
-            settled.push(o.policy)
-        })
+        .evaluate_here(
+            &review,
+            &selected,
+            deadline,
+            &EmptyContext::shared(),
+            &mut |o| settled.push(o.policy),
+        )
         .expect("short guests are not handed off");
     assert_eq!(settled, [0, 1]);
     assert_eq!(sandbox.stats().handed_off.get(), 0);
     let here = judgement.decide(&EvalError::Unfinished);
-    let judged = set.judge(&review, Endpoint::Validate, deadline, &EmptyContext);
+    let judged = set.judge(
+        &review,
+        Endpoint::Validate,
+        deadline,
+        &EmptyContext::shared(),
+    );
     assert_eq!(here.denial, judged.denial);
     assert_eq!(
         here.denial.as_deref(),
@@ -83,7 +92,7 @@ fn a_guest_running_a_whole_tick_is_handed_off_with_nothing_recorded() {
         &review,
         &selected,
         Instant::now() + SECOND * 5,
-        &EmptyContext,
+        &EmptyContext::shared(),
         &mut |_| settled += 1,
     );
     let held = started.elapsed();
@@ -109,7 +118,13 @@ fn a_policy_known_to_run_long_is_handed_off_before_it_starts() {
         let mut judgement = set.start(Endpoint::Validate, &review);
         let selected = judgement.selected().to_vec();
         let deadline = Instant::now() + SECOND * 5;
-        judgement.evaluate_here(&review, &selected, deadline, &EmptyContext, &mut |_| {})
+        judgement.evaluate_here(
+            &review,
+            &selected,
+            deadline,
+            &EmptyContext::shared(),
+            &mut |_| {},
+        )
     };
     assert_eq!(here(&set), Err(HandedOff));
     let instances = sandbox.stats().instances.get();
@@ -138,7 +153,7 @@ fn judge_runs_long_guests_to_their_budget() {
         &review,
         Endpoint::Validate,
         Instant::now() + SECOND * 5,
-        &EmptyContext,
+        &EmptyContext::shared(),
     );
     let cause = decision.outcomes[0].failure().map(|c| c.as_str());
     assert_eq!(cause, Some("deadline"), "{decision:?}");

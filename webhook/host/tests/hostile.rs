@@ -24,7 +24,7 @@ fn allow_and_deny_answer_their_verdicts() {
 #[test]
 fn spin_is_interrupted_at_its_deadline() {
     let sandbox = sandbox();
-    let set = single(&sandbox, "spin", "  timeout: 50ms\n");
+    let set = single(&sandbox, "spin", "  cpuBudget: 50ms\n");
     let started = Instant::now();
     let err = eval(&set, SECOND).unwrap_err();
     let took = started.elapsed();
@@ -121,7 +121,7 @@ fn no_state_survives_an_evaluation() {
 #[test]
 fn hostile_evaluations_do_not_disturb_others() {
     let sandbox = sandbox();
-    let spin = single(&sandbox, "spin", "  timeout: 300ms\n");
+    let spin = single(&sandbox, "spin", "  cpuBudget: 300ms\n");
     let grow = single(&sandbox, "grow", "");
     let allow = single(&sandbox, "allow", "");
     let deny = single(&sandbox, "deny", "");

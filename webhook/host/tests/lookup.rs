@@ -14,13 +14,14 @@ use tollgate_host::{PolicySet, Verdict};
 const GRANT: &str =
     "  context: [{apiVersion: apps/v1, kind: ReplicaSet, namespaces: [kube-system]}]\n";
 
-fn peek(query: &str, context: &dyn ClusterContext) -> (Verdict, String) {
+fn peek<C: ClusterContext + 'static>(query: &str, context: &Arc<C>) -> (Verdict, String) {
+    let context: Arc<dyn ClusterContext> = context.clone();
     let sandbox = sandbox();
     let set = single(&sandbox, "peek", &format!("{GRANT}  settings: {query}\n"));
-    with_logs(|| evaluate(&set, context))
+    with_logs(|| evaluate(&set, &context))
 }
 
-fn evaluate(set: &PolicySet, context: &dyn ClusterContext) -> Verdict {
+fn evaluate(set: &PolicySet, context: &Arc<dyn ClusterContext>) -> Verdict {
     set.policies()[0]
         .evaluate(REQUEST, Instant::now() + Duration::from_secs(1), context)
         .unwrap()
@@ -54,7 +55,7 @@ fn with_logs<T>(f: impl FnOnce() -> T) -> (T, String) {
 fn a_query_outside_the_allow_list_is_refused_and_logged() {
     let (verdict, logs) = peek(
         "{apiVersion: v1, kind: Secret, namespace: kube-system}",
-        &EmptyContext,
+        &Arc::new(EmptyContext),
     );
     assert!(!verdict.allowed);
     let message = verdict.message.unwrap();
@@ -76,10 +77,13 @@ fn a_query_outside_the_allow_list_is_refused_and_logged() {
 fn a_namespace_outside_the_grant_is_refused() {
     let (verdict, _) = peek(
         "{apiVersion: apps/v1, kind: ReplicaSet, namespace: default}",
-        &EmptyContext,
+        &Arc::new(EmptyContext),
     );
     assert!(verdict.message.unwrap().contains("in namespace default"));
-    let (verdict, _) = peek("{apiVersion: apps/v1, kind: ReplicaSet}", &EmptyContext);
+    let (verdict, _) = peek(
+        "{apiVersion: apps/v1, kind: ReplicaSet}",
+        &Arc::new(EmptyContext),
+    );
     assert!(
         !verdict.allowed,
         "an all-namespace list needs an all-namespace grant"
@@ -99,7 +103,7 @@ impl ClusterContext for OneReplicaSet {
 
 #[test]
 fn a_granted_query_is_served_from_the_context() {
-    let context = OneReplicaSet::default();
+    let context = Arc::new(OneReplicaSet::default());
     let (verdict, logs) = peek(
         "{apiVersion: apps/v1, kind: ReplicaSet, namespace: kube-system, name: rs}",
         &context,
@@ -131,7 +135,7 @@ impl ClusterContext for Unavailable {
 fn context_failures_are_answered_as_errors() {
     let (verdict, _) = peek(
         "{apiVersion: apps/v1, kind: ReplicaSet, namespace: kube-system}",
-        &Unavailable,
+        &Arc::new(Unavailable),
     );
     let message = verdict.message.unwrap();
     assert!(message.contains("cache not synced"), "{message}");
@@ -139,7 +143,10 @@ fn context_failures_are_answered_as_errors() {
 
 #[test]
 fn a_malformed_query_is_answered_as_an_error() {
-    let (verdict, _) = peek("{apiVersion: apps/v1, colour: blue}", &EmptyContext);
+    let (verdict, _) = peek(
+        "{apiVersion: apps/v1, colour: blue}",
+        &Arc::new(EmptyContext),
+    );
     let message = verdict.message.unwrap();
     assert!(message.contains("malformed lookup query"), "{message}");
 }
@@ -154,8 +161,9 @@ fn lookups_are_subject_to_the_deadline() {
             "{GRANT}  settings: {{apiVersion: apps/v1, kind: ReplicaSet, namespace: kube-system}}\n"
         ),
     );
+    let context: Arc<dyn ClusterContext> = Arc::new(OneReplicaSet::default());
     let err = set.policies()[0]
-        .evaluate(REQUEST, Instant::now(), &OneReplicaSet::default())
+        .evaluate(REQUEST, Instant::now(), &context)
         .unwrap_err();
     assert!(
         matches!(err, tollgate_host::EvalError::Unfinished),
@@ -170,8 +178,9 @@ fn lookups_are_subject_to_the_deadline() {
 fn bundled_peeks(
     rs_query: &str,
     pod_query: &str,
-    context: &dyn ClusterContext,
+    context: &Arc<OneReplicaSet>,
 ) -> (tollgate_host::Decision, String) {
+    let context: Arc<dyn ClusterContext> = context.clone();
     let sandbox = sandbox();
     let yaml = format!(
         "- id: rs-reader\n  module: builtin:guests-v2\n  rule: peek\n{GRANT}  settings: {rs_query}\n\
@@ -185,7 +194,7 @@ fn bundled_peeks(
             &review,
             tollgate_host::Endpoint::Validate,
             Instant::now() + Duration::from_secs(1),
-            context,
+            &context,
         )
     })
 }
@@ -195,7 +204,7 @@ const POD: &str = "apiVersion: v1, kind: Pod, namespace: kube-system";
 
 #[test]
 fn each_member_of_a_bundle_reads_exactly_its_own_grant() {
-    let context = OneReplicaSet::default();
+    let context = Arc::new(OneReplicaSet::default());
     let (decision, logs) = bundled_peeks(
         &format!("{{{RS}, rule: 0}}"),
         &format!("{{{POD}, rule: 1}}"),
@@ -233,7 +242,7 @@ fn each_member_of_a_bundle_reads_exactly_its_own_grant() {
 
 #[test]
 fn a_bundle_lookup_without_a_member_or_out_of_range_is_refused() {
-    let context = OneReplicaSet::default();
+    let context = Arc::new(OneReplicaSet::default());
     let (decision, logs) = bundled_peeks(
         &format!("{{{RS}}}"),
         &format!("{{{POD}, rule: 2}}"),

@@ -67,7 +67,7 @@ impl Dirs {
                 .evaluate(
                     common::REQUEST,
                     Instant::now() + Duration::from_secs(5),
-                    &EmptyContext,
+                    &EmptyContext::shared(),
                 )
                 .unwrap()
         };

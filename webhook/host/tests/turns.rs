@@ -25,7 +25,7 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
 fn spinner(sandbox: &Sandbox, id: &str, timeout: &str) -> PolicySet {
     load(
         sandbox,
-        &format!("- id: {id}\n  module: builtin:guests\n  rule: spin\n  timeout: {timeout}\n"),
+        &format!("- id: {id}\n  module: builtin:guests\n  rule: spin\n  cpuBudget: {timeout}\n"),
     )
     .unwrap()
 }
@@ -38,7 +38,7 @@ fn a_healthy_policy_gets_a_turn_while_spinners_hold_every_running_slot() {
     let sandbox = sandbox_running(1);
     let set = load(
         &sandbox,
-        "- id: spin\n  module: builtin:guests\n  rule: spin\n  timeout: 10s\n\
+        "- id: spin\n  module: builtin:guests\n  rule: spin\n  cpuBudget: 10s\n\
          - id: allow\n  module: builtin:guests\n  rule: allow\n",
     )
     .unwrap();
@@ -53,14 +53,14 @@ fn a_healthy_policy_gets_a_turn_while_spinners_hold_every_running_slot() {
             .map(|_| {
                 s.spawn(move || {
                     let own = Instant::now() + SECOND * 2;
-                    spin.evaluate(REQUEST, own, &EmptyContext)
+                    spin.evaluate(REQUEST, own, &EmptyContext::shared())
                 })
             })
             .collect();
         std::thread::sleep(Duration::from_millis(200));
         for _ in 0..5 {
             let verdict = allow
-                .evaluate(REQUEST, Instant::now() + SECOND, &EmptyContext)
+                .evaluate(REQUEST, Instant::now() + SECOND, &EmptyContext::shared())
                 .expect("a turn before the deadline");
             assert!(verdict.allowed);
         }
@@ -84,7 +84,7 @@ fn short_evaluations_never_wait_for_a_turn() {
     let sandbox = sandbox_running(1);
     let allow = load(
         &sandbox,
-        "- id: allow\n  module: builtin:guests\n  rule: allow\n  timeout: 1s\n",
+        "- id: allow\n  module: builtin:guests\n  rule: allow\n  cpuBudget: 1s\n",
     )
     .unwrap();
     std::thread::scope(|s| {

@@ -3,6 +3,7 @@
 //! `/mutate` policies first; when they deny, the request stops there; their
 //! patch is applied; then the `/validate` policies judge the patched object.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -13,7 +14,7 @@ use tollgate_host::{Decision, Effect, Endpoint, Parsed, PolicySet, Review};
 /// budget of one review per endpoint (the webhook's timeout).
 pub struct Chain<'a> {
     pub policies: &'a PolicySet,
-    pub context: &'a dyn ClusterContext,
+    pub context: &'a Arc<dyn ClusterContext>,
     pub timeout: Duration,
 }
 

@@ -132,4 +132,4 @@ fn fill(map: &mut Map<String, Value>, schema: &Value, skip: &[&str]) {
 
 #[cfg(test)]
 #[path = "crd_tests.rs"]
-mod tests;
+pub(crate) mod tests;

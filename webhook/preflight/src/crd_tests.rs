@@ -6,9 +6,10 @@ use serde_json::json;
 
 use super::*;
 use crate::manifest::{self, Source};
-use crate::review;
 
-fn published(tag: &str, file: &str) -> Vec<Value> {
+/// The objects of a published Calico file under `testdata/modern` (the
+/// review tests read it too).
+pub(crate) fn published(tag: &str, file: &str) -> Vec<Value> {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../../testdata/modern")
         .join(tag)
@@ -18,38 +19,6 @@ fn published(tag: &str, file: &str) -> Vec<Value> {
         .into_iter()
         .map(|m| m.object)
         .collect()
-}
-
-fn installation() -> Value {
-    published("v3.32.1", "custom-resources.yaml")
-        .into_iter()
-        .find(|o| o["kind"] == "Installation")
-        .unwrap()
-}
-
-#[test]
-fn a_crd_gives_its_resources_scope_and_resource_name() {
-    let crds = Crds::new(&published("v3.32.1", "operator-crds.yaml"));
-    assert_eq!(
-        crds.namespaced("operator.tigera.io", "Installation"),
-        Some(false)
-    );
-    assert_eq!(
-        crds.plural("operator.tigera.io", "Installation"),
-        Some("installations")
-    );
-    assert_eq!(crds.namespaced("operator.tigera.io", "Nothing"), None);
-    let r = &review::apply_with(&installation(), None, &crds)["request"];
-    assert_eq!(
-        r["namespace"],
-        Value::Null,
-        "cluster-scoped: no default namespace"
-    );
-    assert_eq!(r["object"]["metadata"].get("namespace"), None);
-    assert_eq!(r["resource"]["resource"], "installations");
-    // Without the CRD it is guessed namespaced, as before.
-    let r = &review::apply(&installation(), None)["request"];
-    assert_eq!(r["namespace"], "default");
 }
 
 #[test]
@@ -112,15 +81,4 @@ fn defaults_reach_into_nested_objects_and_array_items() {
     let mut scalar = json!(3);
     apply_defaults(&mut scalar, &schema);
     assert_eq!(scalar, json!(3));
-}
-
-#[test]
-fn a_namespaced_calico_kind_arrives_in_default_only_when_its_crd_says_so() {
-    let crds = Crds::new(&published("v3.31.0", "calico.yaml"));
-    let policy = json!({"apiVersion": "crd.projectcalico.org/v1", "kind": "NetworkPolicy",
-                        "metadata": {"name": "allow-dns"}});
-    let arriving = review::arriving(&policy, &crds);
-    assert_eq!(arriving["metadata"]["namespace"], "default");
-    let guessed = review::arriving(&policy, &Crds::default());
-    assert_eq!(guessed["metadata"].get("namespace"), None);
 }

@@ -9,8 +9,10 @@
 //! validate); [`crd`] serves custom resources as their CRDs define them;
 //! [`replay`] judges a whole input in order as `kubectl apply -f` applies
 //! it, each object against the cluster with the earlier ones stored.
-//! `tollgate check`, `audit` and `test` are built on these; the test kit
-//! reuses [`served`] and [`review`] so tests judge the same input.
+//! `tollgate check`, `audit` and `test` are built on these, and on
+//! [`source`], the policy set a command loads (which `serve` loads too);
+//! the test kit reuses [`served`] and [`review`] so tests judge the same
+//! input.
 
 #![forbid(unsafe_code)]
 
@@ -22,6 +24,8 @@ pub mod manifest;
 pub mod replay;
 pub mod review;
 pub mod served;
+#[cfg(feature = "chain")]
+pub mod source;
 pub mod store;
 
 #[cfg(feature = "chain")]

@@ -15,6 +15,8 @@
 //! its policy no longer gives there was transient. Denials never are: the
 //! object was not stored.
 
+use std::sync::Arc;
+
 use serde_json::Value;
 use tollgate_context::{ClusterContext, OverlayContext};
 use tollgate_host::PolicySet;
@@ -67,19 +69,20 @@ pub struct ReplayError {
 pub fn replay<'m>(
     policies: &PolicySet,
     timeout: std::time::Duration,
-    context: &dyn ClusterContext,
+    context: &Arc<dyn ClusterContext>,
     stored: &Objects,
     manifests: &'m [Manifest],
 ) -> Result<Vec<Replayed<'m>>, ReplayError> {
     let mut cluster = Cluster {
         objects: stored.clone(),
         crds: Crds::new(stored.iter()),
-        overlay: OverlayContext::new(context),
+        overlay: Arc::new(OverlayContext::new(context.clone())),
     };
-    let judge = |overlay: &OverlayContext<'_>, manifest: &Manifest, review: &Value| {
+    let judge = |overlay: &Arc<OverlayContext>, manifest: &Manifest, review: &Value| {
+        let context: Arc<dyn ClusterContext> = overlay.clone();
         let chain = Chain {
             policies,
-            context: overlay,
+            context: &context,
             timeout,
         };
         chain.judge(review).map_err(|source| ReplayError {
@@ -120,13 +123,13 @@ pub fn replay<'m>(
 }
 
 /// The cluster as the replay has left it so far.
-struct Cluster<'b> {
+struct Cluster {
     objects: Objects,
     crds: Crds,
-    overlay: OverlayContext<'b>,
+    overlay: Arc<OverlayContext>,
 }
 
-impl Cluster<'_> {
+impl Cluster {
     fn store(&mut self, object: Value) {
         self.crds.insert(&object);
         self.objects.insert(object.clone());

@@ -98,6 +98,7 @@ fn prepare_update(mut object: Value, old: &Value) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::crd::tests::published;
 
     fn daemonset() -> Value {
         json!({"apiVersion": "extensions/v1beta1", "kind": "DaemonSet",
@@ -156,5 +157,49 @@ mod tests {
             r["request"]["resource"],
             json!({"group": "", "version": "v1", "resource": "namespaces"})
         );
+    }
+
+    // How the CRDs of a published release shape the review.
+    fn installation() -> Value {
+        published("v3.32.1", "custom-resources.yaml")
+            .into_iter()
+            .find(|o| o["kind"] == "Installation")
+            .unwrap()
+    }
+
+    #[test]
+    fn a_crd_gives_its_resources_scope_and_resource_name() {
+        let crds = Crds::new(&published("v3.32.1", "operator-crds.yaml"));
+        assert_eq!(
+            crds.namespaced("operator.tigera.io", "Installation"),
+            Some(false)
+        );
+        assert_eq!(
+            crds.plural("operator.tigera.io", "Installation"),
+            Some("installations")
+        );
+        assert_eq!(crds.namespaced("operator.tigera.io", "Nothing"), None);
+        let r = &apply_with(&installation(), None, &crds)["request"];
+        assert_eq!(
+            r["namespace"],
+            Value::Null,
+            "cluster-scoped: no default namespace"
+        );
+        assert_eq!(r["object"]["metadata"].get("namespace"), None);
+        assert_eq!(r["resource"]["resource"], "installations");
+        // Without the CRD it is guessed namespaced, as before.
+        let r = &apply(&installation(), None)["request"];
+        assert_eq!(r["namespace"], "default");
+    }
+
+    #[test]
+    fn a_namespaced_calico_kind_arrives_in_default_only_when_its_crd_says_so() {
+        let crds = Crds::new(&published("v3.31.0", "calico.yaml"));
+        let policy = json!({"apiVersion": "crd.projectcalico.org/v1", "kind": "NetworkPolicy",
+                            "metadata": {"name": "allow-dns"}});
+        let arrived = arriving(&policy, &crds);
+        assert_eq!(arrived["metadata"]["namespace"], "default");
+        let guessed = arriving(&policy, &Crds::default());
+        assert_eq!(guessed["metadata"].get("namespace"), None);
     }
 }

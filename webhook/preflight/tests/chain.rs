@@ -3,10 +3,11 @@
 //! a denial naming the TPR→CRD migration.
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
-use tollgate_context::{EmptyContext, SnapshotContext};
+use tollgate_context::{ClusterContext, EmptyContext, SnapshotContext};
 use tollgate_host::{Config, PolicySet, Sandbox, SandboxLimits};
 use tollgate_preflight::{Chain, findings};
 
@@ -31,7 +32,7 @@ fn a_rolling_update_controller_is_repaired_and_then_passes_validation() {
     let set = policies();
     let chain = Chain {
         policies: &set,
-        context: &EmptyContext,
+        context: &EmptyContext::shared(),
         timeout: Duration::from_secs(10),
     };
     let review = review(
@@ -59,7 +60,8 @@ fn a_rolling_update_controller_is_repaired_and_then_passes_validation() {
 #[test]
 fn a_kdd_upgrade_without_the_migration_is_denied_naming_it() {
     let set = policies();
-    let snapshot = SnapshotContext::load(&Path::new(ROOT).join("docs/examples/snapshot")).unwrap();
+    let snapshot: Arc<dyn ClusterContext> =
+        Arc::new(SnapshotContext::load(&Path::new(ROOT).join("docs/examples/snapshot")).unwrap());
     let chain = Chain {
         policies: &set,
         context: &snapshot,

@@ -3,9 +3,10 @@
 //! object given twice) and which warnings are transient.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
-use tollgate_context::{EmptyContext, SnapshotContext};
+use tollgate_context::{ClusterContext, EmptyContext, SnapshotContext};
 use tollgate_host::{Config, PolicySet, Sandbox, SandboxLimits};
 use tollgate_preflight::{Manifest, Objects, Source, manifest, replay};
 
@@ -43,7 +44,14 @@ fn a_repaired_object_is_stored_as_repaired() {
     .unwrap();
     let manifests = read(&[file.clone(), file]);
     let set = policies();
-    let replayed = replay(&set, BUDGET, &EmptyContext, &Objects::default(), &manifests).unwrap();
+    let replayed = replay(
+        &set,
+        BUDGET,
+        &EmptyContext::shared(),
+        &Objects::default(),
+        &manifests,
+    )
+    .unwrap();
     assert_eq!(replayed.len(), 2);
     assert_eq!(replayed[0].operation(), "CREATE");
     assert!(
@@ -66,7 +74,7 @@ fn the_skew_of_a_v3_32_1_upgrade_is_transient_and_nothing_counts() {
     let installed = testdata("modern/v3.31.0/calico.yaml");
     std::fs::copy(&installed, dir.path().join("calico.yaml")).unwrap();
     let objects = Objects::load(dir.path()).unwrap();
-    let context = SnapshotContext::load(dir.path()).unwrap();
+    let context: Arc<dyn ClusterContext> = Arc::new(SnapshotContext::load(dir.path()).unwrap());
     let manifests = read(&[testdata("modern/v3.32.1/calico.yaml")]);
     let set = policies();
     let replayed = replay(&set, BUDGET, &context, &objects, &manifests).unwrap();

@@ -26,9 +26,12 @@ pub mod r22_typha_replicas;
 pub mod r23_ebpf_needs_iptables_kube_proxy;
 
 use serde::Deserialize;
-use tollgate_sdk::{Object, Operation, Request, Settings};
+use tollgate_sdk::Settings;
 
 use crate::identify::Identity;
+/// How the rules read a write. Kept in `crate::writes`, not here, because
+/// `crate::upgrade` reads it too and the rules read `upgrade`.
+pub(crate) use crate::writes::{updated, written};
 
 /// Settings of the rules that only need to recognise Calico's workloads.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
@@ -40,21 +43,5 @@ pub struct IdentitySettings {
 impl Settings for IdentitySettings {
     fn validate(&self) -> Result<(), String> {
         self.identity.validate()
-    }
-}
-
-/// The object of a CREATE or UPDATE (not a subresource write).
-pub(crate) fn written<'r, 'a>(req: &'r Request<'a>) -> Option<&'r Object<'a>> {
-    match req.operation {
-        Operation::Create | Operation::Update if !req.is_scale() => req.object.as_ref(),
-        _ => None,
-    }
-}
-
-/// The old and new object of an UPDATE (not a subresource write).
-pub(crate) fn updated<'r, 'a>(req: &'r Request<'a>) -> Option<(&'r Object<'a>, &'r Object<'a>)> {
-    match (req.operation, req.is_scale()) {
-        (Operation::Update, false) => req.old_object.as_ref().zip(req.object.as_ref()),
-        _ => None,
     }
 }

@@ -7,18 +7,14 @@
 //! Namespaces and policies are read from the cluster; a failed lookup
 //! refuses the update (fail closed).
 
-use std::collections::BTreeMap;
-
 use serde::Deserialize;
-use serde_json::value::RawValue;
 use tollgate_sdk::version::Version;
-use tollgate_sdk::views::{NetworkPolicySpec, Str};
-use tollgate_sdk::wire::LookupQuery;
 use tollgate_sdk::{Cluster, LookupError, Object, Request, Settings, Verdict};
 
 use super::updated;
 use crate::identify::{Identity, datastore_of_update};
 use crate::netpol::{self, DEFAULT_DENY_JSON};
+use crate::unprepared::{Unprepared, unprepared};
 use crate::versions::crosses;
 use crate::{lookup, text};
 
@@ -71,57 +67,10 @@ fn check(
     else {
         return Ok(Verdict::allow());
     };
-    // A cluster may hold thousands of each. The host filters and reduces,
-    // so the guest receives only what decides the verdict: each annotated
-    // namespace with its annotation, the namespaces that hold policies, and
-    // the namespace and policyTypes of each policy shaped like the guide's
-    // default-deny.
-    let annotated = cluster.lookup(
-        &LookupQuery::list("v1", "Namespace")
-            .where_non_empty(&[netpol::ISOLATION_ANNOTATION_POINTER])
-            .distinct(&["/metadata/name", netpol::ISOLATION_ANNOTATION_POINTER]),
-    )?;
-    // Annotations are taken as raw JSON strings: thousands of namespaces
-    // share a handful of values, each unescaped and classified once.
-    let annotated = annotated.parse_as::<(&str, &RawValue)>()?;
-    let with_policies = cluster.lookup(
-        &LookupQuery::list("networking.k8s.io/v1", "NetworkPolicy")
-            .distinct(&["/metadata/namespace"]),
-    )?;
-    let with_policies = ascending(with_policies.parse_as::<&str>()?);
-    let deny_shaped = cluster.lookup(
-        &LookupQuery::list("networking.k8s.io/v1", "NetworkPolicy")
-            .where_empty(&netpol::DEFAULT_DENY_EMPTY)
-            .distinct(&["/metadata/namespace", "/spec/policyTypes"]),
-    )?;
-    let deny_shaped = deny_shaped.parse_as::<(Option<&str>, Option<Vec<Str<'_>>>)>()?;
-    // Distinct answers come in name order, the cluster's namespace order.
-    let mut classified: BTreeMap<&str, bool> = BTreeMap::new();
-    let mut default_deny = Vec::new();
-    for (name, annotation) in annotated {
-        let is_default_deny = *classified.entry(annotation.get()).or_insert_with(|| {
-            serde_json::from_str::<Str<'_>>(annotation.get())
-                .is_ok_and(|a| netpol::is_default_deny_annotation(&a))
-        });
-        if is_default_deny {
-            default_deny.push(name);
-        }
-    }
-    let isolated: Vec<&str> = deny_shaped
-        .into_iter()
-        .filter_map(|(namespace, policy_types)| {
-            // Selects every pod and allows no ingress (the host filtered):
-            // default-deny when it applies to ingress.
-            let spec = NetworkPolicySpec {
-                policy_types,
-                ..NetworkPolicySpec::default()
-            };
-            netpol::is_default_deny_spec(&spec).then_some(namespace?)
-        })
-        .collect();
-    let (isolated, default_deny) = (ascending(isolated), ascending(default_deny));
-    let to_clean = minus(&with_policies, &default_deny);
-    let to_isolate = minus(&default_deny, &isolated);
+    let Unprepared {
+        to_clean,
+        to_isolate,
+    } = unprepared(cluster)?;
     if to_clean.is_empty() && to_isolate.is_empty() {
         return Ok(Verdict::allow());
     }
@@ -145,31 +94,6 @@ fn check(
          Prepare them first (guide: \"Upgrading to v1 NetworkPolicy semantics\"): {}.",
         steps.join("; ")
     )))
-}
-
-/// `names` in ascending order, each once. Distinct answers already come
-/// that way (in their JSON text's order, which for names is theirs), so
-/// this only checks, in one pass; it sorts only what does not.
-fn ascending(mut names: Vec<&str>) -> Vec<&str> {
-    if !names.is_sorted_by(|a, b| a < b) {
-        names.sort_unstable();
-        names.dedup();
-    }
-    names
-}
-
-/// The names of `a` not in `b`, both [`ascending`]: one merge pass. A
-/// cluster may hold thousands of namespaces, and sets built of them cost
-/// R9 a fifth of its time in comparisons.
-fn minus(a: &[&str], b: &[&str]) -> Vec<String> {
-    let mut b = b.iter().peekable();
-    a.iter()
-        .filter(|name| {
-            while b.next_if(|other| *other < *name).is_some() {}
-            b.peek() != Some(name)
-        })
-        .map(|name| (*name).to_owned())
-        .collect()
 }
 
 fn node_crossing(s: &SemanticsSettings, old: &Object<'_>, new: &Object<'_>) -> Option<String> {
@@ -220,25 +144,4 @@ fn controller_crossing(
             s.controller_boundary
         )
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::{ascending, minus};
-
-    #[test]
-    fn minus_merges_ascending_names() {
-        assert_eq!(minus(&["a", "b", "c", "d"], &["b", "d", "e"]), ["a", "c"]);
-        assert_eq!(minus(&["a"], &[]), ["a"]);
-        assert!(minus(&[], &["a"]).is_empty());
-        assert!(minus(&["a", "b"], &["a", "b"]).is_empty());
-    }
-
-    #[test]
-    fn ascending_sorts_and_dedups_only_when_needed() {
-        assert_eq!(ascending(vec!["a", "b"]), ["a", "b"]);
-        assert_eq!(ascending(vec!["b", "a", "b"]), ["a", "b"]);
-        // A namespace holding two default-deny policies is named twice.
-        assert_eq!(ascending(vec!["a", "a", "c"]), ["a", "c"]);
-    }
 }

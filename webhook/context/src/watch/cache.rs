@@ -114,7 +114,13 @@ impl TypeCache {
         self.phase() != Phase::Pending
     }
 
-    pub fn select(&self, query: &LookupQuery) -> Result<Answer, LookupError> {
+    /// The answer to `query`; `left_out` is the answer to its `except`,
+    /// if it has one (see [`TypeStore::select_after`]).
+    pub fn select(
+        &self,
+        query: &LookupQuery,
+        left_out: Option<&Answer>,
+    ) -> Result<Answer, LookupError> {
         let state = self.read();
         match state.phase {
             Phase::Pending => Err(LookupError::Unavailable(format!(
@@ -124,7 +130,10 @@ impl TypeCache {
             Phase::Absent => Ok(Answer::from(&b"[]"[..])),
             Phase::Synced => match self.too_stale(&state) {
                 Some(why) => Err(LookupError::Unavailable(why)),
-                None => Ok(state.store.select(query)),
+                None => match left_out {
+                    Some(left_out) => state.store.select_after(query, left_out),
+                    None => Ok(state.store.select(query)),
+                },
             },
         }
     }
@@ -331,7 +340,7 @@ mod tests {
     }
 
     fn names(cache: &TypeCache) -> Vec<String> {
-        let answer = cache.select(&LookupQuery::list("v1", "Pod")).unwrap();
+        let answer = cache.select(&LookupQuery::list("v1", "Pod"), None).unwrap();
         let objects: Vec<serde_json::Value> = serde_json::from_slice(&answer).unwrap();
         objects
             .iter()
@@ -342,7 +351,7 @@ mod tests {
     #[test]
     fn a_broken_watch_serves_its_last_view_until_the_bound_then_fails_with_the_reason() {
         let c = cache(1, Duration::from_millis(50));
-        assert!(c.select(&LookupQuery::list("v1", "Pod")).is_err());
+        assert!(c.select(&LookupQuery::list("v1", "Pod"), None).is_err());
         assert_eq!(c.replace(0, listing(&["a"])), None);
         assert_eq!(c.broken(Some(0), "connection refused"), Duration::ZERO);
         assert_eq!(names(&c), ["a"], "within the bound");
@@ -350,7 +359,7 @@ mod tests {
         std::thread::sleep(Duration::from_millis(60));
         assert!(c.broken(Some(0), "connection refused") >= Duration::from_millis(50));
         let error = c
-            .select(&LookupQuery::list("v1", "Pod"))
+            .select(&LookupQuery::list("v1", "Pod"), None)
             .unwrap_err()
             .to_string();
         assert!(error.contains("the cache of v1 Pod is stale"), "{error}");

@@ -353,3 +353,83 @@ fn every_captured_review_is_stripped_like_a_value_rewrite() {
         files.len()
     );
 }
+
+/// The stripped input of a parsed review (its cuts found by the shape
+/// check) is byte for byte what the standalone pass makes of its request.
+fn assert_cuts_agree(body: &str) {
+    let crate::Parsed::Review(review) = crate::Review::parse(body.as_bytes()).unwrap() else {
+        panic!("not a valid review: {body}")
+    };
+    assert_eq!(
+        String::from_utf8_lossy(GuestInput::of(&review).bytes(false)),
+        String::from_utf8_lossy(&strip_request(review.request())),
+        "{body}"
+    );
+}
+
+#[test]
+fn the_shape_check_cuts_as_the_standalone_strip() {
+    let reviews = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/reviews");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&reviews).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "json") {
+            assert_cuts_agree(&std::fs::read_to_string(&path).unwrap());
+            seen += 1;
+        }
+    }
+    assert!(seen > 10, "{seen} captured reviews");
+    assert_cuts_agree(CAPTURED);
+    let envelope = |request: &str| {
+        format!(
+            r#"{{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{request}}}"#
+        )
+    };
+    assert_cuts_agree(&envelope(&raw(&request())));
+    assert_cuts_agree(&envelope(
+        &serde_json::to_string_pretty(&request()).unwrap(),
+    ));
+    // Escaped keys, cut members first, last and alone, and odd types.
+    for request in [
+        r#"{"uid":"u","operation":"CREATE","object":{"metadata":{"managed\u0046ields":[1],"name":"x"}}}"#,
+        r#"{"uid":"u","operation":"CREATE","object":{"metadata":{"name":"x","managedFields":[{"a":{"b":[]}}]}}}"#,
+        r#"{"uid":"u","operation":"CREATE","object":{"metadata":{"managedFields":[]}}}"#,
+        r#"{"uid":"u","operation":"CREATE","object":{"metadata":{"annotations":{"kubectl.kubernetes.io/last-applied-configuration":"{}"}}}}"#,
+        r#"{ "uid" : "u" , "operation" : "UPDATE" , "oldObject" : { "metadata" : { "annotations" : { "a" : "b" , "kubectl.kubernetes.io/last-applied-configuration" : "x" } , "managedFields" : null } } }"#,
+        r#"{"uid":"u","operation":"CREATE","object":null,"oldObject":[1,{"metadata":{"managedFields":[]}}]}"#,
+        r#"{"uid":"u","operation":"CREATE","object":{"metadata":"text"}}"#,
+    ] {
+        assert_cuts_agree(&envelope(request));
+    }
+}
+
+#[test]
+fn a_cut_member_is_checked_for_its_shape_too() {
+    let envelope = |request: &str| {
+        format!(
+            r#"{{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{request}}}"#
+        )
+    };
+    let duplicate = envelope(
+        r#"{"uid":"u","operation":"CREATE","object":{"metadata":{"managedFields":[{"a":1,"a":2}]}}}"#,
+    );
+    let deep = envelope(&format!(
+        r#"{{"uid":"u","operation":"CREATE","object":{{"metadata":{{"managedFields":{}{}}}}}}}"#,
+        "[".repeat(120),
+        "]".repeat(120)
+    ));
+    for (body, expected) in [
+        (duplicate, r#"duplicate key "a" in one object"#),
+        (deep, "nested deeper than 100 levels"),
+    ] {
+        let crate::Parsed::InvalidRequest { error, .. } =
+            crate::Review::parse(body.as_bytes()).unwrap()
+        else {
+            panic!("accepted {body}")
+        };
+        let message = error.to_string();
+        assert!(message.contains(expected), "{message}");
+        // Once: the position is the request's, not the cut value's.
+        assert_eq!(message.matches(" at line ").count(), 1, "{message}");
+    }
+}

@@ -28,17 +28,7 @@ use objects::{changed, images, labels};
 pub fn parts(m: &MatchConfig) -> (String, String) {
     let subject = Subject::of(&m.operations, Subject::ByOperation);
     let containers = Containers::of(&m.kinds, Containers::Both);
-    let mut guard = Vec::new();
-    if !m.kinds.is_empty() {
-        guard.push(kinds(&m.kinds));
-    }
-    if !m.operations.is_empty() {
-        guard.push(format!(
-            "request.operation in {}",
-            list(m.operations.iter().map(|o| operation_name(*o)))
-        ));
-    }
-    (every(guard), rest(m, subject, containers))
+    parts_in(m, subject, containers)
 }
 
 /// Which variable a criterion reading "the object" uses: the host reads the

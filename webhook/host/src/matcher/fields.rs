@@ -7,8 +7,8 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use tollgate_sdk::image::ImageRef;
 
-use super::RequestMeta;
 use crate::json::{CowStr, Members};
+use crate::review::RequestMeta;
 
 /// Whether the object has a container or init container (pod template or
 /// own pod spec) whose image repository ends in one of `images`, as

@@ -4,7 +4,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde::de::DeserializeOwned;
-use tollgate_context::{AllowList, ClusterContext, EmptyContext};
 use tollgate_sdk::Verdict;
 use tollgate_sdk::wire::{Description, RuleInfo, SettingsCheck};
 use wasmtime::{InstancePre, Linker, Module};
@@ -12,7 +11,7 @@ use wasmtime::{InstancePre, Linker, Module};
 use super::Budget;
 use super::abi::{self, Exports, ModuleError};
 use super::engine::Shared;
-use super::instance::{EvalState, Session};
+use super::instance::{EvalState, Lookups, Session};
 use crate::evaluation::{AbiVersion, EvalError, decode_verdicts};
 
 /// How long a load-time call (version, describe, settings check) may run.
@@ -51,12 +50,13 @@ impl CompiledModule {
         let pre = linker
             .instantiate_pre(&module)
             .map_err(|e| ModuleError::Instantiate(format!("{e:#}")))?;
-        let no_policy: [&AllowList; 0] = [];
         let budget = Budget::within(LOAD_CALL_TIMEOUT);
-        let mut session = Session::start(shared, &pre, budget, false, &no_policy, &EmptyContext)
-            .map_err(|error| ModuleError::Call {
-                call: "instantiation",
-                error,
+        let mut session =
+            Session::start(shared, &pre, budget, false, Lookups::none()).map_err(|error| {
+                ModuleError::Call {
+                    call: "instantiation",
+                    error,
+                }
             })?;
         let found = session
             .call_i32(&version)
@@ -114,11 +114,10 @@ impl CompiledModule {
         rule: &str,
         settings: &[u8],
     ) -> Result<SettingsCheck, ModuleError> {
-        let no_policy: [&AllowList; 0] = [];
         let budget = Budget::within(LOAD_CALL_TIMEOUT);
         let call = abi::VALIDATE_SETTINGS;
         let result = (|| {
-            let mut session = self.session(budget, &no_policy, &EmptyContext)?;
+            let mut session = self.session(budget, Lookups::none())?;
             let [(rp, rl), (sp, sl)] = session.write([rule.as_bytes(), settings])?;
             let bytes = session.call_packed(&self.exports.validate_settings, (rp, rl, sp, sl))?;
             Ok(serde_json::from_slice::<SettingsCheck>(bytes))
@@ -137,17 +136,16 @@ impl CompiledModule {
     /// module any number (a bundle). Any failure fails the whole call: the
     /// caller decides whether to retry the rules one by one.
     ///
-    /// `allow` are the allow-lists of the policies in `calls`, in order (a
-    /// v2 lookup names its member, and is checked against that one).
+    /// `lookups.allow` are the allow-lists of the policies in `calls`, in
+    /// order (a v2 lookup names its member, and is checked against that one).
     pub fn evaluate(
         &self,
         calls: &[RuleCall<'_>],
         request: &[u8],
         budget: Budget,
-        allow: &[&AllowList],
-        context: &dyn ClusterContext,
+        lookups: Lookups,
     ) -> Result<Vec<Verdict>, EvalError> {
-        let mut session = self.session(budget, allow, context)?;
+        let mut session = self.session(budget, lookups)?;
         match (self.abi, calls) {
             (AbiVersion::V1, [call]) => {
                 let [(rp, rl), (qp, ql), (sp, sl)] =
@@ -172,19 +170,13 @@ impl CompiledModule {
         }
     }
 
-    fn session<'a>(
-        &self,
-        budget: Budget,
-        allow: &'a [&'a AllowList],
-        context: &'a dyn ClusterContext,
-    ) -> Result<Session<'a>, EvalError> {
+    fn session(&self, budget: Budget, lookups: Lookups) -> Result<Session, EvalError> {
         let mut session = Session::start(
             &self.shared,
             &self.pre,
             budget,
             self.abi == AbiVersion::V2,
-            allow,
-            context,
+            lookups,
         )?;
         session.bind(&self.exports)?;
         Ok(session)

@@ -2,6 +2,8 @@
 
 use std::time::Instant;
 
+use std::sync::Arc;
+
 use tollgate_context::{AllowList, Answer, LookupQuery};
 use tollgate_sdk::wire::{LogLevel, LookupResult};
 use wasmtime::{Caller, Engine, Linker, Trap};
@@ -75,25 +77,28 @@ fn asking<'s>(state: &'s EvalState, query: &LookupQuery) -> Result<&'s AllowList
     match (state.per_rule(), query.rule) {
         (false, None) => lists
             .first()
-            .copied()
+            .map(|list| &**list)
             .ok_or_else(|| refuse("no policy is evaluating".to_owned())),
         (false, Some(_)) => Err(refuse("an ABI v1 lookup has no \"rule\" member".to_owned())),
         (true, None) => Err(refuse(
             "an ABI v2 lookup must name the asking rule (\"rule\": its index in the bundle)"
                 .to_owned(),
         )),
-        (true, Some(index)) => lists.get(index as usize).copied().ok_or_else(|| {
-            refuse(format!(
-                "rule index {index} is outside the bundle of {} (policies {})",
-                lists.len(),
-                policies(lists)
-            ))
-        }),
+        (true, Some(index)) => lists
+            .get(index as usize)
+            .map(|list| &**list)
+            .ok_or_else(|| {
+                refuse(format!(
+                    "rule index {index} is outside the bundle of {} (policies {})",
+                    lists.len(),
+                    policies(lists)
+                ))
+            }),
     }
 }
 
 /// The policy ids of an evaluation, for logs and refusals.
-fn policies(lists: &[&AllowList]) -> String {
+fn policies(lists: &[Arc<AllowList>]) -> String {
     let ids: Vec<&str> = lists.iter().map(|l| l.policy.as_str()).collect();
     ids.join(", ")
 }

@@ -1,12 +1,10 @@
 //! One evaluation: a fresh store and instance, its limits, and the mapping
 //! of whatever went wrong to an [`EvalError`].
 
-use std::marker::PhantomData;
-use std::ptr::NonNull;
 use std::sync::Arc;
 use std::time::Instant;
 
-use tollgate_context::{AllowList, ClusterContext};
+use tollgate_context::{AllowList, ClusterContext, EmptyContext};
 use wasmtime::{
     Instance, InstancePre, Memory, ModuleExport, ResourceLimiter, Store, Trap, TypedFunc,
     UpdateDeadline, WasmParams,
@@ -39,7 +37,7 @@ pub struct EvalState {
     tick: std::time::Duration,
     per_rule: bool,
     limiter: Limiter,
-    borrowed: Borrowed,
+    lookups: Lookups,
     /// Set once the instance's exports are bound; host calls need them.
     pub memory: Option<Memory>,
     pub alloc: Option<TypedFunc<i32, i32>>,
@@ -143,14 +141,12 @@ impl EvalState {
 
     /// The allow-lists of the policies being evaluated: one, or every
     /// member of a bundle, in bundle order.
-    pub fn allow(&self) -> &[&AllowList] {
-        // SAFETY: see `Borrowed`.
-        unsafe { self.borrowed.allow.as_ref() }
+    pub fn allow(&self) -> &[Arc<AllowList>] {
+        &self.lookups.allow
     }
 
     pub fn context(&self) -> &dyn ClusterContext {
-        // SAFETY: see `Borrowed`.
-        unsafe { self.borrowed.context.as_ref() }
+        &*self.lookups.context
     }
 }
 
@@ -167,14 +163,23 @@ impl Drop for EvalState {
     }
 }
 
-/// The allow-lists and cluster context of the evaluation, borrowed for its
-/// duration. wasmtime requires store data to be `'static`, so the lifetimes
-/// are erased here; this is sound because the only owner of an `EvalState`
-/// is the `Store` inside a [`Session<'a>`], which cannot outlive the `'a`
-/// borrows it was created from, and the store never hands its data out.
-struct Borrowed {
-    allow: NonNull<[&'static AllowList]>,
-    context: NonNull<dyn ClusterContext>,
+/// What an evaluation's lookups are served from: the allow-lists of the
+/// policies being evaluated (one, or every member of a bundle, in bundle
+/// order) and the cluster context. Owned, because wasmtime's store data
+/// must be `'static`: an `Arc` each, cloned per evaluation.
+pub struct Lookups {
+    pub allow: Vec<Arc<AllowList>>,
+    pub context: Arc<dyn ClusterContext>,
+}
+
+impl Lookups {
+    /// No policy and an empty cluster: for the calls made at load.
+    pub fn none() -> Self {
+        Self {
+            allow: Vec::new(),
+            context: Arc::new(EmptyContext),
+        }
+    }
 }
 
 /// Caps linear memory and remembers that the cap was hit, so the failure is
@@ -259,22 +264,20 @@ pub fn unpack(packed: i64) -> (u32, u32) {
 
 /// A fresh instance with its store, alive for one evaluation (or one
 /// load-time call).
-pub struct Session<'a> {
+pub struct Session {
     store: Store<EvalState>,
     instance: Instance,
     /// Counts a guest stopped at a tick to be handed off.
     handed_off: prometheus_client::metrics::counter::Counter,
-    _borrows: PhantomData<&'a dyn ClusterContext>,
 }
 
-impl<'a> Session<'a> {
+impl Session {
     pub fn start(
         shared: &Shared,
         pre: &InstancePre<EvalState>,
         budget: Budget,
         per_rule: bool,
-        allow: &'a [&'a AllowList],
-        context: &'a dyn ClusterContext,
+        lookups: Lookups,
     ) -> Result<Self, EvalError> {
         let started = Instant::now();
         let run_queue = budget.lane.map(|_| shared.run_queue.clone());
@@ -294,17 +297,6 @@ impl<'a> Session<'a> {
             _ => None,
         };
         shared.stats.instances.inc();
-        // SAFETY (lifetime erasure): see `Borrowed`.
-        let (allow, context) = unsafe {
-            (
-                std::mem::transmute::<NonNull<[&'a AllowList]>, NonNull<[&'static AllowList]>>(
-                    NonNull::from(allow),
-                ),
-                std::mem::transmute::<NonNull<dyn ClusterContext + 'a>, NonNull<dyn ClusterContext>>(
-                    NonNull::from(context),
-                ),
-            )
-        };
         let state = EvalState {
             budget,
             cpu_start: thread_cpu_time(),
@@ -317,7 +309,7 @@ impl<'a> Session<'a> {
                 cap: shared.limits.memory_bytes,
                 exceeded: false,
             },
-            borrowed: Borrowed { allow, context },
+            lookups,
             memory: None,
             alloc: None,
             log_lines: 0,
@@ -349,7 +341,6 @@ impl<'a> Session<'a> {
             store,
             instance,
             handed_off: shared.stats.handed_off.clone(),
-            _borrows: PhantomData,
         })
     }
 

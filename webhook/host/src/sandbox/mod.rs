@@ -28,6 +28,7 @@ use std::time::Duration;
 pub use abi::ModuleError;
 pub use compiled::{CompiledModule, RuleCall};
 pub use cpu_clock::thread_cpu_time;
+pub use instance::Lookups;
 pub use run_queue::Lane;
 pub use stats::SandboxStats;
 
@@ -181,9 +182,7 @@ impl Sandbox {
         // reloads racing) compile it once; loads are rare.
         let mut modules = self.modules.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(module) = modules.get(&digest).and_then(Weak::upgrade) {
-            self.shared
-                .stats
-                .module_loaded(module_cache::Origin::Memory);
+            module_cache::Origin::Memory.count(&self.shared.stats);
             return Ok(module);
         }
         let started = std::time::Instant::now();
@@ -194,7 +193,7 @@ impl Sandbox {
             module,
             digest,
         )?);
-        self.shared.stats.module_loaded(origin);
+        origin.count(&self.shared.stats);
         tracing::info!(
             digest = %hex::encode(digest),
             origin = origin.as_str(),

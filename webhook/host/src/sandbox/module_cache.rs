@@ -22,6 +22,7 @@ use wasmtime::{Engine, Module};
 use super::ModuleError;
 use super::cache_key::private_dir;
 use super::engine::Shared;
+use super::stats::SandboxStats;
 
 /// Where a module's compiled code came from (counted in [`super::SandboxStats`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -42,6 +43,16 @@ impl Origin {
             Self::Memory => "memory",
         }
     }
+
+    /// Counts one module loaded from here.
+    pub fn count(self, stats: &SandboxStats) {
+        match self {
+            Self::Compiled => &stats.compiled,
+            Self::DiskCache => &stats.from_disk_cache,
+            Self::Memory => &stats.from_memory,
+        }
+        .inc();
+    }
 }
 
 pub fn digest(wasm: &[u8]) -> [u8; 32] {
@@ -56,6 +67,17 @@ pub enum Rejected {
     Unauthenticated,
     /// Another user can write the cache directory: not read, not written.
     UnsafeDirectory,
+}
+
+impl Rejected {
+    /// Counts one cache entry or directory not used for this reason.
+    fn count(self, stats: &SandboxStats) {
+        match self {
+            Self::Unauthenticated => &stats.cache_unauthenticated,
+            Self::UnsafeDirectory => &stats.cache_unsafe_directory,
+        }
+        .inc();
+    }
 }
 
 /// Compiles `wasm`, or deserialises it from the cache directory when the
@@ -79,7 +101,7 @@ pub fn load_or_compile(
             reason,
             "the module cache directory is not this user's alone; compiling without it (make it 0700 or pass another --cache-dir)"
         );
-        shared.stats.cache_rejected(Rejected::UnsafeDirectory);
+        Rejected::UnsafeDirectory.count(&shared.stats);
         return Ok((compile(engine, wasm)?, Origin::Compiled));
     }
     if let Ok(entry) = std::fs::read(&path) {
@@ -98,6 +120,7 @@ pub fn load_or_compile(
             // place by anyone would crash the process with SIGBUS on the
             // next evaluation, or change the code after its check; a copy
             // cannot.
+            #[allow(unsafe_code)]
             Some(compiled) => match unsafe { Module::deserialize(engine, compiled) } {
                 Ok(module) => return Ok((module, Origin::DiskCache)),
                 Err(e) => {
@@ -109,7 +132,7 @@ pub fn load_or_compile(
                     path = %path.display(),
                     "module cache entry fails its authentication (forged, swapped, truncated, or written under another key); not loading it, recompiling"
                 );
-                shared.stats.cache_rejected(Rejected::Unauthenticated);
+                Rejected::Unauthenticated.count(&shared.stats);
             }
         }
     }

@@ -83,5 +83,5 @@ pub const REQUEST: &[u8] = br#"{"uid":"u1","kind":{"group":"apps","version":"v1"
 
 /// Evaluates the only policy of `set` on [`REQUEST`] within `timeout`.
 pub fn eval(set: &PolicySet, timeout: Duration) -> Result<Verdict, EvalError> {
-    set.policies()[0].evaluate(REQUEST, Instant::now() + timeout, &EmptyContext)
+    set.policies()[0].evaluate(REQUEST, Instant::now() + timeout, &EmptyContext::shared())
 }
