@@ -144,12 +144,24 @@ impl<'t> Cuts<'t> {
 
     /// Where the value before the member whose key starts at `key_start`
     /// ends: back over whitespace, the comma, and whitespace.
-    fn end_of_previous_value(&self, key_start: usize) -> usize {
+    pub(crate) fn end_of_previous_value(&self, key_start: usize) -> usize {
         let before = self.text[..key_start].trim_end_matches(WS);
         debug_assert!(before.ends_with(','), "no comma before a later member");
         before
             .strip_suffix(',')
             .unwrap_or(before)
+            .trim_end_matches(WS)
+            .len()
+    }
+
+    /// Where the last member's value of the object that ends at `end` (just
+    /// past its `}`) ends: back over the brace and whitespace.
+    pub(crate) fn end_of_last_value(&self, end: usize) -> usize {
+        let inside = self.text[..end].trim_end_matches(WS);
+        debug_assert!(inside.ends_with('}'), "an object ends with a brace");
+        inside
+            .strip_suffix('}')
+            .unwrap_or(inside)
             .trim_end_matches(WS)
             .len()
     }
