@@ -39,6 +39,12 @@ pub struct FloorArgs {
     /// PEM private key of --cert.
     #[arg(long)]
     pub key: PathBuf,
+    /// Read only `request.uid`, skipping every other member unparsed: the
+    /// least any webhook must do (TLS, HTTP/1.1, the body, the uid echoed).
+    /// Measured against the floor with `--against`, it bounds what any
+    /// webhook that reads the object can reach.
+    #[arg(long)]
+    pub uid_only: bool,
 }
 
 /// One scenario of issue 8 item 4.

@@ -15,6 +15,8 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum_server::tls_rustls::RustlsConfig;
+use std::borrow::Cow;
+
 use serde_json::{Value, json};
 
 use crate::cli::FloorArgs;
@@ -37,9 +39,14 @@ pub fn serve(args: &FloorArgs) -> anyhow::Result<()> {
                     args.key.display()
                 )
             })?;
+        let route = if args.uid_only {
+            post(echo)
+        } else {
+            post(review)
+        };
         let app = Router::new()
-            .route("/validate", post(review))
-            .route("/mutate", post(review))
+            .route("/validate", route.clone())
+            .route("/mutate", route)
             .layer(DefaultBodyLimit::max(MAX_BODY));
         // Bound here, so that with port 0 the line below says which port
         // it got (the bench reads it: no "free port" race).
@@ -55,10 +62,43 @@ pub fn serve(args: &FloorArgs) -> anyhow::Result<()> {
 }
 
 async fn review(body: Bytes) -> Response {
-    match answer(&body) {
+    respond(answer(&body))
+}
+
+async fn echo(body: Bytes) -> Response {
+    respond(echo_uid(&body))
+}
+
+fn respond(answer: Result<String, String>) -> Response {
+    match answer {
         Ok(json) => ([(header::CONTENT_TYPE, "application/json")], json).into_response(),
         Err(reason) => (StatusCode::BAD_REQUEST, reason).into_response(),
     }
+}
+
+/// The least any webhook must read: `request.uid` (and `apiVersion`),
+/// every other member skipped by serde_json without being built.
+fn echo_uid(body: &[u8]) -> Result<String, String> {
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Envelope<'a> {
+        #[serde(borrow)]
+        api_version: Option<Cow<'a, str>>,
+        #[serde(borrow)]
+        request: Request<'a>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Request<'a> {
+        #[serde(borrow)]
+        uid: Cow<'a, str>,
+    }
+    let review: Envelope<'_> = serde_json::from_slice(body).map_err(|e| e.to_string())?;
+    Ok(json!({
+        "apiVersion": review.api_version.as_deref().unwrap_or("admission.k8s.io/v1"),
+        "kind": "AdmissionReview",
+        "response": {"uid": review.request.uid, "allowed": true},
+    })
+    .to_string())
 }
 
 /// The floor's whole judgement: parse everything, allow, echo the uid.
@@ -89,6 +129,23 @@ mod tests {
             json!({"apiVersion": "admission.k8s.io/v1beta1", "kind": "AdmissionReview",
                    "response": {"uid": "u-1", "allowed": true}})
         );
+    }
+
+    #[test]
+    fn uid_only_reads_the_request_uid_and_nothing_else() {
+        let body = br#"{"apiVersion":"admission.k8s.io/v1beta1","request":{"object":{"metadata":{"uid":"o-1"}},"uid":"u-2"}}"#;
+        let out: Value = serde_json::from_str(&echo_uid(body).unwrap()).unwrap();
+        assert_eq!(
+            out,
+            json!({"apiVersion": "admission.k8s.io/v1beta1", "kind": "AdmissionReview",
+                   "response": {"uid": "u-2", "allowed": true}})
+        );
+        assert!(
+            echo_uid(b"{}")
+                .unwrap_err()
+                .contains("missing field `request`")
+        );
+        assert!(echo_uid(br#"{"request":{"uid":"u-2"#).is_err());
     }
 
     #[test]

@@ -340,6 +340,8 @@ fn host_selects(id: &str, request: &Value) -> bool {
         name: text(&request["name"]),
         object: object.as_deref(),
         old_object: old_object.as_deref(),
+        // Unknown: the matcher reads the objects instead of searching them.
+        plain_text: false,
     };
     matcher.matches(&meta)
 }

@@ -1,6 +1,6 @@
 //! Per-evaluation latency of the sandbox, of bundles and of request stripping.
 //!
-//! `cargo run --release -p tollgate-host --example eval_bench [strip|eval|bundle]`
+//! `cargo run --release -p tollgate-host --example eval_bench [strip|eval|bundle|parse]`
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -37,6 +37,48 @@ fn main() {
     if run("bundle") {
         bundle_bench();
     }
+    if run("parse") {
+        parse_bench();
+    }
+}
+
+/// The bench's scenario (a) body (21.9 KB): what reading a review costs
+/// Tollgate against the floor's one parse into a `Value`.
+const DEPLOYMENT: &str = include_str!("../../../bench/bodies/deployment-update.json");
+
+fn parse_bench() {
+    #[derive(serde::Deserialize)]
+    struct Envelope<'a> {
+        #[serde(borrow)]
+        request: &'a RawValue,
+    }
+    // Compact, as the bench posts it.
+    let body = serde_json::from_str::<Value>(DEPLOYMENT)
+        .unwrap()
+        .to_string();
+    let body = body.as_bytes();
+    report(
+        "the floor's parse (serde_json::Value)",
+        measure(|| {
+            let value: Value = serde_json::from_slice(body).unwrap();
+            std::hint::black_box(value);
+        }),
+    );
+    report(
+        "skim to the raw request (serde_json::RawValue)",
+        measure(|| {
+            let envelope: Envelope<'_> = serde_json::from_slice(body).unwrap();
+            std::hint::black_box(envelope.request);
+        }),
+    );
+    report(
+        "Review::parse (envelope, routing, shape, cuts)",
+        measure(|| {
+            let parsed = Review::parse(body).unwrap();
+            assert!(matches!(parsed, Parsed::Review(_)));
+            std::hint::black_box(parsed);
+        }),
+    );
 }
 
 fn strip_bench(request: &RawValue) {

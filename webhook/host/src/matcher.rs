@@ -178,7 +178,7 @@ impl Matcher {
             && (self.any_of.is_empty() || self.any_of.iter().any(|m| m.matches(request)))
             && self.selector.as_ref().is_none_or(|s| s.matches(request))
             && (self.changed.is_empty() || fields::changed(&self.changed, request))
-            && (self.images.is_empty() || fields::runs_image(&self.images, subject(request)))
+            && (self.images.is_empty() || fields::runs_image(&self.images, request))
     }
 }
 

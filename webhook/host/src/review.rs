@@ -20,6 +20,9 @@ use crate::json::{CowStr, RawMembers, WS, offset_in, unquote};
 mod shape;
 mod strip;
 pub use shape::MAX_DEPTH;
+/// For the `review_parse` fuzz target.
+#[doc(hidden)]
+pub use shape::scan_agrees as shape_scan_agrees;
 pub(crate) use strip::Strip;
 
 /// The admission API versions Tollgate answers in.
@@ -40,6 +43,10 @@ pub struct RequestMeta<'a> {
     pub name: Option<&'a str>,
     pub object: Option<&'a RawValue>,
     pub old_object: Option<&'a RawValue>,
+    /// No string in the request has a `\u` or `\/` escape, so a plain-text
+    /// search of the objects finds every text they hold (found by the shape
+    /// check; `false` when not known).
+    pub plain_text: bool,
 }
 
 /// A review whose envelope and request are valid, borrowing the body.
@@ -62,6 +69,8 @@ pub struct Review<'a> {
     /// Where the guests' stripped input cuts `request` (found by the shape
     /// check, which reads it anyway).
     strip: Vec<Range<usize>>,
+    /// See [`RequestMeta::plain_text`].
+    plain_text: bool,
 }
 
 /// Why a body cannot be answered with an AdmissionReview at all (HTTP 400).
@@ -175,7 +184,7 @@ impl<'a> Review<'a> {
                     source: serde_json::Error::duplicate_field(field),
                 });
             }
-            let strip =
+            let shape =
                 shape::check(request_span(text, &members)).map_err(|source| RequestError {
                     field: "request",
                     source,
@@ -185,7 +194,7 @@ impl<'a> Review<'a> {
                 source: serde_json::Error::missing_field("operation"),
             })?;
             Ok((
-                strip,
+                shape,
                 field::<GroupVersionKind<'a>>("kind", kind)?.unwrap_or_default(),
                 optional_str("subResource", sub_resource)?,
                 field::<Operation>("operation", Some(operation))?.unwrap_or_default(),
@@ -193,7 +202,7 @@ impl<'a> Review<'a> {
                 optional_str("name", name)?,
             ))
         })();
-        let (strip, kind, sub_resource, operation, namespace, name) = match head {
+        let (shape, kind, sub_resource, operation, namespace, name) = match head {
             Ok(head) => head,
             Err(error) => {
                 return Ok(Parsed::InvalidRequest {
@@ -215,7 +224,8 @@ impl<'a> Review<'a> {
             old_object: old_object.filter(|o| o.get() != "null"),
             request: request_span(text, &members),
             members,
-            strip,
+            strip: shape.cuts,
+            plain_text: shape.plain_text,
         }))
     }
 
@@ -235,6 +245,7 @@ impl<'a> Review<'a> {
             name: self.name.as_deref(),
             object: self.object,
             old_object: self.old_object,
+            plain_text: self.plain_text,
         }
     }
 

@@ -14,15 +14,15 @@ use crate::review::RequestMeta;
 /// own pod spec) whose image repository ends in one of `images`, as
 /// [`ImageRef::is`] decides for the rules. An object that cannot be read
 /// holds: narrowing must never hide an object from its rule.
-pub(super) fn runs_image(images: &[String], object: Option<&RawValue>) -> bool {
-    let Some(object) = object else {
+pub(super) fn runs_image(images: &[String], request: &RequestMeta<'_>) -> bool {
+    let Some(object) = super::subject(request) else {
         return false;
     };
     let text = object.get();
     // An image repository appears verbatim unless the JSON escapes one of
     // its characters, which the API server never does (Go escapes only
     // `<`, `>`, `&` and controls, as `\u00XX`).
-    if !may_hide_text(text) && !images.iter().any(|i| contains(text, i)) {
+    if request.plain_text && !images.iter().any(|i| contains(text, i)) {
         return false;
     }
     match serde_json::from_str::<Option<Workload<'_>>>(text) {
@@ -32,12 +32,6 @@ pub(super) fn runs_image(images: &[String], object: Option<&RawValue>) -> bool {
         }),
         Err(_) => true,
     }
-}
-
-/// `\/` and `\uXXXX` can spell any character; other escapes cannot spell a
-/// character of an image path or a field name.
-fn may_hide_text(text: &str) -> bool {
-    contains(text, "\\/") || contains(text, "\\u")
 }
 
 fn contains(haystack: &str, needle: &str) -> bool {
@@ -191,10 +185,7 @@ pub(super) fn changed(paths: &[FieldPath], request: &RequestMeta<'_>) -> bool {
     paths.iter().any(|path| {
         let last = path.0.last().map_or("", String::as_str);
         let quoted = format!("\"{last}\"");
-        if !texts
-            .iter()
-            .any(|t| contains(t, &quoted) || may_hide_text(t))
-        {
+        if request.plain_text && !texts.iter().any(|t| contains(t, &quoted)) {
             return false;
         }
         match (path.value(request.old_object), path.value(request.object)) {

@@ -25,6 +25,11 @@ fn meta<'a>(object: Option<&'a RawValue>, old: Option<&'a RawValue>) -> RequestM
         name: Some("calico-policy-controller"),
         object,
         old_object: old,
+        // As the shape check finds it: no `\u` or `\/` escape anywhere.
+        plain_text: [object, old]
+            .into_iter()
+            .flatten()
+            .all(|o| !o.get().contains("\\u") && !o.get().contains("\\/")),
     }
 }
 

@@ -27,10 +27,38 @@ use crate::json::{CowStr, CutPlan, Cuts, Member, ObjectCuts, WS, unquote};
 /// (below serde_json's own limit of 128, so that this error comes first).
 pub const MAX_DEPTH: usize = 100;
 
-/// Checks `request` (the raw JSON of the review's `request` member) and
-/// returns the byte ranges of it that [`crate::input::strip_request`]
-/// removes, in order.
-pub fn check(request: &str) -> Result<Vec<Range<usize>>, serde_json::Error> {
+mod scan;
+
+/// What the check learns of a request it accepts.
+pub(crate) struct Shape {
+    /// The byte ranges [`crate::input::strip_request`] removes, in order.
+    pub cuts: Vec<Range<usize>>,
+    /// No string of the request has a `\u` or `\/` escape, so every text
+    /// in it is found by a plain search (`false` when not known).
+    pub plain_text: bool,
+}
+
+/// Checks `request` (the raw JSON of the review's `request` member, which
+/// the envelope pass has read as valid JSON).
+pub(crate) fn check(request: &str) -> Result<Shape, serde_json::Error> {
+    match scan::scan(request) {
+        Some(shape) => Ok(shape),
+        None => Ok(Shape {
+            cuts: by_serde(request)?,
+            plain_text: false,
+        }),
+    }
+}
+
+/// Whether the fast scan agrees with serde's walk on `request` (valid
+/// JSON): what the scan accepts, the walk accepts with the same cuts.
+pub fn scan_agrees(request: &str) -> bool {
+    scan::scan(request).is_none_or(|shape| by_serde(request).is_ok_and(|c| c == shape.cuts))
+}
+
+/// The check by serde's walk: the verdict on whatever the scan does not
+/// vouch for, with an error that says where.
+fn by_serde(request: &str) -> Result<Vec<Range<usize>>, serde_json::Error> {
     let mut cuts = Cuts::new(request);
     let mut deserializer = serde_json::Deserializer::from_str(request);
     let open = Level {
