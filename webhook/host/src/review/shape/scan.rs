@@ -82,7 +82,7 @@ impl<'t> Scan<'t> {
         let mut from = start;
         let mut canonical = true;
         loop {
-            let i = from + memchr::memchr2(b'"', b'\\', &bytes[from..])?;
+            let i = from + quote_or_backslash(&bytes[from..])?;
             if bytes[i] == b'"' {
                 self.at = i + 1;
                 self.plain_text &= canonical;
@@ -183,6 +183,29 @@ impl<'t> Scan<'t> {
     }
 }
 
+/// Where the first `"` or `\\` of `bytes` is. Most strings are short (keys,
+/// names, images): eight bytes at a time find their end before a vector
+/// search would have started; long ones (annotations) go to `memchr`.
+fn quote_or_backslash(bytes: &[u8]) -> Option<usize> {
+    const ONES: u64 = u64::from_ne_bytes([1; 8]);
+    const HIGH: u64 = u64::from_ne_bytes([0x80; 8]);
+    /// The high bit of each byte of `x` that is zero; a false one only
+    /// above a true one, so the lowest is right.
+    fn zeros(x: u64) -> u64 {
+        x.wrapping_sub(ONES) & !x & HIGH
+    }
+    for (n, chunk) in bytes.chunks_exact(8).take(8).enumerate() {
+        let word = u64::from_le_bytes(chunk.try_into().ok()?);
+        let found =
+            zeros(word ^ (ONES * u64::from(b'"'))) | zeros(word ^ (ONES * u64::from(b'\\')));
+        if found != 0 {
+            return Some(n * 8 + found.trailing_zeros() as usize / 8);
+        }
+    }
+    let from = (bytes.len() / 8).min(8) * 8;
+    memchr::memchr2(b'"', b'\\', &bytes[from..]).map(|i| from + i)
+}
+
 #[cfg(test)]
 mod tests {
     use std::ops::Range;
@@ -200,6 +223,23 @@ mod tests {
             );
         }
         fast
+    }
+
+    #[test]
+    fn finds_the_end_of_a_string_at_every_offset() {
+        for len in 0..80 {
+            for end in [b'"', b'\\'] {
+                let mut text = vec![b'a'; len];
+                assert_eq!(quote_or_backslash(&text), None);
+                text.push(end);
+                text.extend_from_slice(b"x\"\\");
+                assert_eq!(quote_or_backslash(&text), Some(len), "{len}");
+                // Bytes that differ from a quote by one bit are no quote.
+                text[len.saturating_sub(1)..].fill(b'#');
+                text.push(b'"');
+                assert_eq!(quote_or_backslash(&text), Some(text.len() - 1), "{len}");
+            }
+        }
     }
 
     #[test]
