@@ -30,6 +30,9 @@ pub(super) fn scan(request: &str) -> Option<Shape> {
     })
 }
 
+/// The longest number token the scan vouches for; f64 reaches 1.8e308.
+const MAX_PLAIN_NUMBER: usize = 300;
+
 struct Scan<'t> {
     text: &'t str,
     at: usize,
@@ -63,11 +66,18 @@ impl<'t> Scan<'t> {
             _ => {
                 // A number, true, false or null: it ends at a delimiter.
                 let rest = &self.text.as_bytes()[self.at..];
-                self.at += rest
+                let len = rest
                     .iter()
                     .position(|b| matches!(b, b',' | b'}' | b']' | b' ' | b'\t' | b'\n' | b'\r'))
                     .unwrap_or(rest.len());
-                Some(())
+                self.at += len;
+                // serde reads numbers as it checks them, and refuses one
+                // out of f64's range (1e400, or 400 digits): it decides any
+                // that might be.
+                let token = &rest[..len];
+                let literal = matches!(token, b"true" | b"false" | b"null");
+                (literal || (len <= MAX_PLAIN_NUMBER && !token.iter().any(|&b| (b | 0x20) == b'e')))
+                    .then_some(())
             }
         }
     }
@@ -88,7 +98,12 @@ impl<'t> Scan<'t> {
                 self.plain_text &= canonical;
                 return Some((self.text.get(start..i)?, canonical));
             }
-            canonical &= !matches!(bytes.get(i + 1), Some(b'u' | b'/'));
+            match bytes.get(i + 1..i + 4)? {
+                // A surrogate half: serde decides whether it is paired.
+                [b'u', b'd' | b'D', b'8'..=b'9' | b'a'..=b'f' | b'A'..=b'F'] => return None,
+                [b'u' | b'/', ..] => canonical = false,
+                _ => {}
+            }
             // The escaped character is never a quote that ends the string.
             from = i + 2;
         }
@@ -250,7 +265,7 @@ mod tests {
             r#"{"uid":"u","object":{"metadata":{"annotations":{"kubectl.kubernetes.io/last-applied-configuration":"{\"a\":1}"}}}}"#,
             r#"{ "uid" : "u" , "oldObject" : { "metadata" : { "annotations" : { "a" : "b" , "kubectl.kubernetes.io/last-applied-configuration" : "x" } , "managedFields" : null } } }"#,
             r#"{"uid":"u","object":null,"oldObject":[1,{"metadata":{"managedFields":[]}}]}"#,
-            r#"{"uid":"u","object":{"metadata":"text"},"n":-1.5e3,"t":true,"f":false,"z":null}"#,
+            r#"{"uid":"u","object":{"metadata":"text"},"n":-1.5,"t":true,"f":false,"z":null}"#,
             "{}",
             "{\n}",
             r#"{"a":[],"b":{},"c":[ ],"d":{ },"e":"\\","f":"\"}"}"#,
@@ -292,6 +307,11 @@ mod tests {
             r#"{"a":{"b":1,"c":{"b":2},"b":3}}"#.to_owned(),
             r#"{"a\u0062":1}"#.to_owned(),
             r#"{"a\/":1}"#.to_owned(),
+            // serde refuses these values where a skim does not.
+            r#"{"a":"x\ud800y"}"#.to_owned(),
+            r#"{"a":["\uDFFF"]}"#.to_owned(),
+            r#"{"a":1e400}"#.to_owned(),
+            format!(r#"{{"a":{}}}"#, "9".repeat(400)),
             deep(MAX_DEPTH),
         ] {
             assert!(scan(&request).is_none(), "{request}");
