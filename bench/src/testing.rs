@@ -38,6 +38,7 @@ pub async fn floor(dir: &Path) -> Endpoint {
         listen: ([127, 0, 0, 1], port).into(),
         cert: dir.join("tls.crt"),
         key: dir.join("tls.key"),
+        uid_only: false,
     };
     std::thread::spawn(move || crate::floor::serve(&args));
     let endpoint = Endpoint::local(port, &ca).unwrap();
