@@ -27,6 +27,15 @@ const MAX_BODY: usize = 16 << 20;
 /// Serves until killed, on a multi-threaded runtime with one worker per
 /// core (as `tollgate serve`).
 pub fn serve(args: &FloorArgs) -> anyhow::Result<()> {
+    // Bound here, so that with port 0 the line below says which port it
+    // got (the bench reads it: no "free port" race).
+    let listener = std::net::TcpListener::bind(args.listen)
+        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", args.listen))?;
+    serve_on(listener, args)
+}
+
+/// [`serve`] on a socket already bound (the tests bind port 0 themselves).
+pub fn serve_on(listener: std::net::TcpListener, args: &FloorArgs) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async {
         let _ = rustls::crypto::ring::default_provider().install_default();
@@ -48,10 +57,6 @@ pub fn serve(args: &FloorArgs) -> anyhow::Result<()> {
             .route("/validate", route.clone())
             .route("/mutate", route)
             .layer(DefaultBodyLimit::max(MAX_BODY));
-        // Bound here, so that with port 0 the line below says which port
-        // it got (the bench reads it: no "free port" race).
-        let listener = std::net::TcpListener::bind(args.listen)
-            .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", args.listen))?;
         listener.set_nonblocking(true)?;
         println!("floor: listening on https://{}", listener.local_addr()?);
         axum_server::from_tcp_rustls(listener, tls)

@@ -29,18 +29,17 @@ pub fn certificate(dir: &Path) -> PathBuf {
 /// process), and how to reach it once it answers.
 pub async fn floor(dir: &Path) -> Endpoint {
     let ca = certificate(dir);
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    // Bound here and handed over: no other process can take the port
+    // between finding it free and the floor binding it.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
     let args = FloorArgs {
         listen: ([127, 0, 0, 1], port).into(),
         cert: dir.join("tls.crt"),
         key: dir.join("tls.key"),
         uid_only: false,
     };
-    std::thread::spawn(move || crate::floor::serve(&args));
+    std::thread::spawn(move || crate::floor::serve_on(listener, &args));
     let endpoint = Endpoint::local(port, &ca).unwrap();
     for _ in 0..500 {
         if endpoint.connect().await.is_ok() {
