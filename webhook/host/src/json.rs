@@ -108,6 +108,14 @@ pub(crate) trait CutPlan: Copy {
 /// which records the byte ranges to drop, and the rest is copied once.
 /// Values of an unexpected type where the plan descends are kept as they are.
 pub(crate) fn cut_members(text: &str, plan: impl CutPlan) -> Result<Vec<u8>, serde_json::Error> {
+    Ok(without(text, &cut_ranges(text, plan)?))
+}
+
+/// The byte ranges of `text` that [`cut_members`] drops, in order.
+pub(crate) fn cut_ranges(
+    text: &str,
+    plan: impl CutPlan,
+) -> Result<Vec<Range<usize>>, serde_json::Error> {
     let mut cuts = Cuts::new(text);
     let mut de = serde_json::Deserializer::from_str(text);
     Walk {
@@ -116,7 +124,7 @@ pub(crate) fn cut_members(text: &str, plan: impl CutPlan) -> Result<Vec<u8>, ser
     }
     .deserialize(&mut de)?;
     de.end()?;
-    Ok(cuts.apply())
+    Ok(cuts.into_ranges())
 }
 
 /// Byte ranges of `text` to drop, in document order.
@@ -134,34 +142,22 @@ impl<'t> Cuts<'t> {
     }
 
     /// Where `part`, a slice borrowed from `text`, starts in it.
-    pub(crate) fn offset(&self, part: &'t str) -> usize {
+    fn offset(&self, part: &'t str) -> usize {
         offset_in(self.text, part)
     }
 
-    pub(crate) fn end_of(&self, part: &'t str) -> usize {
+    fn end_of(&self, part: &'t str) -> usize {
         self.offset(part) + part.len()
     }
 
     /// Where the value before the member whose key starts at `key_start`
     /// ends: back over whitespace, the comma, and whitespace.
-    pub(crate) fn end_of_previous_value(&self, key_start: usize) -> usize {
+    fn end_of_previous_value(&self, key_start: usize) -> usize {
         let before = self.text[..key_start].trim_end_matches(WS);
         debug_assert!(before.ends_with(','), "no comma before a later member");
         before
             .strip_suffix(',')
             .unwrap_or(before)
-            .trim_end_matches(WS)
-            .len()
-    }
-
-    /// Where the last member's value of the object that ends at `end` (just
-    /// past its `}`) ends: back over the brace and whitespace.
-    pub(crate) fn end_of_last_value(&self, end: usize) -> usize {
-        let inside = self.text[..end].trim_end_matches(WS);
-        debug_assert!(inside.ends_with('}'), "an object ends with a brace");
-        inside
-            .strip_suffix('}')
-            .unwrap_or(inside)
             .trim_end_matches(WS)
             .len()
     }
@@ -173,10 +169,6 @@ impl<'t> Cuts<'t> {
 
     pub(crate) fn into_ranges(self) -> Vec<Range<usize>> {
         self.ranges
-    }
-
-    fn apply(self) -> Vec<u8> {
-        without(self.text, &self.ranges)
     }
 }
 

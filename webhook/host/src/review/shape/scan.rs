@@ -113,39 +113,44 @@ impl<'t> Scan<'t> {
         (depth < MAX_DEPTH).then_some(depth + 1)
     }
 
-    fn array(&mut self, depth: usize) -> Option<()> {
-        let depth = Self::enter(depth)?;
+    /// Steps into the container at `at`; `false` when it is empty (and
+    /// already read).
+    fn open(&mut self, close: u8) -> Option<bool> {
         self.at += 1;
         self.skip_ws();
-        if self.byte()? == b']' {
-            self.at += 1;
-            return Some(());
+        let empty = self.byte()? == close;
+        self.at += usize::from(empty);
+        Some(!empty)
+    }
+
+    /// After a member or element: `true` when another follows.
+    fn next(&mut self, close: u8) -> Option<bool> {
+        self.skip_ws();
+        let byte = self.byte()?;
+        self.at += 1;
+        match byte {
+            b',' => Some(true),
+            b if b == close => Some(false),
+            _ => None,
         }
-        loop {
+    }
+
+    fn array(&mut self, depth: usize) -> Option<()> {
+        let depth = Self::enter(depth)?;
+        let mut more = self.open(b']')?;
+        while more {
             self.value(None, depth)?;
-            self.skip_ws();
-            match self.byte()? {
-                b',' => self.at += 1,
-                b']' => {
-                    self.at += 1;
-                    return Some(());
-                }
-                _ => return None,
-            }
+            more = self.next(b']')?;
         }
+        Some(())
     }
 
     fn object(&mut self, plan: Option<Strip>, depth: usize) -> Option<()> {
         let depth = Self::enter(depth)?;
-        self.at += 1;
-        self.skip_ws();
-        if self.byte()? == b'}' {
-            self.at += 1;
-            return Some(());
-        }
         let first_key = self.keys.len();
         let mut object = ObjectCuts::default();
-        loop {
+        let mut more = self.open(b'}')?;
+        while more {
             self.skip_ws();
             if self.byte()? != b'"' {
                 return None;
@@ -182,15 +187,7 @@ impl<'t> Scan<'t> {
                     self.value(Some(inner), depth)?;
                 }
             }
-            self.skip_ws();
-            match self.byte()? {
-                b',' => self.at += 1,
-                b'}' => {
-                    self.at += 1;
-                    break;
-                }
-                _ => return None,
-            }
+            more = self.next(b'}')?;
         }
         object.finish(&mut self.cuts);
         self.keys.truncate(first_key);
