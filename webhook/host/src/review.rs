@@ -249,13 +249,13 @@ impl<'a> Review<'a> {
         }
     }
 
-    /// The `request` member exactly as sent (what guests get, stripped of
-    /// bulky fields unless a policy asks for them).
     /// Where the guests' stripped input cuts [`Self::request`].
     pub(crate) fn strip_cuts(&self) -> &[Range<usize>] {
         &self.strip
     }
 
+    /// The `request` member exactly as sent (what guests get, stripped of
+    /// bulky fields unless a policy asks for them).
     pub fn request(&self) -> &'a str {
         self.request
     }
