@@ -98,27 +98,24 @@ fn echo_uid(body: &[u8]) -> Result<String, String> {
         uid: Cow<'a, str>,
     }
     let review: Envelope<'_> = serde_json::from_slice(body).map_err(|e| e.to_string())?;
-    Ok(json!({
-        "apiVersion": review.api_version.as_deref().unwrap_or("admission.k8s.io/v1"),
-        "kind": "AdmissionReview",
-        "response": {"uid": review.request.uid, "allowed": true},
-    })
-    .to_string())
+    Ok(allowed(review.api_version.as_deref(), &review.request.uid))
 }
 
 /// The floor's whole judgement: parse everything, allow, echo the uid.
 fn answer(body: &[u8]) -> Result<String, String> {
     let review: Value = serde_json::from_slice(body).map_err(|e| e.to_string())?;
     let uid = review["request"]["uid"].as_str().unwrap_or_default();
-    let api_version = review["apiVersion"]
-        .as_str()
-        .unwrap_or("admission.k8s.io/v1");
-    Ok(json!({
-        "apiVersion": api_version,
+    Ok(allowed(review["apiVersion"].as_str(), uid))
+}
+
+/// The answer both floors give: allowed, the uid and apiVersion echoed.
+fn allowed(api_version: Option<&str>, uid: &str) -> String {
+    json!({
+        "apiVersion": api_version.unwrap_or("admission.k8s.io/v1"),
         "kind": "AdmissionReview",
         "response": {"uid": uid, "allowed": true},
     })
-    .to_string())
+    .to_string()
 }
 
 #[cfg(test)]
