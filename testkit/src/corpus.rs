@@ -90,6 +90,27 @@ pub fn doc(rel: &str, kind: &str, name: &str) -> Value {
     try_find(&manifest(rel), kind, name).unwrap_or_else(|| panic!("{rel} has no {kind} {name}"))
 }
 
+/// Every captured review (`testdata/reviews/*.json`): its file name and its
+/// text as stored, sorted by name.
+pub fn captured_files() -> Vec<(String, String)> {
+    let dir = testdata_dir().join("reviews");
+    let mut files: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .flatten()
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|f| f.ends_with(".json"))
+        .collect();
+    files.sort();
+    assert!(files.len() > 10, "{} captured reviews", files.len());
+    files
+        .into_iter()
+        .map(|f| {
+            let text = read_text(&review_path(&f));
+            (f, text)
+        })
+        .collect()
+}
+
 /// A review captured from a real API server (`testdata/reviews/<file>`) and
 /// its query string (`timeout=7s`): the capture stored the query as an extra
 /// top-level `query` member, which is removed so the review is as sent.

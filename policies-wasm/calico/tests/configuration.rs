@@ -323,12 +323,11 @@ fn text(v: &Value) -> Option<&str> {
 /// Whether the pack's configured match of policy `id` selects `request`
 /// (an AdmissionRequest), as `tollgate serve` decides it.
 fn host_selects(id: &str, request: &Value) -> bool {
-    use serde_json::value::RawValue;
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/policies.yaml");
     let config = tollgate_host::Config::from_file(std::path::Path::new(path)).unwrap();
     let pc = config.policies.iter().find(|p| p.id == id).unwrap();
     let matcher = tollgate_host::Matcher::compile(&pc.matches).unwrap();
-    let raw = |v: &Value| (!v.is_null()).then(|| RawValue::from_string(v.to_string()).unwrap());
+    let raw = |v: &Value| (!v.is_null()).then(|| v.to_string());
     let (object, old_object) = (raw(&request["object"]), raw(&request["oldObject"]));
     let meta = tollgate_host::RequestMeta {
         group: request["kind"]["group"].as_str().unwrap_or_default(),

@@ -247,7 +247,7 @@ impl<'de, P: CutPlan> Visitor<'de> for Walk<'_, 'de, P> {
         let mut object = ObjectCuts::default();
         while let Some(key) = map.next_key::<&'de RawValue>()? {
             let key_start = cuts.offset(key.get());
-            match plan.member(&unquote(key).map_err(de::Error::custom)?) {
+            match plan.member(&unquote(key.get()).map_err(de::Error::custom)?) {
                 Member::Cut => {
                     let value: &'de RawValue = map.next_value()?;
                     let value_end = cuts.end_of(value.get());
@@ -326,9 +326,9 @@ pub(crate) fn offset_in(text: &str, part: &str) -> usize {
     at
 }
 
-/// The text of a raw JSON string (a key): borrowed unless it has escapes.
-pub(crate) fn unquote(raw: &RawValue) -> Result<Cow<'_, str>, serde_json::Error> {
-    let quoted = raw.get();
+/// The text of a raw JSON string (a key, with its quotes): borrowed unless
+/// it has escapes.
+pub(crate) fn unquote(quoted: &str) -> Result<Cow<'_, str>, serde_json::Error> {
     let inner = &quoted[1..quoted.len() - 1];
     if inner.contains('\\') {
         serde_json::from_str::<String>(quoted).map(Cow::Owned)

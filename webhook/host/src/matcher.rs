@@ -1,7 +1,6 @@
 //! Host-side matching: which policies a request enters.
 
 use serde::Deserialize;
-use serde_json::value::RawValue;
 use tollgate_sdk::Operation;
 
 use crate::config::{LabelSelectorConfig, MatchConfig};
@@ -184,7 +183,7 @@ impl Matcher {
 
 /// The object a criterion reads: the old object of a DELETE (which has no
 /// `object`), else the new one.
-fn subject<'a>(request: &RequestMeta<'a>) -> Option<&'a RawValue> {
+fn subject<'a>(request: &RequestMeta<'a>) -> Option<&'a str> {
     match request.operation {
         Operation::Delete => request.old_object.or(request.object),
         _ => request.object.or(request.old_object),
@@ -288,7 +287,7 @@ impl LabelSelector {
 /// `metadata.labels` of a raw object; an object without labels (or not an
 /// object at all, e.g. `null`) has none. Everything else is skipped by the
 /// parser, not materialised.
-fn object_labels(raw: &RawValue) -> Vec<(CowStr<'_>, CowStr<'_>)> {
+fn object_labels(raw: &str) -> Vec<(CowStr<'_>, CowStr<'_>)> {
     #[derive(Deserialize)]
     struct Object<'a> {
         #[serde(borrow, default)]
@@ -299,7 +298,7 @@ fn object_labels(raw: &RawValue) -> Vec<(CowStr<'_>, CowStr<'_>)> {
         #[serde(borrow, default)]
         labels: Option<Members<'a, CowStr<'a>>>,
     }
-    serde_json::from_str::<Option<Object<'_>>>(raw.get())
+    serde_json::from_str::<Option<Object<'_>>>(raw)
         .ok()
         .flatten()
         .and_then(|o| o.metadata)

@@ -1,10 +1,11 @@
 //! The incoming AdmissionReview, parsed once and borrowed.
 //!
-//! One serde_json pass over the body reads the envelope and records the
-//! `request` member's members as raw slices; the routing fields are then read
-//! from their (small) slices, while `object` and `oldObject` stay raw. So a
-//! review that no policy matches is answered without building its objects,
-//! and a matched one hands guests the request span as it arrived.
+//! One pass over the body ([`scan`]) checks it as JSON, reads the envelope,
+//! records the `request` member's members as raw slices and judges the
+//! request's shape; the routing fields are then read from their (small)
+//! slices, while `object` and `oldObject` stay raw. So a review that no
+//! policy matches is answered without building its objects, and a matched
+//! one hands guests the request span as it arrived.
 
 use std::borrow::Cow;
 use std::ops::Range;
@@ -12,17 +13,17 @@ use std::ops::Range;
 use serde::Deserialize;
 use serde::de::Error as _;
 use serde_json::Value;
-use serde_json::value::RawValue;
 use tollgate_sdk::{GroupVersionKind, Operation};
 
-use crate::json::{CowStr, RawMembers, WS, offset_in, unquote};
+use crate::json::{CowStr, unquote};
 
+mod envelope;
+mod scan;
 mod shape;
 mod strip;
+use envelope::Body;
 pub use shape::MAX_DEPTH;
-/// For the `review_parse` fuzz target.
-#[doc(hidden)]
-pub use shape::scan_agrees as shape_scan_agrees;
+pub(crate) use shape::Shape;
 pub(crate) use strip::Strip;
 
 /// The admission API versions Tollgate answers in.
@@ -41,8 +42,9 @@ pub struct RequestMeta<'a> {
     pub operation: Operation,
     pub namespace: Option<&'a str>,
     pub name: Option<&'a str>,
-    pub object: Option<&'a RawValue>,
-    pub old_object: Option<&'a RawValue>,
+    /// `object` and `oldObject`, raw JSON; `None` when absent or `null`.
+    pub object: Option<&'a str>,
+    pub old_object: Option<&'a str>,
     /// No string in the request has a `\u` or `\/` escape, so a plain-text
     /// search of the objects finds every text they hold (found by the shape
     /// check; `false` when not known).
@@ -60,12 +62,12 @@ pub struct Review<'a> {
     operation: Operation,
     namespace: Option<Cow<'a, str>>,
     name: Option<Cow<'a, str>>,
-    object: Option<&'a RawValue>,
-    old_object: Option<&'a RawValue>,
+    object: Option<&'a str>,
+    old_object: Option<&'a str>,
     /// The `request` member exactly as sent.
     request: &'a str,
-    /// Its members, raw, in document order.
-    members: Vec<(&'a RawValue, &'a RawValue)>,
+    /// Its members, raw (the key with its quotes), in document order.
+    members: Vec<(&'a str, &'a str)>,
     /// Where the guests' stripped input cuts `request` (found by the shape
     /// check, which reads it anyway).
     strip: Vec<Range<usize>>,
@@ -118,19 +120,6 @@ pub enum Parsed<'a> {
     },
 }
 
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Envelope<'a> {
-    #[serde(borrow, default)]
-    api_version: Option<CowStr<'a>>,
-    #[serde(borrow, default)]
-    kind: Option<CowStr<'a>>,
-    // No `default`: a missing member is `None` anyway, and without it a
-    // JSON array is not read as an envelope.
-    #[serde(borrow)]
-    request: Option<RawMembers<'a>>,
-}
-
 /// The request members Tollgate reads, in the order [`Review::parse`] keeps
 /// them; any other member is only carried along.
 const FIELDS: [&str; 8] = [
@@ -145,15 +134,16 @@ const FIELDS: [&str; 8] = [
 ];
 
 impl<'a> Review<'a> {
-    /// Parses `body` in one pass over its bytes.
+    /// Parses `body`: std's UTF-8 check, then one pass over the text (and
+    /// serde's reading only for a body that pass leaves, see [`scan`]).
     pub fn parse(body: &'a [u8]) -> Result<Parsed<'a>, ReviewError> {
         let text = std::str::from_utf8(body).map_err(ReviewError::Utf8)?;
-        let envelope: Envelope<'a> = serde_json::from_str(text).map_err(ReviewError::Json)?;
-        let api_version = check_envelope(&envelope)?;
-        let members = envelope.request.ok_or(ReviewError::MissingRequest)?.0;
-        let mut fields: [Option<&'a RawValue>; FIELDS.len()] = [None; FIELDS.len()];
+        let body = read(text)?;
+        let api_version = check_envelope(body.kind.as_deref(), body.api_version.as_deref())?;
+        let request = body.request.ok_or(ReviewError::MissingRequest)?;
+        let mut fields: [Option<&'a str>; FIELDS.len()] = [None; FIELDS.len()];
         let mut duplicate = None;
-        for (key, value) in &members {
+        for &(key, value) in &request.members {
             let key = unquote(key).map_err(ReviewError::Json)?;
             if let Some(i) = FIELDS.iter().position(|f| *f == key)
                 && fields[i].replace(value).is_some()
@@ -172,7 +162,7 @@ impl<'a> Review<'a> {
             old_object,
         ] = fields;
         let uid: Option<CowStr<'a>> = match uid {
-            Some(raw) => serde_json::from_str(raw.get()).map_err(ReviewError::InvalidUid)?,
+            Some(raw) => serde_json::from_str(raw).map_err(ReviewError::InvalidUid)?,
             None => None,
         };
         let uid = uid.map(|u| u.0).filter(|u| !u.is_empty());
@@ -184,11 +174,13 @@ impl<'a> Review<'a> {
                     source: serde_json::Error::duplicate_field(field),
                 });
             }
-            let shape =
-                shape::check(request_span(text, &members)).map_err(|source| RequestError {
+            let shape = match request.shape {
+                Some(shape) => shape,
+                None => check_shape(request.text).map_err(|source| RequestError {
                     field: "request",
                     source,
-                })?;
+                })?,
+            };
             let operation = operation.ok_or_else(|| RequestError {
                 field: "operation",
                 source: serde_json::Error::missing_field("operation"),
@@ -220,10 +212,10 @@ impl<'a> Review<'a> {
             operation,
             namespace,
             name,
-            object: object.filter(|o| o.get() != "null"),
-            old_object: old_object.filter(|o| o.get() != "null"),
-            request: request_span(text, &members),
-            members,
+            object: object.filter(|o| *o != "null"),
+            old_object: old_object.filter(|o| *o != "null"),
+            request: request.text,
+            members: request.members,
             strip: shape.cuts,
             plain_text: shape.plain_text,
         }))
@@ -261,13 +253,13 @@ impl<'a> Review<'a> {
     }
 
     /// `request.object`, raw; `None` when absent or `null` (DELETE).
-    pub fn object(&self) -> Option<&'a RawValue> {
+    pub fn object(&self) -> Option<&'a str> {
         self.object
     }
 
     /// `request.object` parsed, for applying and composing patches.
     pub fn object_value(&self) -> Option<Value> {
-        serde_json::from_str(self.object?.get()).ok()
+        serde_json::from_str(self.object?).ok()
     }
 
     /// The request with `object` replaced (every other member byte for byte
@@ -278,17 +270,17 @@ impl<'a> Review<'a> {
         let mut out = String::with_capacity(self.request.len() + object.len());
         out.push('{');
         let mut replaced = false;
-        for (i, (key, value)) in self.members.iter().enumerate() {
+        for (i, &(key, value)) in self.members.iter().enumerate() {
             if i > 0 {
                 out.push(',');
             }
-            out.push_str(key.get());
+            out.push_str(key);
             out.push(':');
             if !replaced && unquote(key).is_ok_and(|k| k == "object") {
                 out.push_str(&object);
                 replaced = true;
             } else {
-                out.push_str(value.get());
+                out.push_str(value);
             }
         }
         if !replaced {
@@ -303,12 +295,60 @@ impl<'a> Review<'a> {
     }
 }
 
+/// The body read down to the request's members: in one pass ([`scan`])
+/// unless it holds something only serde decides ([`envelope::by_serde`]).
+fn read(text: &str) -> Result<Body<'_>, ReviewError> {
+    match scan::body(text) {
+        Some(body) => Ok(body),
+        None => envelope::by_serde(text),
+    }
+}
+
+/// The shape of a request serde read (the raw JSON of the review's
+/// `request` member): by the scan, or by serde's walk when the scan does
+/// not vouch for it.
+fn check_shape(request: &str) -> Result<Shape, serde_json::Error> {
+    match scan::request(request) {
+        Some(shape) => Ok(shape),
+        None => shape::by_serde(request),
+    }
+}
+
+/// For the `review_parse` fuzz target: whether the one pass agrees with
+/// serde on `text`, i.e. whatever it vouches for, serde reads as the same
+/// body with the same shape.
+#[doc(hidden)]
+pub fn one_pass_agrees(text: &str) -> bool {
+    let Some(fast) = scan::body(text) else {
+        return true;
+    };
+    let Ok(mut slow) = envelope::by_serde(text) else {
+        return false;
+    };
+    if let Some(request) = &mut slow.request {
+        match check_shape(request.text) {
+            Ok(shape) => request.shape = Some(shape),
+            Err(_) => return false,
+        }
+    }
+    fast == slow
+}
+
+/// For the `review_parse` fuzz target: whether the request scan agrees
+/// with serde's walk on `request` (valid JSON), i.e. what the scan accepts,
+/// the walk accepts with the same cuts.
+#[doc(hidden)]
+pub fn shape_scan_agrees(request: &str) -> bool {
+    scan::request(request)
+        .is_none_or(|fast| shape::by_serde(request).is_ok_and(|slow| slow.cuts == fast.cuts))
+}
+
 /// One routing field read from its raw slice; `null` reads as absent.
 fn field<'a, T: Deserialize<'a>>(
     name: &'static str,
-    raw: Option<&'a RawValue>,
+    raw: Option<&'a str>,
 ) -> Result<Option<T>, RequestError> {
-    raw.map(|raw| serde_json::from_str::<Option<T>>(raw.get()))
+    raw.map(serde_json::from_str::<Option<T>>)
         .transpose()
         .map(Option::flatten)
         .map_err(|source| RequestError {
@@ -319,34 +359,20 @@ fn field<'a, T: Deserialize<'a>>(
 
 fn optional_str<'a>(
     name: &'static str,
-    raw: Option<&'a RawValue>,
+    raw: Option<&'a str>,
 ) -> Result<Option<Cow<'a, str>>, RequestError> {
     Ok(field::<CowStr<'a>>(name, raw)?.map(|s| s.0))
 }
 
-/// The text of the `request` object: from its first key back to the `{`,
-/// from its last value on to the `}`. serde_json has checked the structure,
-/// so only whitespace lies between them.
-fn request_span<'a>(text: &'a str, members: &[(&'a RawValue, &'a RawValue)]) -> &'a str {
-    let (Some((first, _)), Some((_, last))) = (members.first(), members.last()) else {
-        // Unreachable: a request without members has no uid.
-        return "{}";
-    };
-    let start = offset_in(text, first.get());
-    let end = offset_in(text, last.get()) + last.get().len();
-    let open = text[..start].trim_end_matches(WS).len() - 1;
-    let close = end + (text[end..].len() - text[end..].trim_start_matches(WS).len());
-    debug_assert_eq!(&text[open..=open], "{");
-    debug_assert_eq!(&text[close..=close], "}");
-    &text[open..=close]
-}
-
-fn check_envelope(envelope: &Envelope<'_>) -> Result<&'static str, ReviewError> {
-    let kind = envelope.kind.as_deref().unwrap_or_default();
+fn check_envelope(
+    kind: Option<&str>,
+    api_version: Option<&str>,
+) -> Result<&'static str, ReviewError> {
+    let kind = kind.unwrap_or_default();
     if kind != KIND {
         return Err(ReviewError::Kind(kind.to_owned()));
     }
-    let api_version = envelope.api_version.as_deref().unwrap_or_default();
+    let api_version = api_version.unwrap_or_default();
     API_VERSIONS
         .into_iter()
         .find(|v| *v == api_version)

@@ -15,10 +15,9 @@ use crate::review::RequestMeta;
 /// [`ImageRef::is`] decides for the rules. An object that cannot be read
 /// holds: narrowing must never hide an object from its rule.
 pub(super) fn runs_image(images: &[String], request: &RequestMeta<'_>) -> bool {
-    let Some(object) = super::subject(request) else {
+    let Some(text) = super::subject(request) else {
         return false;
     };
-    let text = object.get();
     // An image repository appears verbatim unless the JSON escapes one of
     // its characters, which the API server never does (Go escapes only
     // `<`, `>`, `&` and controls, as `\u00XX`).
@@ -155,24 +154,23 @@ impl FieldPath {
 
     /// The value at this path, `None` when the object or a key is missing;
     /// `Err` when the object cannot be read.
-    fn value(&self, object: Option<&RawValue>) -> Result<Option<serde_json::Value>, ()> {
+    fn value(&self, object: Option<&str>) -> Result<Option<serde_json::Value>, ()> {
         let Some(mut raw) = object else {
             return Ok(None);
         };
         for key in &self.0 {
             // Not an object (a string where a map was expected, `null`):
             // the path does not exist.
-            if !raw.get().trim_start().starts_with('{') {
+            if !raw.trim_start().starts_with('{') {
                 return Ok(None);
             }
-            let members: Members<'_, &RawValue> =
-                serde_json::from_str(raw.get()).map_err(|_| ())?;
+            let members: Members<'_, &RawValue> = serde_json::from_str(raw).map_err(|_| ())?;
             match members.0.iter().rev().find(|(k, _)| **k == **key) {
-                Some((_, inner)) => raw = inner,
+                Some((_, inner)) => raw = inner.get(),
                 None => return Ok(None),
             }
         }
-        let value: serde_json::Value = serde_json::from_str(raw.get()).map_err(|_| ())?;
+        let value: serde_json::Value = serde_json::from_str(raw).map_err(|_| ())?;
         Ok((!value.is_null()).then_some(value))
     }
 }
@@ -181,7 +179,7 @@ impl FieldPath {
 /// object. A path whose last key appears in neither object is absent from
 /// both: unchanged, without a parse.
 pub(super) fn changed(paths: &[FieldPath], request: &RequestMeta<'_>) -> bool {
-    let texts = [request.old_object, request.object].map(|o| o.map_or("", RawValue::get));
+    let texts = [request.old_object, request.object].map(Option::unwrap_or_default);
     paths.iter().any(|path| {
         let last = path.0.last().map_or("", String::as_str);
         let quoted = format!("\"{last}\"");

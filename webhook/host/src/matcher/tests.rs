@@ -10,11 +10,13 @@ fn matcher(yaml_match: &str) -> Matcher {
     Matcher::compile(&config.policies[0].matches).unwrap()
 }
 
-fn raw(json: &str) -> Box<RawValue> {
-    RawValue::from_string(json.to_owned()).unwrap()
+/// `json`, checked to be JSON (as the review's objects are).
+fn raw(json: &str) -> String {
+    serde_json::from_str::<serde::de::IgnoredAny>(json).unwrap();
+    json.to_owned()
 }
 
-fn meta<'a>(object: Option<&'a RawValue>, old: Option<&'a RawValue>) -> RequestMeta<'a> {
+fn meta<'a>(object: Option<&'a str>, old: Option<&'a str>) -> RequestMeta<'a> {
     RequestMeta {
         group: "apps",
         version: "v1",
@@ -29,7 +31,7 @@ fn meta<'a>(object: Option<&'a RawValue>, old: Option<&'a RawValue>) -> RequestM
         plain_text: [object, old]
             .into_iter()
             .flatten()
-            .all(|o| !o.get().contains("\\u") && !o.get().contains("\\/")),
+            .all(|o| !o.contains("\\u") && !o.contains("\\/")),
     }
 }
 
@@ -154,7 +156,7 @@ fn all_criteria_must_hold() {
     assert!(!matcher(both).matches(&other));
 }
 
-fn deployment(images: &[&str]) -> Box<RawValue> {
+fn deployment(images: &[&str]) -> String {
     let containers: Vec<serde_json::Value> = images
         .iter()
         .map(|i| serde_json::json!({"name": "c", "image": i}))

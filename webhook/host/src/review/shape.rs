@@ -1,9 +1,9 @@
 //! The request's shape, checked once before any policy sees it: no object
 //! with the same key twice and no nesting deeper than [`MAX_DEPTH`]. The
-//! same pass ([`scan`]) finds what the guests' stripped input leaves out
-//! (`managedFields`, the last-applied annotation), so the request is read
-//! once for both. A request the scan does not vouch for (rare) is judged by
-//! serde's walk here, and its cuts found by the standalone cutter.
+//! body's one pass ([`super::scan`]) judges it and finds what the guests'
+//! stripped input leaves out (`managedFields`, the last-applied
+//! annotation). A request that pass does not vouch for (rare) is judged
+//! here, by serde's walk, and its cuts found by the standalone cutter.
 //!
 //! Why: a duplicate key is read differently by different parsers (the host's
 //! raw scan keeps both, serde's typed structs in the guest SDK refuse the
@@ -25,9 +25,8 @@ use crate::json::{CowStr, cut_ranges};
 /// (below serde_json's own limit of 128, so that this error comes first).
 pub const MAX_DEPTH: usize = 100;
 
-mod scan;
-
 /// What the check learns of a request it accepts.
+#[derive(Debug, PartialEq)]
 pub(crate) struct Shape {
     /// The byte ranges [`crate::input::strip_request`] removes, in order.
     pub cuts: Vec<Range<usize>>,
@@ -36,32 +35,17 @@ pub(crate) struct Shape {
     pub plain_text: bool,
 }
 
-/// Checks `request` (the raw JSON of the review's `request` member, which
-/// the envelope pass has read as valid JSON).
-pub(crate) fn check(request: &str) -> Result<Shape, serde_json::Error> {
-    match scan::scan(request) {
-        Some(shape) => Ok(shape),
-        None => Ok(Shape {
-            cuts: by_serde(request)?,
-            plain_text: false,
-        }),
-    }
-}
-
-/// Whether the fast scan agrees with serde's walk on `request` (valid
-/// JSON): what the scan accepts, the walk accepts with the same cuts.
-pub fn scan_agrees(request: &str) -> bool {
-    scan::scan(request).is_none_or(|shape| by_serde(request).is_ok_and(|c| c == shape.cuts))
-}
-
 /// The check by serde's walk: the verdict on whatever the scan does not
 /// vouch for, with an error that says where; then the cuts, by the cutter
 /// that strips rebuilt requests. Two reads, for requests the scan leaves.
-fn by_serde(request: &str) -> Result<Vec<Range<usize>>, serde_json::Error> {
+pub(super) fn by_serde(request: &str) -> Result<Shape, serde_json::Error> {
     let mut deserializer = serde_json::Deserializer::from_str(request);
     Level { depth: 0 }.deserialize(&mut deserializer)?;
     deserializer.end()?;
-    cut_ranges(request, Strip::Request)
+    Ok(Shape {
+        cuts: cut_ranges(request, Strip::Request)?,
+        plain_text: false,
+    })
 }
 
 /// One nesting level.

@@ -9,7 +9,7 @@ use tollgate_sdk::api::LAST_APPLIED;
 use crate::json::{CutPlan, Member};
 
 /// Where the cuts are, level by level.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, PartialEq)]
 pub(crate) enum Strip {
     Request,
     Object,

@@ -30,10 +30,7 @@ fn reads_routing_fields_and_keeps_objects_raw() {
     assert_eq!(meta.sub_resource, Some("scale"));
     assert_eq!(meta.namespace, Some("kube-system"));
     assert!(meta.object.is_none(), "null object is absent");
-    assert_eq!(
-        meta.old_object.unwrap().get(),
-        r#"{"metadata":{"name":"x"}}"#
-    );
+    assert_eq!(meta.old_object.unwrap(), r#"{"metadata":{"name":"x"}}"#);
     assert!(review.request().starts_with(r#"{"uid":"u-1""#));
     assert!(review.request().ends_with(r#""subResource":"scale"}"#));
 }
@@ -49,7 +46,7 @@ fn the_request_span_is_the_member_exactly_as_sent() {
     let whole: Value = serde_json::from_str(body).unwrap();
     let span: Value = serde_json::from_str(span).unwrap();
     assert_eq!(span, whole["request"]);
-    assert_eq!(review.object().unwrap().get(), "{\"a\": [1, 2]}");
+    assert_eq!(review.object().unwrap(), "{\"a\": [1, 2]}");
 }
 
 #[test]
@@ -120,6 +117,15 @@ fn rejects_what_is_not_an_admission_review() {
         (
             r#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":[]}"#,
             "not a JSON",
+        ),
+        // Members Tollgate does not read are JSON too.
+        (
+            r#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","x":"\ud800","request":{"uid":"u"}}"#,
+            "not a JSON AdmissionReview: unexpected end of hex escape at line 1 column 73",
+        ),
+        (
+            r#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"u"},"x":[1e400]}"#,
+            "not a JSON AdmissionReview: number out of range",
         ),
     ] {
         let error = parse(body).unwrap_err().to_string();

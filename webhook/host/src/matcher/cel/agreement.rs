@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use cel::{Context, Env, Program};
 use serde_json::{Value, json};
-use tollgate_testkit::corpus::{all_manifests, captured, testdata_dir};
+use tollgate_testkit::corpus::{all_manifests, captured, captured_files};
 use tollgate_testkit::modern::{felix_default, operator_install, without_crds};
 use tollgate_testkit::objects::{calico_pod, node, stored};
 use tollgate_testkit::requests::{self, RequestBuilder};
@@ -75,15 +75,7 @@ fn matches() -> Vec<(String, MatchConfig, bool)> {
 /// operator install, and the cordons, pods and scales the rule tests use.
 fn reviews() -> Vec<(String, Value)> {
     let mut out = Vec::new();
-    let dir = testdata_dir().join("reviews");
-    let mut files: Vec<String> = std::fs::read_dir(&dir)
-        .expect("testdata/reviews")
-        .flatten()
-        .filter_map(|e| e.file_name().into_string().ok())
-        .filter(|f| f.ends_with(".json"))
-        .collect();
-    files.sort();
-    for file in files {
+    for (file, _) in captured_files() {
         out.push((file.clone(), captured(&file).1));
     }
     let mut build = |name: String, request: RequestBuilder| {
