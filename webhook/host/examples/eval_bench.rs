@@ -42,9 +42,18 @@ fn main() {
     }
 }
 
-/// The bench's scenario (a) body (21.9 KB): what reading a review costs
-/// Tollgate against the floor's one parse into a `Value`.
-const DEPLOYMENT: &str = include_str!("../../../bench/bodies/deployment-update.json");
+/// The bench's scenario (a) and (b) bodies (21.9 and 20.5 KB): what reading
+/// a review costs Tollgate against the floor's one parse into a `Value`.
+const BODIES: [(&str, &str); 2] = [
+    (
+        "(a)",
+        include_str!("../../../bench/bodies/deployment-update.json"),
+    ),
+    (
+        "(b)",
+        include_str!("../../../bench/bodies/calico-node-v2.2-to-v2.3-kdd.json"),
+    ),
+];
 
 fn parse_bench() {
     #[derive(serde::Deserialize)]
@@ -52,33 +61,33 @@ fn parse_bench() {
         #[serde(borrow)]
         request: &'a RawValue,
     }
-    // Compact, as the bench posts it.
-    let body = serde_json::from_str::<Value>(DEPLOYMENT)
-        .unwrap()
-        .to_string();
-    let body = body.as_bytes();
-    report(
-        "the floor's parse (serde_json::Value)",
-        measure(|| {
-            let value: Value = serde_json::from_slice(body).unwrap();
-            std::hint::black_box(value);
-        }),
-    );
-    report(
-        "skim to the raw request (serde_json::RawValue)",
-        measure(|| {
-            let envelope: Envelope<'_> = serde_json::from_slice(body).unwrap();
-            std::hint::black_box(envelope.request);
-        }),
-    );
-    report(
-        "Review::parse (envelope, routing, shape, cuts)",
-        measure(|| {
-            let parsed = Review::parse(body).unwrap();
-            assert!(matches!(parsed, Parsed::Review(_)));
-            std::hint::black_box(parsed);
-        }),
-    );
+    for (scenario, body) in BODIES {
+        // Compact, as the bench posts it.
+        let body = serde_json::from_str::<Value>(body).unwrap().to_string();
+        let body = body.as_bytes();
+        report(
+            &format!("{scenario} the floor's parse (serde_json::Value)"),
+            measure(|| {
+                let value: Value = serde_json::from_slice(body).unwrap();
+                std::hint::black_box(value);
+            }),
+        );
+        report(
+            &format!("{scenario} skim to the raw request (serde_json::RawValue)"),
+            measure(|| {
+                let envelope: Envelope<'_> = serde_json::from_slice(body).unwrap();
+                std::hint::black_box(envelope.request);
+            }),
+        );
+        report(
+            &format!("{scenario} Review::parse (one pass: envelope, shape, cuts; routing)"),
+            measure(|| {
+                let parsed = Review::parse(body).unwrap();
+                assert!(matches!(parsed, Parsed::Review(_)));
+                std::hint::black_box(parsed);
+            }),
+        );
+    }
 }
 
 fn strip_bench(request: &RawValue) {
@@ -190,7 +199,7 @@ fn measure(mut f: impl FnMut()) -> Vec<Duration> {
 fn report(name: &str, times: Vec<Duration>) {
     let at = |q: f64| times[((times.len() as f64 * q) as usize).min(times.len() - 1)];
     println!(
-        "{name:<48} p50 {:>9.1?}  p99 {:>9.1?}  ({} runs)",
+        "{name:<66} p50 {:>9.1?}  p99 {:>9.1?}  ({} runs)",
         at(0.50),
         at(0.99),
         times.len()
