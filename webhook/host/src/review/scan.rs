@@ -16,9 +16,9 @@
 
 use std::ops::Range;
 
-use super::Strip;
 use super::envelope::{Body, Request};
 use super::shape::{MAX_DEPTH, Shape};
+use super::strip::Strip;
 use crate::json::{CutPlan, Cuts, Member, ObjectCuts, unquote};
 
 /// The body read in one pass; `None` when serde must decide (see the module

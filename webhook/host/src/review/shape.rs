@@ -18,7 +18,7 @@ use std::ops::Range;
 
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 
-use super::Strip;
+use super::strip::Strip;
 use crate::json::{CowStr, cut_ranges};
 
 /// The deepest nesting of objects and arrays accepted inside `request`
