@@ -7,7 +7,7 @@ use std::borrow::Cow;
 use std::fmt;
 use std::marker::PhantomData;
 
-use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::de::{self, Deserialize, Deserializer, MapAccess, Visitor};
 
 use super::ReviewError;
 use super::shape::Shape;
@@ -36,7 +36,9 @@ pub(super) struct Request<'a> {
 /// The envelope as serde reads it. Written out rather than derived so that
 /// the members it does not read are still checked as JSON: serde's skim of
 /// an ignored member lets through a lone surrogate escape or a number out of
-/// range, which the one pass (and the floor's `Value`) refuses.
+/// range, which the one pass (and the floor's `Value`) refuses. (A `Value`
+/// of the whole body would check them too, but refuses a request nested
+/// deeper than 128, which the shape check must name.)
 #[derive(Default)]
 struct Envelope<'a> {
     api_version: Option<Option<CowStr<'a>>>,
@@ -71,7 +73,8 @@ impl<'de: 'a, 'a> Deserialize<'de> for Envelope<'a> {
                         }
                         "kind" => once(&mut envelope.kind, "kind", map.next_value()?)?,
                         "request" => once(&mut envelope.request, "request", map.next_value()?)?,
-                        _ => map.next_value::<Checked>().map(drop)?,
+                        // Read whole (this path is rare): checked as the floor checks it.
+                        _ => map.next_value::<serde_json::Value>().map(drop)?,
                     }
                 }
                 Ok(envelope)
@@ -79,51 +82,6 @@ impl<'de: 'a, 'a> Deserialize<'de> for Envelope<'a> {
         }
         // A map, so that a JSON array is not read as an envelope.
         d.deserialize_map(V(PhantomData))
-    }
-}
-
-/// A value read through, its strings and numbers checked as a `Value`
-/// checks them; nothing is kept.
-struct Checked;
-
-impl<'de> Deserialize<'de> for Checked {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_any(Checked)
-    }
-}
-
-impl<'de> Visitor<'de> for Checked {
-    type Value = Checked;
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a JSON value")
-    }
-    fn visit_bool<E>(self, _: bool) -> Result<Checked, E> {
-        Ok(Checked)
-    }
-    fn visit_i64<E>(self, _: i64) -> Result<Checked, E> {
-        Ok(Checked)
-    }
-    fn visit_u64<E>(self, _: u64) -> Result<Checked, E> {
-        Ok(Checked)
-    }
-    fn visit_f64<E>(self, _: f64) -> Result<Checked, E> {
-        Ok(Checked)
-    }
-    fn visit_str<E>(self, _: &str) -> Result<Checked, E> {
-        Ok(Checked)
-    }
-    fn visit_unit<E>(self) -> Result<Checked, E> {
-        Ok(Checked)
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Checked, A::Error> {
-        while seq.next_element::<Checked>()?.is_some() {}
-        Ok(Checked)
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Checked, A::Error> {
-        while map.next_key::<Checked>()?.is_some() {
-            map.next_value::<Checked>()?;
-        }
-        Ok(Checked)
     }
 }
 

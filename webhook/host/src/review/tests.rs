@@ -127,6 +127,15 @@ fn rejects_what_is_not_an_admission_review() {
             r#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"u"},"x":[1e400]}"#,
             "not a JSON AdmissionReview: number out of range",
         ),
+        // A member read twice would be read two ways.
+        (
+            r#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","kind":"AdmissionReview","request":{"uid":"u"}}"#,
+            "not a JSON AdmissionReview: duplicate field `kind`",
+        ),
+        (
+            r#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"u"},"request":{"uid":"v"}}"#,
+            "not a JSON AdmissionReview: duplicate field `request`",
+        ),
     ] {
         let error = parse(body).unwrap_err().to_string();
         assert!(error.contains(expected), "{body}: {error}");
